@@ -1,0 +1,93 @@
+# Barri: `make run` and `make test` do all the set-up they need on a fresh machine.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+APP_VENV    := .venv
+ENGINE_VENV := .venv-engine
+APP_PY      := $(APP_VENV)/bin/python
+RASA        := $(ENGINE_VENV)/bin/rasa
+BARRI       := $(APP_VENV)/bin/barri
+PYBABEL     := $(APP_VENV)/bin/pybabel
+ENGINE_ENV  := PYTHONPATH=$(CURDIR) TF_CPP_MIN_LOG_LEVEL=2 RASA_TELEMETRY_ENABLED=false SQLALCHEMY_SILENCE_UBER_WARNING=1
+DATA_PATHS   = $(shell scripts/engine-data.sh paths)
+MODEL        = models/barri-$(shell scripts/engine-data.sh hash).tar.gz
+CHROMIUM    ?= /usr/bin/chromium
+
+.PHONY: help run test setup app-env engine-env locales model db secret chromium \
+        validate test-stories test-python nlu-crossval nlu-holdout extract update-catalogs lint bench clean
+
+help:
+	@echo "make run    set everything up, then start engine, action server and bot service"
+	@echo "make test   set everything up, then run every test"
+	@echo "other: setup model locales db validate test-stories nlu-crossval nlu-holdout extract update-catalogs lint clean"
+
+# --- environments ----------------------------------------------------------------------
+$(APP_VENV)/.installed: pyproject.toml
+	@py=$$(scripts/find-python.sh 3.11+) && $$py -m venv $(APP_VENV)
+	$(APP_VENV)/bin/pip install --quiet --upgrade pip
+	$(APP_VENV)/bin/pip install --quiet -e '.[dev]'
+	touch $@
+
+$(ENGINE_VENV)/.installed: requirements/engine.lock
+	@py=$$(scripts/find-python.sh 3.10) && $$py -m venv $(ENGINE_VENV)
+	$(ENGINE_VENV)/bin/pip install --quiet --upgrade 'pip<25' wheel
+	$(ENGINE_VENV)/bin/pip install --quiet --no-deps -r requirements/engine.lock
+	touch $@
+
+app-env: $(APP_VENV)/.installed
+engine-env: $(ENGINE_VENV)/.installed
+
+# --- catalogs, model, database ------------------------------------------------------------
+locales: app-env
+	$(PYBABEL) compile --use-fuzzy=false -d locales -D messages --statistics 2>&1 | grep -v '^compiling' || true
+	@for lang in en es ca; do test -f locales/$$lang/LC_MESSAGES/messages.mo || { echo "locales/$$lang not compiled"; exit 1; }; done
+
+extract: app-env
+	$(PYBABEL) extract -F babel.cfg -k N_ -k t:2 --sort-by-file --no-wrap \
+	  --project=barri --copyright-holder="Barri developers" -o locales/messages.pot bot dialogues
+
+update-catalogs: extract
+	$(PYBABEL) update -i locales/messages.pot -d locales -D messages --no-wrap --ignore-obsolete
+
+model: engine-env
+	scripts/train-if-changed.sh
+
+secret:
+	@mkdir -p var && test -s var/secret_key || (umask 077 && $(APP_PY) -c 'import secrets; print(secrets.token_urlsafe(32))' > var/secret_key)
+
+db: app-env
+	$(BARRI) db upgrade
+
+setup: app-env engine-env locales model secret db
+
+run: setup
+	SECRET_KEY=$$(cat var/secret_key) $(BARRI) run --model $(MODEL)
+
+# --- tests ------------------------------------------------------------------------------
+chromium:
+	@test -x $(CHROMIUM) || { (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || { echo "could not install Debian's chromium for the browser tests"; exit 1; }; }
+
+validate: engine-env
+	$(ENGINE_ENV) $(RASA) data validate --config nlu/config.yml --domain dialogues/domain \
+	  --data $(DATA_PATHS) --fail-on-warnings
+
+test-stories: model
+	$(ENGINE_ENV) $(RASA) test core --model $(MODEL) --stories tests/stories \
+	  --fail-on-prediction-errors --out results/stories --no-plot
+
+test-python: setup chromium
+	BARRI_TEST_MODEL=$(MODEL) $(APP_PY) -m pytest -q -p no:cacheprovider
+
+test: setup chromium validate test-stories test-python
+
+# Slow: 3-fold cross-validation of the NLU pipeline (figures go into the README).
+nlu-crossval: engine-env
+	$(ENGINE_ENV) $(RASA) test nlu --config nlu/config.yml --nlu nlu/en nlu/es nlu/ca \
+	  --cross-validation --folds 3 --out results/crossval --no-plot
+
+lint: app-env
+	$(APP_VENV)/bin/ruff check bot storage dialogues tests
+	$(APP_VENV)/bin/mypy
+
+clean:
+	rm -rf results .pytest_cache

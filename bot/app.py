@@ -1,0 +1,137 @@
+"""The bot service: one aiohttp app hosting the channel adapters and the health check."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import aiohttp
+import aiohttp_jinja2
+import jinja2
+from aiohttp import web
+from sqlalchemy import Engine
+
+from bot.channels.webchat.channel import WebChatChannel
+from bot.engine import Conversations, EngineClient
+from bot.i18n import Catalogs
+from bot.language import warm_up
+from bot.settings import Settings
+from storage.db import create_db_engine, ping
+from storage.errors import DatabaseUnavailable
+from storage.tracker import erase_conversation
+
+log = logging.getLogger(__name__)
+
+SETTINGS = web.AppKey("settings", Settings)
+HTTP = web.AppKey("http", aiohttp.ClientSession)
+DB = web.AppKey("db", Engine)
+ENGINE = web.AppKey("engine", EngineClient)
+CONVERSATIONS = web.AppKey("conversations", Conversations)
+WEBCHAT = web.AppKey("webchat", WebChatChannel)
+CATALOGS = web.AppKey("catalogs", Catalogs)
+
+WEBCHAT_DIR = Path(__file__).parent / "channels" / "webchat"
+
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
+    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+)
+
+
+@web.middleware
+async def security_headers(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    response = await handler(request)
+    response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "no-referrer")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    return response
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """200 only when the engine, the action server and the database all answer."""
+    engine = request.app[ENGINE]
+    db = request.app[DB]
+
+    async def database_ok() -> bool:
+        try:
+            await asyncio.to_thread(ping, db)
+        except DatabaseUnavailable:
+            return False
+        return True
+
+    engine_ok, actions_ok, db_ok = await asyncio.gather(
+        engine.engine_ready(), engine.actions_ready(), database_ok()
+    )
+    checks = {
+        "engine": "ok" if engine_ok else "down",
+        "actions": "ok" if actions_ok else "down",
+        "database": "ok" if db_ok else "down",
+    }
+    healthy = all(value == "ok" for value in checks.values())
+    return web.json_response({"status": "ok" if healthy else "down", **checks}, status=200 if healthy else 503)
+
+
+def create_app(settings: Settings) -> web.Application:
+    app = web.Application(
+        middlewares=[security_headers], client_max_size=settings.max_photo_bytes + 256 * 1024
+    )
+    app[SETTINGS] = settings
+    aiohttp_jinja2.setup(
+        app,
+        loader=jinja2.FileSystemLoader(str(WEBCHAT_DIR / "templates")),
+        autoescape=jinja2.select_autoescape(default=True),
+    )
+
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        catalogs = await asyncio.to_thread(Catalogs.load, settings.locales_dir, settings.default_locale)
+        await asyncio.to_thread(warm_up)
+        db = create_db_engine(settings.database_url)
+        tracker_db = create_db_engine(settings.tracker_store_url)
+        async with aiohttp.ClientSession() as http:
+            engine = EngineClient(
+                http, settings.engine_url, settings.action_server_url, settings.rasa_token,
+                settings.engine_timeout_seconds,
+            )
+
+            async def erase(sender_id: str) -> None:
+                await asyncio.to_thread(erase_conversation, engine=tracker_db, sender_id=sender_id)
+
+            conversations = Conversations(engine, catalogs, erase)
+            webchat = WebChatChannel(settings, catalogs, conversations, db)
+            app[CATALOGS] = catalogs
+            app[HTTP] = http
+            app[DB] = db
+            app[ENGINE] = engine
+            app[CONVERSATIONS] = conversations
+            app[WEBCHAT] = webchat
+            await webchat.connect()
+            yield
+        db.dispose()
+        tracker_db.dispose()
+
+    async def close_sockets(app: web.Application) -> None:
+        if WEBCHAT in app:
+            await app[WEBCHAT].disconnect()
+
+    app.cleanup_ctx.append(lifecycle)
+    app.on_shutdown.append(close_sockets)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_static("/static/webchat", WEBCHAT_DIR / "static")
+    # routes must exist before start-up; handlers reach the channel through the app key
+    app.router.add_get("/", _via_webchat("page"), name="chat")
+    app.router.add_get("/webchat/ws", _via_webchat("socket"))
+    app.router.add_post("/webchat/upload", _via_webchat("upload"))
+    return app
+
+
+def _via_webchat(method: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return await getattr(request.app[WEBCHAT], method)(request)
+
+    handler.__name__ = f"webchat_{method}"
+    return handler

@@ -1,0 +1,301 @@
+"""Web chat: a page and a WebSocket served by the bot service (protocol in PROTOCOL.md).
+
+The browser keeps a signed session token, so a reload continues the same conversation and
+nobody can speak in someone else's conversation by guessing an id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import logging
+import secrets
+from collections import defaultdict
+from typing import Any
+
+import aiohttp_jinja2
+from aiohttp import WSMsgType, web
+
+from bot.channels.base import Channel, IncomingMessage, OutgoingMessage
+from bot.engine import Conversations
+from bot.i18n import LANGUAGE_NAMES, Catalogs
+from bot.settings import Settings
+from dialogues.actions.responses import ADAPTER_MESSAGES
+from storage import cases as case_store
+from storage.db import session_scope
+from storage.errors import StorageError
+
+log = logging.getLogger(__name__)
+
+PHOTO_SIGNATURES = {
+    b"\xff\xd8\xff": "image/jpeg",
+    b"\x89PNG\r\n\x1a\n": "image/png",
+}
+MAX_PAYLOAD_CHARS = 500
+
+
+def sniff_image(head: bytes) -> str | None:
+    """The image type from its first bytes; the browser's claim is not trusted."""
+    for signature, mime in PHOTO_SIGNATURES.items():
+        if head.startswith(signature):
+            return mime
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "image/webp"
+    return None
+
+
+class SessionTokens:
+    """`web:<random>` sender ids, signed with the deployment's secret."""
+
+    def __init__(self, secret: str) -> None:
+        self._key = hashlib.sha256(("webchat:" + secret).encode()).digest()
+
+    def issue(self) -> tuple[str, str]:
+        sender_id = f"web:{secrets.token_hex(16)}"
+        return sender_id, f"{sender_id}.{self._sign(sender_id)}"
+
+    def verify(self, token: object) -> str | None:
+        if not isinstance(token, str) or "." not in token or len(token) > 200:
+            return None
+        sender_id, signature = token.rsplit(".", 1)
+        if sender_id.startswith("web:") and hmac.compare_digest(signature, self._sign(sender_id)):
+            return sender_id
+        return None
+
+    def _sign(self, sender_id: str) -> str:
+        return hmac.new(self._key, sender_id.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+class WebChatChannel(Channel):
+    name = "web"
+
+    def __init__(self, settings: Settings, catalogs: Catalogs, conversations: Conversations, db) -> None:  # noqa: ANN001
+        self.settings = settings
+        self.catalogs = catalogs
+        self.conversations = conversations
+        self.db = db
+        self.tokens = SessionTokens(settings.secret_key)
+        self.sockets: defaultdict[str, set[web.WebSocketResponse]] = defaultdict(set)
+        self.hints: dict[str, str] = {}
+
+    # Channel interface ------------------------------------------------------------------
+    async def connect(self) -> None:
+        return None
+
+    async def disconnect(self) -> None:
+        for sockets in list(self.sockets.values()):
+            for ws in list(sockets):
+                await ws.close(code=1001, message=b"server shutdown")
+        self.sockets.clear()
+
+    async def respond(self, sender_id: str, messages: list[OutgoingMessage]) -> None:
+        for ws in list(self.sockets.get(sender_id, ())):
+            for message in messages:
+                await self._send(ws, self._frame(message))
+
+    # routes -----------------------------------------------------------------------------
+    def add_routes(self, app: web.Application) -> None:
+        app.router.add_get("/", self.page, name="chat")
+        app.router.add_get("/webchat/ws", self.socket)
+        app.router.add_post("/webchat/upload", self.upload)
+
+    async def page(self, request: web.Request) -> web.Response:
+        wanted = request.query.get("lang") or request.headers.get("Accept-Language", "").split(",")[0].split(";")[0]
+        lang = self.catalogs.negotiate(wanted)
+        context = {
+            "lang": lang,
+            "_": self.catalogs.bound(lang),
+            "static_url": "/static/webchat",
+            "ws_url": "/webchat/ws",
+            "upload_url": "/webchat/upload",
+            "max_photo_bytes": self.settings.max_photo_bytes,
+            "languages": list(LANGUAGE_NAMES.items()),
+        }
+        return aiohttp_jinja2.render_template("chat.html", request, context)
+
+    def _origin_allowed(self, request: web.Request) -> bool:
+        origin = request.headers.get("Origin")
+        if origin is None:
+            return True  # not a browser: browsers always send Origin on WebSocket handshakes
+        same = f"{request.scheme}://{request.host}"
+        allowed = {same, *self.settings.allowed_origins}
+        if self.settings.public_url:
+            allowed.add(self.settings.public_url.rstrip("/"))
+        return origin in allowed
+
+    async def socket(self, request: web.Request) -> web.WebSocketResponse:
+        if not self._origin_allowed(request):
+            raise web.HTTPForbidden(text="cross-origin WebSocket refused")
+        ws = web.WebSocketResponse(heartbeat=30, max_msg_size=256 * 1024)
+        await ws.prepare(request)
+        sender_id: str | None = None
+        hint: str | None = None
+        try:
+            async for frame in ws:
+                if frame.type != WSMsgType.TEXT:
+                    if frame.type == WSMsgType.BINARY:
+                        await self._notice(ws, "unreadable", hint)
+                    continue
+                data = _parse(frame.data)
+                if data is None:
+                    await self._notice(ws, "unreadable", hint)
+                    continue
+                if sender_id is None:
+                    if data.get("type") != "hello":
+                        await self._notice(ws, "unreadable", hint)
+                        continue
+                    hint = str(data.get("locale") or "")[:35] or None
+                    sender_id = self.tokens.verify(data.get("session"))
+                    token = data.get("session") if sender_id else None
+                    if sender_id is None:
+                        sender_id, token = self.tokens.issue()
+                    self.sockets[sender_id].add(ws)
+                    if hint:
+                        self.hints[sender_id] = hint
+                    await self._send(ws, {"type": "welcome", "session": token, "sender": sender_id})
+                    continue
+                await self._on_frame(ws, sender_id, hint, data)
+        finally:
+            if sender_id is not None:
+                self.sockets[sender_id].discard(ws)
+                if not self.sockets[sender_id]:
+                    self.sockets.pop(sender_id, None)
+        return ws
+
+    async def _on_frame(self, ws: web.WebSocketResponse, sender_id: str, hint: str | None, data: dict[str, Any]) -> None:
+        kind = data.get("type")
+        if kind == "text":
+            text = data.get("text")
+            if not isinstance(text, str):
+                await self._notice(ws, "unreadable", hint)
+                return
+            text = text.strip()
+            if not text:
+                await self._notice(ws, "empty", hint)
+                return
+            if len(text) > self.settings.max_message_chars:
+                await self._notice(ws, "too_long", hint, text=text, limit=self.settings.max_message_chars)
+                return
+            # typed text is never an engine command ("/intent{...}" comes only from buttons)
+            text = text.lstrip("/").strip() or text
+            await self.deliver(IncomingMessage(sender_id=sender_id, text=text, locale_hint=hint))
+        elif kind == "button":
+            payload = data.get("payload")
+            if not isinstance(payload, str) or not payload.startswith("/") or len(payload) > MAX_PAYLOAD_CHARS:
+                await self._notice(ws, "unreadable", hint)
+                return
+            await self.deliver(IncomingMessage(sender_id=sender_id, text=payload, locale_hint=hint,
+                                               display_text=str(data.get("title") or "")[:200]))
+        elif kind == "location":
+            try:
+                latitude, longitude = float(data["latitude"]), float(data["longitude"])
+            except (KeyError, TypeError, ValueError):
+                await self._notice(ws, "unreadable", hint)
+                return
+            if not (-90 <= latitude <= 90 and -180 <= longitude <= 180):
+                await self._notice(ws, "unreadable", hint)
+                return
+            payload = "/inform" + json.dumps({"latitude": round(latitude, 6), "longitude": round(longitude, 6)})
+            await self.deliver(IncomingMessage(sender_id=sender_id, text=payload, locale_hint=hint))
+        else:
+            await self._notice(ws, "unreadable", hint)
+
+    async def deliver(self, message: IncomingMessage) -> None:
+        """Hand a message to the engine and send the answers to every open tab of this citizen."""
+        sockets = list(self.sockets.get(message.sender_id, ()))
+        for ws in sockets:
+            await self._send(ws, {"type": "typing", "on": True})
+        try:
+            replies = await self.conversations.handle(message)
+        finally:
+            for ws in sockets:
+                await self._send(ws, {"type": "typing", "on": False})
+        await self.respond(message.sender_id, replies)
+
+    async def upload(self, request: web.Request) -> web.Response:
+        auth = request.headers.get("Authorization", "")
+        sender_id = self.tokens.verify(auth.removeprefix("Bearer ").strip())
+        hint = self.hints.get(sender_id or "") or request.headers.get("Accept-Language")
+        locale = self.catalogs.negotiate((hint or "").split(",")[0])
+        if sender_id is None:
+            return web.json_response({"error": "invalid session"}, status=401)
+
+        def error(key: str, status: int, **args: Any) -> web.Response:
+            text = self.catalogs.gettext(_adapter_message(key), locale, **args)
+            return web.json_response({"error": text}, status=status)
+
+        limit = self.settings.max_photo_bytes
+        if request.content_length and request.content_length > limit + 64 * 1024:
+            return error("photo_too_big", 413, limit_mb=limit // (1024 * 1024))
+        try:
+            reader = await request.multipart()
+            part = await reader.next()
+            while part is not None and getattr(part, "name", None) != "photo":
+                part = await reader.next()
+        except (ValueError, AssertionError, KeyError):
+            return error("photo_type", 400)
+        if part is None or not hasattr(part, "read_chunk"):
+            return error("photo_type", 400)
+        data = bytearray()
+        while chunk := await part.read_chunk(64 * 1024):
+            data.extend(chunk)
+            if len(data) > limit:
+                return error("photo_too_big", 413, limit_mb=limit // (1024 * 1024))
+        mime = sniff_image(bytes(data[:16]))
+        if mime is None:
+            return error("photo_type", 415)
+
+        def store() -> str:
+            with session_scope(self.db) as session:
+                attachment = case_store.add_pending_attachment(
+                    session=session, sender_id=sender_id, data=bytes(data), mime_type=mime
+                )
+                return str(attachment.id)
+
+        try:
+            attachment_id = await asyncio.to_thread(store)
+        except StorageError:
+            log.exception("could not store a photo")
+            return error("unavailable", 503)
+        payload = "/inform" + json.dumps({"photo": attachment_id})
+        await self.deliver(IncomingMessage(sender_id=sender_id, text=payload, locale_hint=hint))
+        return web.json_response({"ok": True})
+
+    # helpers ----------------------------------------------------------------------------
+    @staticmethod
+    def _frame(message: OutgoingMessage) -> dict[str, Any]:
+        if message.custom.get("forget"):
+            return {"type": "forget"}
+        return {
+            "type": "message",
+            "text": message.text,
+            "buttons": [{"title": b.title, "payload": b.payload} for b in message.buttons],
+            "request": message.request,
+        }
+
+    async def _notice(self, ws: web.WebSocketResponse, key: str, hint: str | None, text: str = "", **args: Any) -> None:
+        locale = self.conversations.adapter_locale(IncomingMessage(sender_id="", text=text[:500], locale_hint=hint))
+        await self._send(ws, {"type": "error", "text": self.catalogs.gettext(_adapter_message(key), locale, **args)})
+
+    @staticmethod
+    async def _send(ws: web.WebSocketResponse, frame: dict[str, Any]) -> None:
+        if ws.closed:
+            return
+        try:
+            await ws.send_json(frame)
+        except (ConnectionResetError, RuntimeError):
+            log.debug("socket closed while sending")
+
+
+def _adapter_message(key: str) -> str:
+    return ADAPTER_MESSAGES[key]
+
+
+def _parse(raw: str) -> dict[str, Any] | None:
+    try:
+        data = json.loads(raw)
+    except (json.JSONDecodeError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None

@@ -1,0 +1,155 @@
+"""Start the engine, the action server and the bot service together, and stop all three.
+
+Each runs in its own process group so that Ctrl-C (or SIGTERM) stops every process it
+started, Rasa's workers included. The tests start the same commands.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from pathlib import Path
+
+import yaml
+from sqlalchemy.engine import make_url
+
+from bot.settings import PROJECT_ROOT, Settings
+
+ENGINE_VENV = PROJECT_ROOT / ".venv-engine"
+MODELS_DIR = PROJECT_ROOT / "models"
+
+
+def newest_model(models_dir: Path = MODELS_DIR) -> Path:
+    models = sorted(models_dir.glob("*.tar.gz"), key=lambda p: p.stat().st_mtime)
+    if not models:
+        raise SystemExit("no trained model in models/: run `make model`")
+    return models[-1]
+
+
+def tracker_store_config(url: str) -> dict[str, object]:
+    """Rasa's SQL tracker store settings for a SQLAlchemy URL."""
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        Path(parsed.database or "").parent.mkdir(parents=True, exist_ok=True)
+        return {"type": "SQL", "dialect": "sqlite", "db": parsed.database}
+    config: dict[str, object] = {
+        "type": "SQL",
+        "dialect": "postgresql",
+        "url": parsed.host or "127.0.0.1",
+        "port": parsed.port or 5432,
+        "db": parsed.database,
+        "username": parsed.username or "postgres",
+    }
+    if parsed.password:
+        config["password"] = parsed.password
+    return config
+
+
+def write_engine_endpoints(settings: Settings, path: Path) -> Path:
+    actions = settings.action_server_url
+    endpoints = {
+        "action_endpoint": {"url": f"{actions}/webhook"},
+        "nlg": {"url": f"{actions}/nlg"},
+        "tracker_store": tracker_store_config(settings.tracker_store_url),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(endpoints, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def engine_command(settings: Settings, model: Path, endpoints: Path) -> list[str]:
+    command = [
+        str(ENGINE_VENV / "bin" / "rasa"), "run",
+        "--enable-api", "--interface", "127.0.0.1", "--port", str(settings.rasa_port),
+        "--model", str(model),
+        "--endpoints", str(endpoints),
+        "--credentials", str(PROJECT_ROOT / "dialogues" / "credentials.yml"),
+    ]
+    if settings.rasa_token:
+        command += ["--auth-token", settings.rasa_token]
+    return command
+
+
+def engine_env(base: Mapping[str, str]) -> dict[str, str]:
+    """The engine imports our NLU component from the project folder."""
+    env = dict(base)
+    env["PYTHONPATH"] = str(PROJECT_ROOT)
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    env.setdefault("RASA_TELEMETRY_ENABLED", "false")
+    env.setdefault("SQLALCHEMY_SILENCE_UBER_WARNING", "1")
+    return env
+
+
+def wait_for(url: str, timeout: float, processes: list[subprocess.Popen[bytes]] | None = None) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if processes and any(p.poll() is not None for p in processes):
+            return False
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback only
+                if response.status == 200:
+                    return True
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.5)
+    return False
+
+
+def stop(processes: list[subprocess.Popen[bytes]], grace: float = 15.0) -> None:
+    for process in processes:
+        if process.poll() is None:
+            try:
+                os.killpg(process.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+    deadline = time.monotonic() + grace
+    for process in processes:
+        try:
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            pass
+    for process in processes:
+        try:
+            os.killpg(process.pid, signal.SIGKILL)  # the group may outlive its leader
+        except ProcessLookupError:
+            pass
+
+
+def run_all(settings: Settings, model: str | None = None) -> int:
+    model_path = Path(model) if model else newest_model()
+    endpoints = write_engine_endpoints(settings, PROJECT_ROOT / "var" / "engine" / "endpoints.yml")
+    python = sys.executable
+    env = dict(os.environ)
+    processes: list[subprocess.Popen[bytes]] = []
+
+    def start(command: list[str], environment: Mapping[str, str]) -> None:
+        processes.append(subprocess.Popen(command, env=dict(environment), cwd=PROJECT_ROOT, start_new_session=True))
+
+    def on_signal(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        start([python, "-m", "bot.cli", "actions"], env)
+        start(engine_command(settings, model_path, endpoints), engine_env(env))
+        start([python, "-m", "bot.cli", "serve"], env)
+        url = f"http://{settings.bot_host}:{settings.bot_port}"
+        if not wait_for(f"{url}/healthz", timeout=600, processes=processes):
+            print("barri: a service did not start; see the messages above", file=sys.stderr)  # noqa: T201
+            return 1
+        print(f"\n  Barri is running. Web chat: {url}/\n  Stop with Ctrl-C.\n", flush=True)  # noqa: T201
+        while all(p.poll() is None for p in processes):
+            time.sleep(0.5)
+        print("barri: a service stopped unexpectedly", file=sys.stderr)  # noqa: T201
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        stop(processes)

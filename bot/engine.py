@@ -1,0 +1,154 @@
+"""The bot service's side of the Rasa engine: its REST channel, and the hub that every
+channel adapter hands its citizens' messages to."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import weakref
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiohttp
+
+from bot.channels.base import Button, IncomingMessage, OutgoingMessage
+from bot.i18n import Catalogs, current_locale
+from bot.language import confident_language
+from dialogues.actions.responses import ADAPTER_MESSAGES
+
+log = logging.getLogger(__name__)
+
+
+class EngineUnavailable(Exception):
+    """The engine (or the action server behind it) did not answer."""
+
+
+class EngineClient:
+    """Rasa's REST channel and status endpoints, over the app's one shared ClientSession."""
+
+    def __init__(
+        self,
+        http: aiohttp.ClientSession,
+        engine_url: str,
+        actions_url: str,
+        token: str = "",
+        timeout: float = 30.0,
+    ) -> None:
+        self._http = http
+        self._engine_url = engine_url
+        self._actions_url = actions_url
+        self._token = token
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+
+    async def send(self, sender_id: str, text: str, metadata: dict[str, Any]) -> list[dict[str, Any]]:
+        url = f"{self._engine_url}/webhooks/rest/webhook"
+        body = {"sender": sender_id, "message": text, "metadata": metadata}
+        try:
+            async with self._http.post(url, json=body, timeout=self._timeout) as response:
+                if response.status != 200:
+                    raise EngineUnavailable(f"engine answered {response.status}")
+                answer = await response.json()
+        except (aiohttp.ClientError, TimeoutError) as error:
+            raise EngineUnavailable(type(error).__name__) from error
+        return answer if isinstance(answer, list) else []
+
+    async def engine_ready(self) -> bool:
+        params = {"token": self._token} if self._token else None
+        return await self._ok(f"{self._engine_url}/status", params)
+
+    async def actions_ready(self) -> bool:
+        return await self._ok(f"{self._actions_url}/health")
+
+    async def _ok(self, url: str, params: dict[str, str] | None = None) -> bool:
+        try:
+            async with self._http.get(url, params=params, timeout=aiohttp.ClientTimeout(total=3)) as response:
+                return response.status == 200
+        except (aiohttp.ClientError, TimeoutError):
+            return False
+
+
+def to_outgoing(answer: list[dict[str, Any]]) -> tuple[list[OutgoingMessage], set[str]]:
+    """The engine's REST output as neutral messages, plus the control signals it carried.
+
+    Rasa sends a message's custom payload as a separate item: fold an input request
+    ("location", "photo") or a saved-case marker into the message before it.
+    """
+    messages: list[OutgoingMessage] = []
+    controls: set[str] = set()
+    for item in answer:
+        custom = item.get("custom") or {}
+        if custom.get("control"):
+            controls.add(str(custom["control"]))
+            continue
+        text = item.get("text") or ""
+        buttons = tuple(
+            Button(title=str(b.get("title", "")), payload=str(b.get("payload", "")))
+            for b in item.get("buttons") or []
+        )
+        if not text and not buttons and custom and messages:
+            previous = messages[-1]
+            messages[-1] = OutgoingMessage(
+                text=previous.text,
+                buttons=previous.buttons,
+                request=custom.get("request", previous.request),
+                custom={**previous.custom, **{k: v for k, v in custom.items() if k != "request"}},
+            )
+            continue
+        if text or buttons:
+            messages.append(
+                OutgoingMessage(text=text, buttons=buttons, request=custom.get("request"), custom={})
+            )
+    return messages, controls
+
+
+class Conversations:
+    """Hands each citizen message to the engine, one at a time per citizen.
+
+    Messages of one sender are processed strictly in order; different senders run
+    concurrently. When the engine or the action server is down, the citizen is told so in
+    their language and the service keeps serving everyone else.
+    """
+
+    def __init__(
+        self,
+        engine: EngineClient,
+        catalogs: Catalogs,
+        erase_conversation: Callable[[str], Awaitable[None]],
+    ) -> None:
+        self._engine = engine
+        self._catalogs = catalogs
+        self._erase_conversation = erase_conversation
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+
+    def _lock(self, sender_id: str) -> asyncio.Lock:
+        lock = self._locks.get(sender_id)
+        if lock is None:
+            lock = asyncio.Lock()
+            self._locks[sender_id] = lock
+        return lock
+
+    def adapter_locale(self, message: IncomingMessage) -> str:
+        """The language for the adapter's own notices (the engine is not asked)."""
+        return confident_language(message.text) or self._catalogs.negotiate(message.locale_hint)
+
+    def notice(self, key: str, locale: str, **args: Any) -> OutgoingMessage:
+        return OutgoingMessage(text=self._catalogs.gettext(ADAPTER_MESSAGES[key], locale, **args))
+
+    async def handle(self, message: IncomingMessage) -> list[OutgoingMessage]:
+        locale = self.adapter_locale(message)
+        current_locale.set(locale)
+        metadata = {"locale": message.locale_hint} if message.locale_hint else {}
+        async with self._lock(message.sender_id):
+            try:
+                answer = await self._engine.send(message.sender_id, message.text, metadata)
+            except EngineUnavailable as error:
+                log.warning("engine unavailable: %s", error)
+                return [self.notice("unavailable", locale)]
+            messages, controls = to_outgoing(answer)
+            if "erase_conversation" in controls:
+                await self._erase_conversation(message.sender_id)
+                messages.append(OutgoingMessage(custom={"forget": True}))
+        if not messages and not await self._engine.actions_ready():
+            log.warning("action server unavailable")
+            return [self.notice("unavailable", locale)]
+        return messages

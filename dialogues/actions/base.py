@@ -1,0 +1,82 @@
+"""Shared pieces of Barri's custom actions."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.executor import CollectingDispatcher
+
+from dialogues.actions.context import Services, conversation_locale
+from dialogues.actions.responses import render
+from storage.db import session_scope
+
+T = TypeVar("T")
+
+# Intents that interrupt a form instead of answering its question.
+INTERRUPTIONS = frozenset(
+    {"cancel", "faq", "emergency", "change_language", "forget_me", "human_handoff",
+     "bot_challenge", "check_status"}
+)
+
+
+def channel_of(sender_id: str) -> str:
+    return sender_id.split(":", 1)[0] if ":" in sender_id else "web"
+
+
+def latest_entities(tracker: Tracker) -> dict[str, Any]:
+    return {e["entity"]: e.get("value") for e in tracker.latest_message.get("entities", [])}
+
+
+def latest_intent(tracker: Tracker) -> str | None:
+    return (tracker.latest_message.get("intent") or {}).get("name")
+
+
+def latest_text(tracker: Tracker) -> str:
+    return (tracker.latest_message.get("text") or "").strip()
+
+
+class BarriAction(Action):
+    """An action with its services injected and helpers to speak the citizen's language."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    def locale(self, tracker: Tracker) -> str:
+        return conversation_locale(tracker.slots, tracker.events, self.services.catalogs)
+
+    def t(self, tracker: Tracker, message: str, **args: Any) -> str:
+        return self.services.catalogs.gettext(message, self.locale(tracker), **args)
+
+    def say(
+        self,
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        name: str,
+        *,
+        locale: str | None = None,
+        buttons: list[dict[str, str]] | None = None,
+        **args: Any,
+    ) -> None:
+        """Say response ``name`` in the conversation's language (or ``locale``)."""
+        settings = self.services.settings
+        defaults = {"city": settings.city_name, "max_photos": settings.max_photos_per_report}
+        message = render(
+            name, self.services.catalogs, locale or self.locale(tracker), **{**defaults, **args}
+        )
+        dispatcher.utter_message(
+            text=message["text"],
+            buttons=buttons if buttons is not None else message.get("buttons", []),
+            json_message=message.get("custom"),
+        )
+
+    async def in_db(self, work: Callable[..., T], **kwargs: Any) -> T:
+        """Run a storage function in a worker thread with its own session."""
+
+        def run() -> T:
+            with session_scope(self.services.db) as session:
+                return work(session=session, **kwargs)
+
+        return await asyncio.to_thread(run)

@@ -1,0 +1,478 @@
+"""The incident report: free recall, the form that asks for what is missing, the summary,
+corrections, saving the case with its receipt, and cancelling."""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from datetime import datetime
+from typing import Any
+
+from rasa_sdk import Tracker
+from rasa_sdk.events import ActiveLoop, EventType, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.forms import FormValidationAction
+from rasa_sdk.types import DomainDict
+
+from bot.i18n import format_when
+from bot.when import UnknownTime, parse_when
+from dialogues.actions.base import (
+    INTERRUPTIONS,
+    BarriAction,
+    channel_of,
+    latest_entities,
+    latest_intent,
+    latest_text,
+)
+from dialogues.actions.context import Services
+from dialogues.actions.responses import CATEGORY_LABELS, CONTACT_LABELS, FIELD_LABELS, INCIDENT_TYPES
+from storage import cases as case_store
+from storage.errors import StorageError
+from storage.models import CaseCreate
+
+log = logging.getLogger(__name__)
+
+REPORT_SLOTS = (
+    "incident_type", "description", "place", "latitude", "longitude", "neighbourhood",
+    "incident_time", "photos", "photos_done", "contact_mode", "contact_name", "contact_phone",
+    "report_confirmed", "failed_attempts",
+)
+# A first message this long is already the citizen's own account of what happened.
+MIN_DESCRIPTION_WORDS = 4
+FREE_RECALL_WORDS = 7
+MAX_FAILURES_BEFORE_OFFERING_TO_STOP = 3
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]{2,}$")
+_PHONE = re.compile(r"^\+?[\d\s().-]{9,20}$")
+_ANONYMOUS = re.compile(r"\b(anon\w*|an[oò]nim\w*|no contact\w*|sin contacto|sense contacte)\b", re.I)
+_CHAT = re.compile(r"\b(chat|xat|aqu[ií]|here|updates|actualizaciones|novetats|avisos)\b", re.I)
+_CONTACT = re.compile(r"\b(name|phone|email|nombre|tel[eè]fono|tel[eè]fon|nom|correu|correo|contact\w*)\b", re.I)
+
+
+def reset_report_slots() -> list[EventType]:
+    return [SlotSet(name, [] if name == "photos" else None) for name in REPORT_SLOTS] + [
+        SlotSet("failed_attempts", 0.0)
+    ]
+
+
+def time_slot(parsed_moment: datetime | None, phrase: str, approximate: bool = False) -> dict[str, Any]:
+    if parsed_moment is None:
+        return {"unknown": True, "text": phrase}
+    return {"iso": parsed_moment.isoformat(), "text": phrase, "approximate": approximate}
+
+
+class ActionStartReport(BarriAction):
+    """Take from the citizen's first message whatever it already says."""
+
+    def name(self) -> str:
+        return "action_start_report"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        events = reset_report_slots()
+        text = latest_text(tracker)
+        if text.startswith("/"):
+            return events  # a button: nothing to read
+        entities = latest_entities(tracker)
+        prefill: dict[str, Any] = {}
+        if entities.get("incident_type") in INCIDENT_TYPES:
+            prefill["incident_type"] = entities["incident_type"]
+        if len(text.split()) >= FREE_RECALL_WORDS:
+            prefill["description"] = text
+        neighbourhoods = self.services.neighbourhoods
+        if entities.get("place"):
+            prefill["place"] = str(entities["place"])
+            found = neighbourhoods.named_in(str(entities["place"])) or neighbourhoods.named_in(text)
+            if found:
+                prefill["neighbourhood"] = found.code
+        settings = self.services.settings
+        try:
+            when = parse_when(
+                text, now=self.services.clock(), zone=settings.zone, locale=self.locale(tracker)
+            )
+        except UnknownTime:
+            when = None
+        if when is not None:
+            prefill["incident_time"] = time_slot(when.moment, text, when.approximate)
+        return events + [SlotSet(name, value) for name, value in prefill.items()]
+
+
+class ValidateReportForm(FormValidationAction):
+    """Extraction and validation of each answer, one method per slot."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self._speaker = BarriAction(services)
+
+    def name(self) -> str:
+        return "validate_report_form"
+
+    def say(self, dispatcher: CollectingDispatcher, tracker: Tracker, name: str, **args: Any) -> None:
+        self._speaker.say(dispatcher, tracker, name, **args)
+
+    async def required_slots(
+        self,
+        domain_slots: list[str],
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        domain: DomainDict,
+    ) -> list[str]:
+        slots = ["description", "incident_type", "place", "incident_time", "photos_done", "contact_mode"]
+        if tracker.get_slot("contact_mode") == "contact":
+            slots += ["contact_name", "contact_phone"]
+        return slots + ["report_confirmed"]
+
+    def _answer(self, tracker: Tracker, slot: str) -> str | None:
+        """The latest message as the answer to ``slot``, if it was asked and is not an interruption."""
+        if tracker.get_slot("requested_slot") != slot or latest_intent(tracker) in INTERRUPTIONS:
+            return None
+        text = latest_text(tracker)
+        return None if not text or text.startswith("/") else text
+
+    def _failed(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, slot: str, message: str, **args: Any
+    ) -> dict[str, Any]:
+        self.say(dispatcher, tracker, message, **args)
+        failures = (tracker.get_slot("failed_attempts") or 0) + 1
+        if failures >= MAX_FAILURES_BEFORE_OFFERING_TO_STOP:
+            self.say(dispatcher, tracker, "utter_offer_stop")
+        return {slot: None, "failed_attempts": float(failures)}
+
+    # description -----------------------------------------------------------------------
+    def validate_description(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        text = str(value or "").strip()
+        if text.startswith("/") or len(text.split()) < MIN_DESCRIPTION_WORDS and len(text) < 15:
+            return self._failed(dispatcher, tracker, "description", "utter_description_too_short")
+        result: dict[str, Any] = {"description": text[: self.services.settings.max_message_chars], "failed_attempts": 0.0}
+        # the account may already say where and when
+        if tracker.get_slot("incident_time") is None:
+            try:
+                when = parse_when(text, now=self.services.clock(), zone=self.services.settings.zone)
+            except UnknownTime:
+                when = None
+            if when is not None:
+                result["incident_time"] = time_slot(when.moment, text, when.approximate)
+        place = latest_entities(tracker).get("place")
+        if tracker.get_slot("place") is None and place:
+            result["place"] = str(place)
+            found = self.services.neighbourhoods.named_in(str(place))
+            result["neighbourhood"] = found.code if found else None
+        return result
+
+    # incident type ---------------------------------------------------------------------
+    def validate_incident_type(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        if value in INCIDENT_TYPES:
+            return {"incident_type": value, "failed_attempts": 0.0}
+        return self._failed(dispatcher, tracker, "incident_type", "utter_invalid_choice")
+
+    # place -----------------------------------------------------------------------------
+    async def extract_place(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        entities = latest_entities(tracker)
+        if entities.get("latitude") is not None and entities.get("longitude") is not None:
+            try:
+                latitude, longitude = float(entities["latitude"]), float(entities["longitude"])
+            except (TypeError, ValueError):
+                return {}
+            return {"place": f"{latitude:.5f}, {longitude:.5f}", "latitude": latitude, "longitude": longitude}
+        answer = self._answer(tracker, "place")
+        return {"place": answer, "latitude": None, "longitude": None} if answer else {}
+
+    def validate_place(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        latitude, longitude = tracker.get_slot("latitude"), tracker.get_slot("longitude")
+        entities = latest_entities(tracker)
+        if entities.get("latitude") is not None:
+            latitude, longitude = float(entities["latitude"]), float(entities["longitude"])
+            found = self.services.neighbourhoods.at(latitude, longitude)
+            if found is None:
+                result = self._failed(
+                    dispatcher, tracker, "place", "utter_location_outside",
+                    city=self.services.settings.city_name,
+                )
+                return {**result, "latitude": None, "longitude": None}
+            self.say(dispatcher, tracker, "utter_location_received", place=found.name)
+            return {"place": str(value), "neighbourhood": found.code, "latitude": latitude,
+                    "longitude": longitude, "failed_attempts": 0.0}
+        text = str(value or "").strip()
+        if len(text) < 3:
+            return self._failed(dispatcher, tracker, "place", "utter_place_too_short")
+        found = self.services.neighbourhoods.named_in(text)
+        return {"place": text[:300], "neighbourhood": found.code if found else None,
+                "failed_attempts": 0.0}
+
+    # time ------------------------------------------------------------------------------
+    async def extract_incident_time(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        if tracker.get_slot("requested_slot") != "incident_time":
+            return {}
+        button = latest_entities(tracker).get("incident_time")
+        if button in ("now", "unknown"):
+            return {"incident_time": button}
+        answer = self._answer(tracker, "incident_time")
+        return {"incident_time": answer} if answer else {}
+
+    def validate_incident_time(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        if isinstance(value, dict):
+            return {"incident_time": value}  # already read from the citizen's account
+        now = self.services.clock()
+        if value == "now":
+            return {"incident_time": time_slot(now, "now"), "failed_attempts": 0.0}
+        if value == "unknown":
+            return {"incident_time": time_slot(None, "unknown"), "failed_attempts": 0.0}
+        text = str(value or "")
+        try:
+            when = parse_when(text, now=now, zone=self.services.settings.zone,
+                              locale=self._speaker.locale(tracker))
+        except UnknownTime:
+            return {"incident_time": time_slot(None, text), "failed_attempts": 0.0}
+        if when is None:
+            return self._failed(dispatcher, tracker, "incident_time", "utter_invalid_time")
+        if when.moment > now:
+            return self._failed(dispatcher, tracker, "incident_time", "utter_time_in_future")
+        return {"incident_time": time_slot(when.moment, text, when.approximate), "failed_attempts": 0.0}
+
+    # photos ----------------------------------------------------------------------------
+    async def extract_photos_done(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        entities = latest_entities(tracker)
+        limit = self.services.settings.max_photos_per_report
+        photos = list(tracker.get_slot("photos") or [])
+        if entities.get("photo"):
+            try:
+                photo_id = str(uuid.UUID(str(entities["photo"])))
+            except ValueError:
+                return {}
+            if len(photos) >= limit:
+                self.say(dispatcher, tracker, "utter_too_many_photos", max_photos=limit)
+                return {"photos_done": True}
+            photos.append(photo_id)
+            return {"photos": photos, "photos_done": True if len(photos) >= limit else None}
+        if tracker.get_slot("requested_slot") != "photos_done":
+            return {}
+        if entities.get("photos_done") or latest_intent(tracker) in ("affirm", "deny", "inform"):
+            return {"photos_done": True}
+        return {}
+
+    # contact ---------------------------------------------------------------------------
+    async def extract_contact_mode(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        if tracker.get_slot("requested_slot") != "contact_mode":
+            return {}
+        chosen = latest_entities(tracker).get("contact_mode")
+        if chosen:
+            return {"contact_mode": chosen}
+        answer = self._answer(tracker, "contact_mode")
+        if not answer:
+            return {}
+        for mode, pattern in (("anonymous", _ANONYMOUS), ("contact", _CONTACT), ("chat", _CHAT)):
+            if pattern.search(answer):
+                return {"contact_mode": mode}
+        return {"contact_mode": answer}
+
+    def validate_contact_mode(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        if value in CONTACT_LABELS:
+            return {"contact_mode": value, "failed_attempts": 0.0}
+        return self._failed(dispatcher, tracker, "contact_mode", "utter_invalid_choice")
+
+    def validate_contact_name(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        name = " ".join(str(value or "").split())[:120]
+        if len(name) < 2:
+            return self._failed(dispatcher, tracker, "contact_name", "utter_ask_contact_name")
+        return {"contact_name": name, "failed_attempts": 0.0}
+
+    async def extract_contact_phone(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        answer = self._answer(tracker, "contact_phone")
+        return {"contact_phone": answer} if answer else {}
+
+    def validate_contact_phone(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        text = str(value or "").strip()
+        if _EMAIL.match(text) or (_PHONE.match(text) and sum(ch.isdigit() for ch in text) >= 9):
+            return {"contact_phone": text, "failed_attempts": 0.0}
+        return self._failed(dispatcher, tracker, "contact_phone", "utter_invalid_contact")
+
+    # summary and corrections -----------------------------------------------------------
+    async def extract_report_confirmed(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        if tracker.get_slot("requested_slot") != "report_confirmed":
+            return {}
+        field = latest_entities(tracker).get("correct")
+        if field in FIELD_LABELS:
+            cleared: dict[str, Any] = {field: None, "report_confirmed": None}
+            if field == "place":
+                cleared.update(latitude=None, longitude=None, neighbourhood=None)
+            elif field == "photos":
+                cleared = {"photos": [], "photos_done": None, "report_confirmed": None}
+            elif field == "contact_mode":
+                cleared.update(contact_name=None, contact_phone=None)
+            return cleared
+        intent = latest_intent(tracker)
+        if intent == "affirm":
+            return {"report_confirmed": True}
+        if intent == "deny":
+            return {"report_confirmed": None}  # the question becomes "what to change?"
+        return {}
+
+
+class ActionAskPhotosDone(BarriAction):
+    def name(self) -> str:
+        return "action_ask_photos_done"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        count = len(tracker.get_slot("photos") or [])
+        if count:
+            self.say(dispatcher, tracker, "utter_photo_received", count=count)
+        else:
+            self.say(dispatcher, tracker, "utter_ask_photos_done")
+        return []
+
+
+class ActionAskReportConfirmed(BarriAction):
+    """The summary with its buttons, or, after "change something", which field to change."""
+
+    def name(self) -> str:
+        return "action_ask_report_confirmed"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        if latest_intent(tracker) == "deny" and tracker.get_slot("requested_slot") == "report_confirmed":
+            self.say(dispatcher, tracker, "utter_ask_which_field")
+            return []
+        self.say(dispatcher, tracker, "utter_report_summary", summary=self.summary(tracker))
+        return []
+
+    def summary(self, tracker: Tracker) -> str:
+        t = lambda message, **args: self.t(tracker, message, **args)  # noqa: E731
+        settings = self.services.settings
+        lines = [f"• {t(FIELD_LABELS['incident_type'])}: {t(CATEGORY_LABELS.get(tracker.get_slot('incident_type') or 'other', 'Other'))}"]
+        lines.append(f"• {t(FIELD_LABELS['description'])}: {tracker.get_slot('description') or ''}")
+        place = tracker.get_slot("place") or ""
+        if tracker.get_slot("latitude") is not None:
+            place = t("Shared location")
+        code = tracker.get_slot("neighbourhood")
+        neighbourhood = next((n for n in self.services.neighbourhoods.all() if n.code == code), None)
+        if neighbourhood:
+            place = f"{place} ({neighbourhood.name})"
+        lines.append(f"• {t(FIELD_LABELS['place'])}: {place}")
+        when = tracker.get_slot("incident_time") or {}
+        if when.get("iso"):
+            shown = format_when(datetime.fromisoformat(when["iso"]), self.locale(tracker), settings.zone)
+            if when.get("approximate"):
+                shown = t("around {time}", time=shown)
+        else:
+            shown = t("Unknown")
+        lines.append(f"• {t(FIELD_LABELS['incident_time'])}: {shown}")
+        lines.append(f"• {t(FIELD_LABELS['photos'])}: {len(tracker.get_slot('photos') or [])}")
+        mode = tracker.get_slot("contact_mode") or "anonymous"
+        contact = t(CONTACT_LABELS[mode])
+        if mode == "contact":
+            contact = f"{contact}: {tracker.get_slot('contact_name')}, {tracker.get_slot('contact_phone')}"
+        lines.append(f"• {t(FIELD_LABELS['contact_mode'])}: {contact}")
+        return "\n".join(lines)
+
+
+class ActionSaveCase(BarriAction):
+    """Save the confirmed report as a case and give the citizen its reference and receipt."""
+
+    def name(self) -> str:
+        return "action_save_case"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        if tracker.get_slot("report_confirmed") is not True:
+            return []
+        locale = self.locale(tracker)
+        case_in = self.case_from_slots(tracker, locale)
+        try:
+            case = await self.in_db(case_store.create_case, case_in=case_in)
+            attachments = await self.in_db(case_store.get_attachments, case_id=case.id)
+        except StorageError:
+            log.exception("could not save a case")
+            self.say(dispatcher, tracker, "utter_case_not_saved")
+            # back to the summary, with everything the citizen said still there
+            return [SlotSet("report_confirmed", None), SlotSet("requested_slot", "report_confirmed"),
+                    ActiveLoop("report_form")]
+        received = format_when(case.created_at, locale, self.services.settings.zone)
+        self.say(dispatcher, tracker, "utter_case_saved", ref=case.ref, received=received)
+        if case.priority == "urgent":
+            self.say(dispatcher, tracker, "utter_case_saved_urgent")
+        for number, attachment in enumerate(attachments, start=1):
+            self.say(dispatcher, tracker, "utter_photo_receipt", number=number, sha256=attachment.sha256)
+        dispatcher.utter_message(json_message={"case_saved": case.ref})
+        return reset_report_slots() + [SlotSet("urgent", None)]
+
+    def case_from_slots(self, tracker: Tracker, locale: str) -> CaseCreate:
+        slot = tracker.get_slot
+        when = slot("incident_time") or {}
+        code = slot("neighbourhood")
+        neighbourhood = next((n for n in self.services.neighbourhoods.all() if n.code == code), None)
+        mode = slot("contact_mode") or "anonymous"
+        contact = (slot("contact_phone") or "") if mode == "contact" else ""
+        is_email = "@" in contact
+        return CaseCreate(
+            sender_id=tracker.sender_id,
+            channel=channel_of(tracker.sender_id),
+            locale=locale,
+            category=slot("incident_type") or "other",
+            description=slot("description"),
+            address=None if slot("latitude") is not None else slot("place"),
+            latitude=slot("latitude"),
+            longitude=slot("longitude"),
+            neighbourhood_code=neighbourhood.code if neighbourhood else None,
+            neighbourhood_name=neighbourhood.name if neighbourhood else None,
+            district_name=neighbourhood.district if neighbourhood else None,
+            occurred_at=datetime.fromisoformat(when["iso"]) if when.get("iso") else None,
+            occurred_text=(when.get("text") or "")[:200] or None,
+            contact_mode=mode,
+            contact_name=slot("contact_name") if mode == "contact" else None,
+            contact_phone=contact if contact and not is_email else None,
+            contact_email=contact if is_email else None,
+            priority="urgent" if slot("urgent") else "normal",
+            attachment_ids=[uuid.UUID(p) for p in slot("photos") or []],
+        )
+
+
+class ActionCancelReport(BarriAction):
+    def name(self) -> str:
+        return "action_cancel_report"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        if not tracker.active_loop_name:
+            self.say(dispatcher, tracker, "utter_nothing_to_cancel")
+            return []
+        try:
+            await self.in_db(case_store.discard_pending_attachments, sender_id=tracker.sender_id)
+        except StorageError:
+            log.warning("could not discard pending photos; the retention job will")
+        self.say(dispatcher, tracker, "utter_report_cancelled")
+        return [ActiveLoop(None), SlotSet("requested_slot", None)] + reset_report_slots() + [
+            SlotSet("urgent", None)
+        ]

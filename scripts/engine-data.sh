@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The Rasa training data paths and the hash that names the model trained from them.
+# Usage: engine-data.sh paths | engine-data.sh hash
+set -euo pipefail
+cd "$(dirname "$0")/.."
+paths=(nlu/en nlu/es nlu/ca nlu/regex.yml dialogues/rules dialogues/stories)
+case ${1:-paths} in
+  paths) echo "${paths[@]}" ;;
+  hash)
+    find "${paths[@]}" dialogues/domain nlu/config.yml nlu/lexicon nlu/components -type f \( -name '*.yml' -o -name '*.py' \) -print0 \
+      | sort -z | xargs -0 sha256sum | sha256sum | cut -c1-12 ;;
+  *) echo "usage: $0 paths|hash" >&2; exit 2 ;;
+esac

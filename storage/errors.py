@@ -1,0 +1,21 @@
+"""Typed exceptions raised by the storage layer."""
+
+
+class StorageError(Exception):
+    """Base class for every error raised on purpose by ``storage``."""
+
+
+class DatabaseUnavailable(StorageError):
+    """The database could not be reached or did not answer (connection refused, locked, ...)."""
+
+
+class CaseRefExhausted(StorageError):
+    """No free case reference was found after several random draws (practically impossible)."""
+
+
+class AttachmentTooLarge(StorageError):
+    """An uploaded attachment is larger than ``storage.cases.MAX_ATTACHMENT_BYTES``."""
+
+
+class InvalidStatus(StorageError):
+    """A status name that is not one of ``storage.models.STATUSES``."""

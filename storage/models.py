@@ -1,0 +1,258 @@
+"""Barri's tables and input models (SQLModel on SQLAlchemy 2).
+
+Every timestamp is a timezone-aware UTC ``datetime``: ``TZDateTime`` stores UTC and gives back
+aware values on SQLite too, and refuses naive values instead of guessing their zone.
+Enumerated values (category, status, ...) are plain strings in the database; the allowed
+values are listed here and checked by ``CaseCreate`` and the functions in ``storage.cases``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any, Literal, get_args
+
+from pydantic import AwareDatetime
+from sqlalchemy import DateTime, LargeBinary, Text
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, SQLModel
+
+# Named constraints keep future migrations (and SQLite batch mode) predictable.
+SQLModel.metadata.naming_convention = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+Channel = Literal["web", "telegram"]
+Locale = Literal["en", "es", "ca"]
+Category = Literal[
+    "theft",
+    "vandalism",
+    "noise",
+    "harassment",
+    "assault",
+    "drugs",
+    "suspicious_activity",
+    "traffic",
+    "incivility",
+    "other",
+]
+ContactMode = Literal["anonymous", "chat", "contact"]
+Status = Literal[
+    "new", "acknowledged", "in_progress", "resolved", "closed", "rejected", "duplicate"
+]
+Priority = Literal["normal", "high", "urgent"]
+
+CHANNELS: tuple[str, ...] = get_args(Channel)
+LOCALES: tuple[str, ...] = get_args(Locale)
+CATEGORIES: tuple[str, ...] = get_args(Category)
+CONTACT_MODES: tuple[str, ...] = get_args(ContactMode)
+STATUSES: tuple[str, ...] = get_args(Status)
+PRIORITIES: tuple[str, ...] = get_args(Priority)
+
+# CaseEvent.kind values written by storage; other layers may add their own kinds.
+EVENT_CREATED = "created"
+EVENT_STATUS_CHANGED = "status_changed"
+EVENT_NOTE_PUBLIC = "note_public"
+EVENT_NOTE_INTERNAL = "note_internal"
+EVENT_HANDOFF_REQUESTED = "handoff_requested"
+EVENT_CITIZEN_INFO = "citizen_info"
+EVENT_ERASED = "erased"
+
+ACTOR_CITIZEN = "citizen"
+ACTOR_SYSTEM = "system"
+
+# Length limits (database columns and CaseCreate validation).
+SENDER_ID_MAX = 128
+CONTACT_NAME_MAX = 200
+CONTACT_PHONE_MAX = 40
+CONTACT_EMAIL_MAX = 254
+DESCRIPTION_MAX = 4000  # Open311 GeoReport v2's limit
+ADDRESS_MAX = 500
+OCCURRED_TEXT_MAX = 200
+PLACE_NAME_MAX = 200
+
+
+def utcnow() -> datetime:
+    """The current time as an aware UTC datetime."""
+    return datetime.now(UTC)
+
+
+class TZDateTime(TypeDecorator[datetime]):
+    """A ``DateTime`` that stores UTC and always returns aware UTC datetimes.
+
+    PostgreSQL gets ``timestamp with time zone``; SQLite, which has no zone support, gets the
+    UTC wall time and the zone is put back on load. Naive datetimes are refused.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.tzinfo.utcoffset(value) is None:
+            raise ValueError("naive datetime given to a TZDateTime column; use an aware one")
+        value = value.astimezone(UTC)
+        if dialect.name == "sqlite":
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def _uuid_pk() -> Any:
+    return Field(default_factory=uuid.uuid4, primary_key=True)
+
+
+def _timestamp(*, index: bool = False, **kwargs: Any) -> Any:
+    return Field(default_factory=utcnow, sa_type=TZDateTime, index=index, **kwargs)
+
+
+def _optional_timestamp() -> Any:
+    return Field(default=None, sa_type=TZDateTime)
+
+
+class Reporter(SQLModel, table=True):
+    """A citizen as known on one channel. Deleted entirely on erasure."""
+
+    __tablename__ = "reporters"
+
+    id: uuid.UUID = _uuid_pk()
+    channel: str = Field(max_length=16)
+    sender_id: str = Field(max_length=SENDER_ID_MAX, unique=True, index=True)
+    locale: str = Field(max_length=8)
+    contact_name: str | None = Field(default=None, max_length=CONTACT_NAME_MAX)
+    contact_phone: str | None = Field(default=None, max_length=CONTACT_PHONE_MAX)
+    contact_email: str | None = Field(default=None, max_length=CONTACT_EMAIL_MAX)
+    unreachable: bool = Field(default=False)
+    created_at: datetime = _timestamp()
+    last_seen_at: datetime = _timestamp()
+    erased_at: datetime | None = _optional_timestamp()
+
+
+class Case(SQLModel, table=True):
+    """One report. On erasure the citizen's words and exact place go; statistics stay."""
+
+    __tablename__ = "cases"
+
+    id: uuid.UUID = _uuid_pk()
+    ref: str = Field(max_length=7, unique=True, index=True)
+    reporter_id: uuid.UUID | None = Field(
+        default=None, foreign_key="reporters.id", ondelete="SET NULL", index=True
+    )
+    channel: str = Field(max_length=16)
+    locale: str = Field(max_length=8)
+    category: str = Field(max_length=32, index=True)
+    description: str | None = Field(default=None, sa_type=Text)
+    address: str | None = Field(default=None, sa_type=Text)
+    latitude: float | None = None
+    longitude: float | None = None
+    neighbourhood_code: str | None = Field(default=None, max_length=16, index=True)
+    neighbourhood_name: str | None = Field(default=None, max_length=PLACE_NAME_MAX)
+    district_name: str | None = Field(default=None, max_length=PLACE_NAME_MAX)
+    occurred_at: datetime | None = _optional_timestamp()
+    occurred_text: str | None = Field(default=None, sa_type=Text)
+    contact_mode: str = Field(default="anonymous", max_length=16)
+    status: str = Field(default="new", max_length=16, index=True)
+    priority: str = Field(default="normal", max_length=16)
+    handoff_requested_at: datetime | None = _optional_timestamp()
+    duplicate_of_id: uuid.UUID | None = Field(
+        default=None, foreign_key="cases.id", ondelete="SET NULL"
+    )
+    assignee: str | None = Field(default=None, max_length=100)
+    created_at: datetime = _timestamp(index=True)
+    updated_at: datetime = _timestamp(sa_column_kwargs={"onupdate": utcnow})
+    acknowledged_at: datetime | None = _optional_timestamp()
+    resolved_at: datetime | None = _optional_timestamp()
+    closed_at: datetime | None = _optional_timestamp()
+    erased_at: datetime | None = _optional_timestamp()
+
+
+class CaseEvent(SQLModel, table=True):
+    """One entry of a case's history."""
+
+    __tablename__ = "case_events"
+
+    id: uuid.UUID = _uuid_pk()
+    case_id: uuid.UUID = Field(foreign_key="cases.id", ondelete="CASCADE", index=True)
+    at: datetime = _timestamp()
+    kind: str = Field(max_length=32)
+    actor: str = Field(max_length=100)
+    from_status: str | None = Field(default=None, max_length=16)
+    to_status: str | None = Field(default=None, max_length=16)
+    text: str | None = Field(default=None, sa_type=Text)
+
+
+class Attachment(SQLModel, table=True):
+    """A photo's metadata; ``case_id`` is ``None`` while the report is still being filled."""
+
+    __tablename__ = "attachments"
+
+    id: uuid.UUID = _uuid_pk()
+    case_id: uuid.UUID | None = Field(
+        default=None, foreign_key="cases.id", ondelete="CASCADE", index=True
+    )
+    owner_sender_id: str | None = Field(default=None, max_length=SENDER_ID_MAX, index=True)
+    sha256: str = Field(max_length=64)
+    size: int
+    mime_type: str = Field(max_length=100)
+    created_at: datetime = _timestamp()
+
+
+class AttachmentData(SQLModel, table=True):
+    """The bytes of an attachment, kept apart so that listing attachments stays cheap."""
+
+    __tablename__ = "attachment_data"
+
+    attachment_id: uuid.UUID = Field(
+        primary_key=True, foreign_key="attachments.id", ondelete="CASCADE"
+    )
+    data: bytes = Field(sa_type=LargeBinary)
+
+
+class AuditLog(SQLModel, table=True):
+    """Who did what to which record. ``detail`` is JSON text and never holds personal data."""
+
+    __tablename__ = "audit_log"
+
+    id: uuid.UUID = _uuid_pk()
+    at: datetime = _timestamp(index=True)
+    actor: str = Field(max_length=100)
+    action: str = Field(max_length=64, index=True)
+    subject_type: str = Field(max_length=32)
+    subject_id: str = Field(max_length=64)
+    detail: str | None = Field(default=None, sa_type=Text)
+
+
+class CaseCreate(SQLModel):
+    """Everything the citizen gives for a new case (validated; not a table)."""
+
+    sender_id: str = Field(min_length=1, max_length=SENDER_ID_MAX)
+    channel: Channel
+    locale: Locale
+    category: Category
+    description: str | None = Field(default=None, max_length=DESCRIPTION_MAX)
+    address: str | None = Field(default=None, max_length=ADDRESS_MAX)
+    latitude: float | None = Field(default=None, ge=-90, le=90)
+    longitude: float | None = Field(default=None, ge=-180, le=180)
+    neighbourhood_code: str | None = Field(default=None, max_length=16)
+    neighbourhood_name: str | None = Field(default=None, max_length=PLACE_NAME_MAX)
+    district_name: str | None = Field(default=None, max_length=PLACE_NAME_MAX)
+    occurred_at: AwareDatetime | None = None
+    occurred_text: str | None = Field(default=None, max_length=OCCURRED_TEXT_MAX)
+    contact_mode: ContactMode = "anonymous"
+    contact_name: str | None = Field(default=None, max_length=CONTACT_NAME_MAX)
+    contact_phone: str | None = Field(default=None, max_length=CONTACT_PHONE_MAX)
+    contact_email: str | None = Field(default=None, max_length=CONTACT_EMAIL_MAX)
+    priority: Priority = "normal"
+    attachment_ids: list[uuid.UUID] = Field(default_factory=list)

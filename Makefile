@@ -69,7 +69,7 @@ chromium:
 
 validate: engine-env
 	$(ENGINE_ENV) $(RASA) data validate --config nlu/config.yml --domain dialogues/domain \
-	  --data $(DATA_PATHS) --fail-on-warnings
+	  --data $(DATA_PATHS)
 
 test-stories: model
 	$(ENGINE_ENV) $(RASA) test core --model $(MODEL) --stories tests/stories \

@@ -209,10 +209,10 @@ class WebChatChannel(Channel):
             await self._send(ws, {"type": "typing", "on": True})
         try:
             replies = await self.conversations.handle(message)
+            await self.respond(message.sender_id, replies)
         finally:
             for ws in sockets:
                 await self._send(ws, {"type": "typing", "on": False})
-        await self.respond(message.sender_id, replies)
 
     async def upload(self, request: web.Request) -> web.Response:
         auth = request.headers.get("Authorization", "")

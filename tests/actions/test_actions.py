@@ -1,0 +1,198 @@
+"""Custom actions on real rasa-sdk objects (Tracker, CollectingDispatcher) and a real
+SQLite database: exact events and exact responses."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from rasa_sdk import Tracker
+from rasa_sdk.events import SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+
+from bot.geo import Neighbourhoods
+from bot.i18n import Catalogs
+from dialogues.actions.citizen import ActionCheckStatus, ActionForgetMe
+from dialogues.actions.context import Services
+from dialogues.actions.report import ActionSaveCase, ActionStartReport, ValidateReportForm
+from storage import cases as case_store
+from storage.db import create_db_engine, session_scope
+from storage.migrate import upgrade_database
+from tests.conftest import make_settings
+
+MADRID = ZoneInfo("Europe/Madrid")
+NOW = datetime(2026, 11, 25, 18, 30, tzinfo=MADRID)
+REF = re.compile(r"\b[2-9A-Z]{3}-[2-9A-Z]{3}\b")
+
+
+@pytest.fixture
+def services(tmp_path: Path) -> Services:
+    settings = make_settings(tmp_path)
+    upgrade_database(settings.database_url)
+    return Services(
+        settings=settings,
+        catalogs=Catalogs.load(settings.locales_dir),
+        db=create_db_engine(settings.database_url),
+        neighbourhoods=Neighbourhoods.from_geojson(settings.neighbourhoods_geojson),
+        clock=lambda: NOW,
+    )
+
+
+def make_tracker(
+    sender: str = "web:abc",
+    text: str = "",
+    intent: str = "inform",
+    entities: list[dict[str, Any]] | None = None,
+    slots: dict[str, Any] | None = None,
+    active_loop: str | None = None,
+) -> Tracker:
+    latest = {"text": text, "intent": {"name": intent, "confidence": 0.9}, "entities": entities or []}
+    return Tracker.from_dict(
+        {
+            "sender_id": sender,
+            "slots": {"photos": [], **(slots or {})},
+            "latest_message": latest,
+            "events": [{"event": "user", "text": text, "parse_data": latest, "metadata": {}}],
+            "active_loop": {"name": active_loop} if active_loop else {},
+            "latest_action_name": "action_listen",
+        }
+    )
+
+
+async def test_start_report_takes_type_place_and_time_from_the_first_message(services: Services) -> None:
+    text = "ayer por la noche me robaron la bici en la calle Verdi de Gracia"
+    tracker = make_tracker(
+        text=text,
+        intent="report_incident",
+        entities=[
+            {"entity": "incident_type", "value": "theft"},
+            {"entity": "place", "value": "calle Verdi de Gracia"},
+        ],
+    )
+    dispatcher = CollectingDispatcher()
+    events = await ActionStartReport(services).run(dispatcher, tracker, {})
+    set_values = {e["name"]: e["value"] for e in events if e["event"] == "slot" and e["value"] not in (None, [], 0.0)}
+    assert set_values["incident_type"] == "theft"
+    assert set_values["description"] == text
+    assert set_values["place"] == "calle Verdi de Gracia"
+    assert set_values["neighbourhood"] == "06-31"
+    assert set_values["incident_time"]["iso"] == "2026-11-24T22:00:00+01:00"
+    assert dispatcher.messages == []
+
+
+async def test_a_short_request_leaves_the_description_to_the_form(services: Services) -> None:
+    tracker = make_tracker(text="vull denunciar un robatori", intent="report_incident",
+                           entities=[{"entity": "incident_type", "value": "theft"}])
+    events = await ActionStartReport(services).run(CollectingDispatcher(), tracker, {})
+    assert SlotSet("incident_type", "theft") in events
+    assert not any(e["name"] == "description" and e["value"] for e in events)
+
+
+def test_time_in_catalan_and_an_unreadable_time_answered_in_catalan(services: Services) -> None:
+    form = ValidateReportForm(services)
+    tracker = make_tracker(text="ahir a les deu", slots={"requested_slot": "incident_time"})
+    result = form.validate_incident_time("ahir a les deu", CollectingDispatcher(), tracker, {})
+    assert result["incident_time"]["iso"] == "2026-11-24T22:00:00+01:00"
+
+    dispatcher = CollectingDispatcher()
+    tracker = make_tracker(text="quan la lluna era plena", slots={"requested_slot": "incident_time", "language": "ca"})
+    result = form.validate_incident_time("quan la lluna era plena", dispatcher, tracker, {})
+    assert result == {"incident_time": None, "failed_attempts": 1.0}
+    expected = services.catalogs.gettext(
+        "I couldn't work out when that was. Try something like \"just now\", "
+        "\"yesterday at 10 pm\" or \"on Monday morning\", or press \"I don't know\".", "ca")
+    assert dispatcher.messages[0]["text"] == expected
+    assert expected != services.catalogs.gettext(
+        "I couldn't work out when that was. Try something like \"just now\", "
+        "\"yesterday at 10 pm\" or \"on Monday morning\", or press \"I don't know\".", "en")
+
+
+def test_a_shared_location_is_matched_to_its_neighbourhood(services: Services) -> None:
+    form = ValidateReportForm(services)
+    entities = [{"entity": "latitude", "value": 41.3809}, {"entity": "longitude", "value": 2.1734}]
+    tracker = make_tracker(text='/inform{"latitude":41.3809,"longitude":2.1734}', entities=entities,
+                           slots={"requested_slot": "place"})
+    dispatcher = CollectingDispatcher()
+    result = form.validate_place("41.38090, 2.17340", dispatcher, tracker, {})
+    assert result["neighbourhood"] == "01-01"
+    assert (result["latitude"], result["longitude"]) == (41.3809, 2.1734)
+    assert "el Raval" in dispatcher.messages[0]["text"]
+
+
+def test_a_location_outside_the_city_is_refused(services: Services) -> None:
+    form = ValidateReportForm(services)
+    entities = [{"entity": "latitude", "value": 40.4168}, {"entity": "longitude", "value": -3.7038}]
+    tracker = make_tracker(text="/inform", entities=entities, slots={"requested_slot": "place"})
+    dispatcher = CollectingDispatcher()
+    result = form.validate_place("40.41680, -3.70380", dispatcher, tracker, {})
+    assert result["place"] is None and result["latitude"] is None
+    assert "Barcelona" in dispatcher.messages[0]["text"]
+
+
+async def test_save_case_stores_the_report_and_gives_reference_and_photo_hash(services: Services) -> None:
+    photo = b"\xff\xd8\xff" + b"jpeg-bytes" * 10
+    with session_scope(services.db) as session:
+        attachment = case_store.add_pending_attachment(
+            session=session, sender_id="web:abc", data=photo, mime_type="image/jpeg")
+    slots = {
+        "incident_type": "vandalism", "description": "they sprayed graffiti on the school door",
+        "place": "Carrer de Sants 100", "neighbourhood": "03-18",
+        "incident_time": {"iso": "2026-11-24T22:00:00+01:00", "text": "last night", "approximate": True},
+        "photos": [str(attachment.id)], "photos_done": True, "contact_mode": "chat",
+        "report_confirmed": True, "urgent": True,
+    }
+    dispatcher = CollectingDispatcher()
+    events = await ActionSaveCase(services).run(dispatcher, make_tracker(slots=slots), {})
+    ref = REF.search(dispatcher.messages[0]["text"]).group(0)
+    with session_scope(services.db) as session:
+        case = case_store.get_case_for_sender(session=session, ref=ref, sender_id="web:abc")
+        assert case is not None
+        assert (case.category, case.neighbourhood_name, case.priority) == ("vandalism", "Sants", "urgent")
+        assert case.occurred_at.isoformat() == "2026-11-24T21:00:00+00:00"
+        assert [a.sha256 for a in case_store.get_attachments(session=session, case_id=case.id)] == [
+            hashlib.sha256(photo).hexdigest()]
+    texts = [m["text"] for m in dispatcher.messages if m.get("text")]
+    assert any(hashlib.sha256(photo).hexdigest() in t for t in texts)
+    assert SlotSet("incident_type", None) in events and SlotSet("urgent", None) in events
+
+
+async def test_status_only_for_the_reporter(services: Services) -> None:
+    slots = {"incident_type": "noise", "description": "music until 4am every weekend",
+             "place": "Plaça del Sol", "incident_time": {"unknown": True}, "contact_mode": "anonymous",
+             "report_confirmed": True}
+    saved = CollectingDispatcher()
+    await ActionSaveCase(services).run(saved, make_tracker(sender="web:owner", slots=slots), {})
+    ref = REF.search(saved.messages[0]["text"]).group(0)
+
+    own = CollectingDispatcher()
+    await ActionCheckStatus(services).run(own, make_tracker(sender="web:owner", text=f"status {ref}",
+                                                            intent="check_status"), {})
+    assert ref in own.messages[0]["text"] and "received, waiting to be reviewed" in own.messages[0]["text"]
+
+    other = CollectingDispatcher()
+    await ActionCheckStatus(services).run(other, make_tracker(sender="web:intruder", text=f"status {ref}",
+                                                              intent="check_status"), {})
+    assert "couldn't find" in other.messages[0]["text"]
+
+
+async def test_forget_me_erases_contact_and_text_and_asks_the_service_to_erase_the_conversation(
+    services: Services,
+) -> None:
+    slots = {"incident_type": "harassment", "description": "a man followed me shouting insults",
+             "place": "Carrer Gran de Gràcia", "incident_time": {"unknown": True}, "contact_mode": "contact",
+             "contact_name": "Núria Puig", "contact_phone": "612345678", "report_confirmed": True}
+    await ActionSaveCase(services).run(CollectingDispatcher(), make_tracker(sender="web:nuria", slots=slots), {})
+    dispatcher = CollectingDispatcher()
+    await ActionForgetMe(services).run(dispatcher, make_tracker(sender="web:nuria", intent="affirm"), {})
+    assert dispatcher.messages[-1]["custom"] == {"control": "erase_conversation"}
+    assert "(1 " in dispatcher.messages[0]["text"]
+    with services.db.connect() as connection:
+        dump = "\n".join(str(row) for table in ("reporters", "cases", "case_events", "audit_log")
+                         for row in connection.exec_driver_sql(f'SELECT * FROM "{table}"'))
+    for secret in ("Núria", "612345678", "followed me", "Gran de Gràcia"):
+        assert secret not in dump

@@ -1,0 +1,105 @@
+"""Shared fixtures: settings for tests, and ONE real engine + action server per test run.
+
+The engine (Rasa 3.6 with the trained model) and the action server start once, on free
+loopback ports, against a SQLite database in a temporary folder; every test that needs
+them shares them. They are real processes, exactly the commands `make run` starts.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from bot.devserver import engine_command, engine_env, newest_model, stop, write_engine_endpoints
+from bot.settings import PROJECT_ROOT, Settings
+from storage.migrate import upgrade_database
+
+TEST_SECRET = "test-secret-key-0123456789abcdef"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def make_settings(tmp: Path, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "secret_key": TEST_SECRET,
+        "database_url": f"sqlite:///{tmp / 'barri.db'}",
+        "tracker_store_url": f"sqlite:///{tmp / 'tracker.db'}",
+        "bot_port": free_port(),
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class Stack:
+    settings: Settings
+    engine_log: Path
+    actions_log: Path
+
+
+def _wait(url: str, timeout: float, processes: list[subprocess.Popen[bytes]], logs: list[Path]) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for process, log in zip(processes, logs, strict=True):
+            if process.poll() is not None:
+                raise RuntimeError(f"{process.args[0]} exited:\n{log.read_text()[-4000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    raise RuntimeError(f"{url} not ready after {timeout}s")
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The real engine and action server, started once for the whole run."""
+    model_env = os.environ.get("BARRI_TEST_MODEL")
+    model = Path(model_env) if model_env else newest_model()
+    if not model.is_absolute():
+        model = PROJECT_ROOT / model
+    tmp = tmp_path_factory.mktemp("stack")
+    settings = make_settings(tmp, rasa_port=free_port(), actions_port=free_port())
+    upgrade_database(settings.database_url)
+    env = {
+        **os.environ,
+        "SECRET_KEY": TEST_SECRET,
+        "DATABASE_URL": settings.database_url,
+        "TRACKER_STORE_URL": settings.tracker_store_url,
+        "ACTIONS_PORT": str(settings.actions_port),
+        "RASA_PORT": str(settings.rasa_port),
+    }
+    endpoints = write_engine_endpoints(settings, tmp / "endpoints.yml")
+    actions_log, engine_log = tmp / "actions.log", tmp / "engine.log"
+    processes: list[subprocess.Popen[bytes]] = []
+    with actions_log.open("wb") as actions_out, engine_log.open("wb") as engine_out:
+        processes.append(subprocess.Popen(
+            [sys.executable, "-m", "bot.cli", "actions"], env=env, cwd=PROJECT_ROOT,
+            stdout=actions_out, stderr=subprocess.STDOUT, start_new_session=True,
+        ))
+        processes.append(subprocess.Popen(
+            engine_command(settings, model, endpoints), env=engine_env(env), cwd=PROJECT_ROOT,
+            stdout=engine_out, stderr=subprocess.STDOUT, start_new_session=True,
+        ))
+    try:
+        logs = [actions_log, engine_log]
+        _wait(f"{settings.action_server_url}/health", 120, processes, logs)
+        _wait(f"{settings.engine_url}/status", 300, processes, logs)
+        yield Stack(settings=settings, engine_log=engine_log, actions_log=actions_log)
+    finally:
+        stop(processes, grace=10)

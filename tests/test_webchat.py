@@ -1,0 +1,143 @@
+"""The web chat through a real bot service, real engine and real action server."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from aiohttp import WSMsgType
+from aiohttp.test_utils import TestClient
+
+from bot.app import create_app
+from bot.settings import Settings
+from tests.conftest import Stack, free_port, make_settings
+
+REF = re.compile(r"\b[2-9A-Z]{3}-[2-9A-Z]{3}\b")
+
+
+def app_settings(stack: Stack, **overrides: object) -> Settings:
+    s = stack.settings
+    values = {
+        "database_url": s.database_url, "tracker_store_url": s.tracker_store_url,
+        "rasa_port": s.rasa_port, "actions_port": s.actions_port, **overrides,
+    }
+    return make_settings(Path("/tmp"), **values)
+
+
+async def hello(client: TestClient, session: str | None = None, locale: str = "en-GB"):
+    ws = await client.ws_connect("/webchat/ws")
+    await ws.send_json({"type": "hello", "session": session, "locale": locale})
+    welcome = await ws.receive_json(timeout=10)
+    assert welcome["type"] == "welcome" and welcome["sender"].startswith("web:")
+    return ws, welcome
+
+
+async def say(ws, frame: dict) -> list[dict]:
+    """Send one frame and collect the bot's messages until the typing indicator goes off."""
+    await ws.send_json(frame)
+    received: list[dict] = []
+    while True:
+        message = await ws.receive_json(timeout=60)
+        if message["type"] == "typing" and message["on"] is False:
+            return received
+        if message["type"] in ("message", "error", "forget"):
+            received.append(message)
+            if message["type"] == "error":
+                return received
+
+
+@pytest.mark.engine
+async def test_a_whole_report_over_the_socket(stack: Stack, aiohttp_client) -> None:
+    client = await aiohttp_client(create_app(app_settings(stack)))
+    ws, _ = await hello(client, locale="es-ES")
+    replies = await say(ws, {"type": "text", "text": "ayer por la noche me robaron la cartera en el metro de Sants"})
+    texts = " ".join(r["text"] for r in replies)
+    assert "?" in texts  # the form asks for what is missing, in Spanish
+    for _ in range(8):
+        last = replies[-1]
+        if last.get("request") == "location":
+            replies = await say(ws, {"type": "location", "latitude": 41.3793, "longitude": 2.1404})
+        elif any(b["payload"].startswith('/inform{"photos_done"') for b in last["buttons"]):
+            replies = await say(ws, {"type": "button", "payload": '/inform{"photos_done":"yes"}', "title": "Continuar"})
+        elif any('"contact_mode"' in b["payload"] for b in last["buttons"]):
+            replies = await say(ws, {"type": "button", "payload": '/inform{"contact_mode":"chat"}', "title": "Chat"})
+        elif any(b["payload"] == "/affirm" for b in last["buttons"]):
+            replies = await say(ws, {"type": "button", "payload": "/affirm", "title": "Enviar"})
+            break
+        else:
+            replies = await say(ws, {"type": "text", "text": "hacia las diez de la noche"})
+    saved = " ".join(r["text"] for r in replies)
+    assert REF.search(saved), saved
+    assert "aviso" in saved.lower()  # Spanish
+    await ws.close()
+
+
+@pytest.mark.engine
+async def test_bad_frames_get_a_clear_answer_and_the_socket_keeps_serving(stack: Stack, aiohttp_client) -> None:
+    client = await aiohttp_client(create_app(app_settings(stack)))
+    ws, _ = await hello(client, locale="ca-ES")
+    await ws.send_bytes(b"\x00\x01binary")
+    assert (await ws.receive_json(timeout=5))["type"] == "error"
+    await ws.send_str("{not json")
+    assert (await ws.receive_json(timeout=5))["type"] == "error"
+    [empty] = await say(ws, {"type": "text", "text": "   "})
+    assert empty["type"] == "error"
+    [too_long] = await say(ws, {"type": "text", "text": "molt " * 1000})
+    assert too_long["type"] == "error" and "4000" in too_long["text"]
+    replies = await say(ws, {"type": "text", "text": "bon dia"})
+    assert replies and replies[0]["type"] == "message"
+    await ws.close()
+
+
+@pytest.mark.engine
+async def test_the_conversation_survives_a_reconnect(stack: Stack, aiohttp_client) -> None:
+    client = await aiohttp_client(create_app(app_settings(stack)))
+    ws, welcome = await hello(client)
+    await say(ws, {"type": "text", "text": "I want to report vandalism"})
+    await ws.close()
+    ws2, again = await hello(client, session=welcome["session"])
+    assert again["sender"] == welcome["sender"]
+    replies = await say(ws2, {"type": "text", "text": "cancel"})
+    assert "cancelled" in replies[0]["text"]
+    await ws2.close()
+
+
+async def test_cross_origin_socket_is_refused(tmp_path: Path, aiohttp_client) -> None:
+    client = await aiohttp_client(create_app(make_settings(tmp_path)))
+    response = await client.get("/webchat/ws", headers={
+        "Origin": "https://evil.example", "Connection": "Upgrade", "Upgrade": "websocket",
+        "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="})
+    assert response.status == 403
+
+
+async def test_engine_down_the_citizen_is_told_in_their_language(tmp_path: Path, aiohttp_client) -> None:
+    settings = make_settings(tmp_path, rasa_port=free_port(), actions_port=free_port())
+    client = await aiohttp_client(create_app(settings))
+    ws = await client.ws_connect("/webchat/ws")
+    await ws.send_json({"type": "hello", "session": None, "locale": "es-ES"})
+    await ws.receive_json(timeout=5)
+    replies = await say(ws, {"type": "text", "text": "hola, me han robado el móvil"})
+    assert replies[0]["text"] == "El servicio no está disponible temporalmente. Vuelve a intentarlo dentro de un minuto."
+    health = await client.get("/healthz")
+    assert health.status == 503
+    assert (await health.json())["engine"] == "down"
+
+
+async def test_page_has_security_headers_and_is_translated(tmp_path: Path, aiohttp_client) -> None:
+    client = await aiohttp_client(create_app(make_settings(tmp_path)))
+    response = await client.get("/?lang=ca")
+    assert response.status == 200
+    assert "script-src 'self'" in response.headers["Content-Security-Policy"]
+    assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    body = await response.text()
+    assert '<html lang="ca"' in body and "<script>" not in body
+
+
+@pytest.mark.engine
+async def test_healthz_is_ok_when_everything_answers(stack: Stack, aiohttp_client) -> None:
+    client = await aiohttp_client(create_app(app_settings(stack)))
+    response = await client.get("/healthz")
+    assert response.status == 200, await response.text()
+    assert await response.json() == {"status": "ok", "engine": "ok", "actions": "ok", "database": "ok"}

@@ -18,6 +18,8 @@ _CODES = {Language.ENGLISH: "en", Language.SPANISH: "es", Language.CATALAN: "ca"
 MIN_CONFIDENCE = 0.6
 MIN_MARGIN = 0.3
 MIN_LETTERS = 4
+# A message of at least this many words may switch the conversation's language by itself.
+MIN_WORDS_TO_SWITCH = 5
 
 
 @lru_cache(maxsize=1)
@@ -53,12 +55,18 @@ def conversation_language(
 ) -> str:
     """Language of a conversation from its user messages, newest last.
 
-    The newest confident message wins; if none is confident on its own, the last few
-    messages together; then the channel's hint (browser or Telegram language); then default.
+    A newest message long enough to be a sentence decides alone when it is clearly in one
+    language (the citizen switched). Short answers ("Carrer de Sants 20", "si", "ahir") do
+    not: the last few messages together decide, then the channel's hint (browser or
+    Telegram language), then the default.
     """
-    for text in reversed(texts[-5:]):
-        found = confident_language(text)
+    recent = [text for text in texts[-6:] if text and not text.startswith("/")]
+    if recent:
+        if len(recent[-1].split()) >= MIN_WORDS_TO_SWITCH:
+            found = confident_language(recent[-1])
+            if found:
+                return found
+        found = confident_language(" ".join(recent))
         if found:
             return found
-    joined = " ".join(t for t in texts[-5:] if not t.startswith("/"))
-    return confident_language(joined) or hint or default
+    return hint or default

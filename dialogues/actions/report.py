@@ -164,6 +164,16 @@ class ValidateReportForm(FormValidationAction):
         return result
 
     # incident type ---------------------------------------------------------------------
+    async def extract_incident_type(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        found = latest_entities(tracker).get("incident_type")
+        asked = tracker.get_slot("requested_slot") == "incident_type"
+        if found in INCIDENT_TYPES and (asked or tracker.get_slot("incident_type") is None):
+            return {"incident_type": found}
+        answer = self._answer(tracker, "incident_type")
+        return {"incident_type": answer} if answer else {}
+
     def validate_incident_type(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
@@ -247,24 +257,31 @@ class ValidateReportForm(FormValidationAction):
     async def extract_photos_done(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
-        entities = latest_entities(tracker)
+        """A photo may arrive at any step of the report; it is added by validate_photos_done."""
+        photo = latest_entities(tracker).get("photo")
+        if photo:
+            return {"photos_done": {"photo": str(photo)}}
+        if tracker.get_slot("requested_slot") != "photos_done" or latest_intent(tracker) in INTERRUPTIONS:
+            return {}
+        return {"photos_done": True}  # "no", "continue", "skip", the button: go on
+
+    def validate_photos_done(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            return {"photos_done": bool(value) or None}
         limit = self.services.settings.max_photos_per_report
         photos = list(tracker.get_slot("photos") or [])
-        if entities.get("photo"):
-            try:
-                photo_id = str(uuid.UUID(str(entities["photo"])))
-            except ValueError:
-                return {}
-            if len(photos) >= limit:
-                self.say(dispatcher, tracker, "utter_too_many_photos", max_photos=limit)
-                return {"photos_done": True}
-            photos.append(photo_id)
-            return {"photos": photos, "photos_done": True if len(photos) >= limit else None}
-        if tracker.get_slot("requested_slot") != "photos_done":
-            return {}
-        if entities.get("photos_done") or latest_intent(tracker) in ("affirm", "deny", "inform"):
+        try:
+            photo_id = str(uuid.UUID(value.get("photo", "")))
+        except ValueError:
+            return {"photos_done": None}
+        if len(photos) >= limit:
+            self.say(dispatcher, tracker, "utter_too_many_photos", max_photos=limit)
             return {"photos_done": True}
-        return {}
+        photos.append(photo_id)
+        # asked again ("send another or continue") unless the limit is reached
+        return {"photos": photos, "photos_done": True if len(photos) >= limit else None}
 
     # contact ---------------------------------------------------------------------------
     async def extract_contact_mode(
@@ -331,9 +348,10 @@ class ValidateReportForm(FormValidationAction):
         intent = latest_intent(tracker)
         if intent == "affirm":
             return {"report_confirmed": True}
-        if intent == "deny":
-            return {"report_confirmed": None}  # the question becomes "what to change?"
-        return {}
+        if intent in INTERRUPTIONS:
+            return {}
+        # "deny" turns the question into "what to change?"; anything else shows the summary again
+        return {"report_confirmed": None}
 
 
 class ActionAskPhotosDone(BarriAction):

@@ -196,3 +196,29 @@ async def test_forget_me_erases_contact_and_text_and_asks_the_service_to_erase_t
                          for row in connection.exec_driver_sql(f'SELECT * FROM "{table}"'))
     for secret in ("Núria", "612345678", "followed me", "Gran de Gràcia"):
         assert secret not in dump
+
+
+async def test_photos_are_collected_at_any_step_until_the_limit(services: Services) -> None:
+    form = ValidateReportForm(services)
+    photo_id = "0f8fad5b-d9cb-469f-a165-70867728950e"
+    tracker = make_tracker(text=f'/inform{{"photo":"{photo_id}"}}', entities=[{"entity": "photo", "value": photo_id}],
+                           slots={"requested_slot": "place"}, active_loop="report_form")
+    extracted = await form.extract_photos_done(CollectingDispatcher(), tracker, {})
+    assert extracted == {"photos_done": {"photo": photo_id}}
+    result = form.validate_photos_done(extracted["photos_done"], CollectingDispatcher(), tracker, {})
+    assert result == {"photos": [photo_id], "photos_done": None}
+
+    full = make_tracker(slots={"photos": [photo_id] * 5})
+    dispatcher = CollectingDispatcher()
+    assert form.validate_photos_done({"photo": photo_id}, dispatcher, full, {}) == {"photos_done": True}
+    assert "5" in dispatcher.messages[0]["text"]
+
+
+async def test_an_answer_that_is_not_a_type_is_asked_again(services: Services) -> None:
+    form = ValidateReportForm(services)
+    tracker = make_tracker(text="Carrer de Sants 20", slots={"requested_slot": "incident_type"})
+    extracted = await form.extract_incident_type(CollectingDispatcher(), tracker, {})
+    dispatcher = CollectingDispatcher()
+    result = form.validate_incident_type(extracted["incident_type"], dispatcher, tracker, {})
+    assert result == {"incident_type": None, "failed_attempts": 1.0}
+    assert dispatcher.messages[0]["text"] == "Please choose one of the options."

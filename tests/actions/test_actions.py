@@ -50,14 +50,16 @@ def make_tracker(
     entities: list[dict[str, Any]] | None = None,
     slots: dict[str, Any] | None = None,
     active_loop: str | None = None,
+    history: tuple[str, ...] = (),
 ) -> Tracker:
     latest = {"text": text, "intent": {"name": intent, "confidence": 0.9}, "entities": entities or []}
+    earlier = [{"event": "user", "text": said, "parse_data": {}, "metadata": {}} for said in history]
     return Tracker.from_dict(
         {
             "sender_id": sender,
             "slots": {"photos": [], **(slots or {})},
             "latest_message": latest,
-            "events": [{"event": "user", "text": text, "parse_data": latest, "metadata": {}}],
+            "events": [*earlier, {"event": "user", "text": text, "parse_data": latest, "metadata": {}}],
             "active_loop": {"name": active_loop} if active_loop else {},
             "latest_action_name": "action_listen",
         }
@@ -216,7 +218,8 @@ async def test_photos_are_collected_at_any_step_until_the_limit(services: Servic
 
 async def test_an_answer_that_is_not_a_type_is_asked_again(services: Services) -> None:
     form = ValidateReportForm(services)
-    tracker = make_tracker(text="Carrer de Sants 20", slots={"requested_slot": "incident_type"})
+    tracker = make_tracker(text="Carrer de Sants 20", slots={"requested_slot": "incident_type"},
+                           history=("someone smashed the window of my car last night",))
     extracted = await form.extract_incident_type(CollectingDispatcher(), tracker, {})
     dispatcher = CollectingDispatcher()
     result = form.validate_incident_type(extracted["incident_type"], dispatcher, tracker, {})

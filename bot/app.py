@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from urllib.parse import urlparse
 
 import aiohttp
 import aiohttp_jinja2
@@ -13,6 +14,7 @@ import jinja2
 from aiohttp import web
 from sqlalchemy import Engine
 
+from bot.channels.telegram.channel import TelegramChannel
 from bot.channels.webchat.channel import WebChatChannel
 from bot.engine import Conversations, EngineClient
 from bot.i18n import Catalogs
@@ -30,6 +32,7 @@ DB = web.AppKey("db", Engine)
 ENGINE = web.AppKey("engine", EngineClient)
 CONVERSATIONS = web.AppKey("conversations", Conversations)
 WEBCHAT = web.AppKey("webchat", WebChatChannel)
+TELEGRAM = web.AppKey("telegram", TelegramChannel)
 CATALOGS = web.AppKey("catalogs", Catalogs)
 
 WEBCHAT_DIR = Path(__file__).parent / "channels" / "webchat"
@@ -110,7 +113,16 @@ def create_app(settings: Settings) -> web.Application:
             app[CONVERSATIONS] = conversations
             app[WEBCHAT] = webchat
             await webchat.connect()
-            yield
+            telegram = None
+            if settings.telegram_token:
+                telegram = TelegramChannel(settings, catalogs, conversations, db)
+                app[TELEGRAM] = telegram
+                await telegram.connect()
+            try:
+                yield
+            finally:
+                if telegram is not None:
+                    await telegram.disconnect()
         db.dispose()
         tracker_db.dispose()
 
@@ -126,6 +138,13 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/", _via_webchat("page"), name="chat")
     app.router.add_get("/webchat/ws", _via_webchat("socket"))
     app.router.add_post("/webchat/upload", _via_webchat("upload"))
+    if settings.telegram_token and settings.telegram_webhook_url:
+        path = urlparse(settings.telegram_webhook_url).path or "/telegram/webhook"
+
+        async def telegram_webhook(request: web.Request) -> web.StreamResponse:
+            return await request.app[TELEGRAM].webhook(request)
+
+        app.router.add_post(path, telegram_webhook)
     return app
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from functools import cached_property
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -44,6 +45,11 @@ class Settings(BaseSettings):
     neighbourhoods_geojson: Path = PROJECT_ROOT / "data" / "barcelona-barris.geojson"
     locales_dir: Path = PROJECT_ROOT / "locales"
 
+    telegram_token: str = Field(default="", repr=False)
+    telegram_api_url: str = ""  # Bot API base, e.g. http://127.0.0.1:8081/bot (default: Telegram's)
+    telegram_webhook_url: str = ""  # public https URL: webhook mode instead of long polling
+    telegram_webhook_secret: str = Field(default="", repr=False)  # default: derived from SECRET_KEY
+
     max_message_chars: int = 4000
     max_photo_bytes: int = 10 * 1024 * 1024
     max_photos_per_report: int = 5
@@ -75,6 +81,21 @@ class Settings(BaseSettings):
     @cached_property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.time_zone)
+
+    @property
+    def telegram_file_url(self) -> str:
+        """File download base that goes with ``telegram_api_url`` (".../bot" -> ".../file/bot")."""
+        base = self.telegram_api_url.rstrip("/")
+        if not base:
+            return ""
+        return base[: -len("/bot")] + "/file/bot" if base.endswith("/bot") else base + "/file/bot"
+
+    @property
+    def webhook_secret(self) -> str:
+        """The X-Telegram-Bot-Api-Secret-Token value (1-256 of A-Z, a-z, 0-9, _ and -)."""
+        if self.telegram_webhook_secret:
+            return self.telegram_webhook_secret
+        return hashlib.sha256(("telegram-webhook:" + self.secret_key).encode()).hexdigest()
 
     @property
     def engine_url(self) -> str:

@@ -569,3 +569,14 @@ def erase_reporter(*, session: Session, sender_id: str) -> ErasureResult:
             },
         )
     return result
+
+
+def set_reporter_unreachable(*, session: Session, sender_id: str, unreachable: bool = True) -> bool:
+    """Mark a reporter unreachable (they blocked the bot) or reachable again; False if unknown."""
+    with _atomic(session):
+        reporter = _find_reporter(session, sender_id)
+        if reporter is None:
+            return False
+        reporter.unreachable = unreachable
+        session.add(reporter)
+    return True

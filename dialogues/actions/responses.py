@@ -367,6 +367,9 @@ ADAPTER_MESSAGES = {
     "photo_type": N_("Please send the photo as a JPEG, PNG or WebP image."),
     "photo_too_big": N_("That photo is too big. The maximum size is {limit_mb} MB."),
     "busy": N_("You are sending messages very fast. Please wait a moment."),
+    "session": N_("Your chat session has expired. Please reload the page."),
+    "edited": N_("I only read new messages. Please send the correction as a new message."),
+    "private_only": N_("Please write to me in a private chat: reports are personal."),
 }
 
 # The sentence confirming a language switch, written in that language itself.

@@ -6,7 +6,6 @@ nobody can speak in someone else's conversation by guessing an id.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import json
@@ -23,27 +22,12 @@ from bot.engine import Conversations
 from bot.i18n import LANGUAGE_NAMES, Catalogs
 from bot.settings import Settings
 from dialogues.actions.responses import ADAPTER_MESSAGES
-from storage import cases as case_store
-from storage.db import session_scope
+from bot.channels.media import PhotoRejected, location_payload, photo_payload, store_photo
 from storage.errors import StorageError
 
 log = logging.getLogger(__name__)
 
-PHOTO_SIGNATURES = {
-    b"\xff\xd8\xff": "image/jpeg",
-    b"\x89PNG\r\n\x1a\n": "image/png",
-}
 MAX_PAYLOAD_CHARS = 500
-
-
-def sniff_image(head: bytes) -> str | None:
-    """The image type from its first bytes; the browser's claim is not trusted."""
-    for signature, mime in PHOTO_SIGNATURES.items():
-        if head.startswith(signature):
-            return mime
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return "image/webp"
-    return None
 
 
 class SessionTokens:
@@ -96,11 +80,6 @@ class WebChatChannel(Channel):
                 await self._send(ws, self._frame(message))
 
     # routes -----------------------------------------------------------------------------
-    def add_routes(self, app: web.Application) -> None:
-        app.router.add_get("/", self.page, name="chat")
-        app.router.add_get("/webchat/ws", self.socket)
-        app.router.add_post("/webchat/upload", self.upload)
-
     async def page(self, request: web.Request) -> web.Response:
         wanted = request.query.get("lang") or request.headers.get("Accept-Language", "").split(",")[0].split(";")[0]
         lang = self.catalogs.negotiate(wanted)
@@ -194,10 +173,10 @@ class WebChatChannel(Channel):
             except (KeyError, TypeError, ValueError):
                 await self._notice(ws, "unreadable", hint)
                 return
-            if not (-90 <= latitude <= 90 and -180 <= longitude <= 180):
+            payload = location_payload(latitude, longitude)
+            if payload is None:
                 await self._notice(ws, "unreadable", hint)
                 return
-            payload = "/inform" + json.dumps({"latitude": round(latitude, 6), "longitude": round(longitude, 6)})
             await self.deliver(IncomingMessage(sender_id=sender_id, text=payload, locale_hint=hint))
         else:
             await self._notice(ws, "unreadable", hint)
@@ -220,7 +199,7 @@ class WebChatChannel(Channel):
         hint = self.hints.get(sender_id or "") or request.headers.get("Accept-Language")
         locale = self.catalogs.negotiate((hint or "").split(",")[0])
         if sender_id is None:
-            return web.json_response({"error": "invalid session"}, status=401)
+            return web.json_response({"error": self.catalogs.gettext(_adapter_message("session"), locale)}, status=401)
 
         def error(key: str, status: int, **args: Any) -> web.Response:
             text = self.catalogs.gettext(_adapter_message(key), locale, **args)
@@ -243,23 +222,14 @@ class WebChatChannel(Channel):
             data.extend(chunk)
             if len(data) > limit:
                 return error("photo_too_big", 413, limit_mb=limit // (1024 * 1024))
-        mime = sniff_image(bytes(data[:16]))
-        if mime is None:
-            return error("photo_type", 415)
-
-        def store() -> str:
-            with session_scope(self.db) as session:
-                attachment = case_store.add_pending_attachment(
-                    session=session, sender_id=sender_id, data=bytes(data), mime_type=mime
-                )
-                return str(attachment.id)
-
         try:
-            attachment_id = await asyncio.to_thread(store)
+            attachment_id = await store_photo(self.db, sender_id, bytes(data), limit)
+        except PhotoRejected as rejected:
+            return error(rejected.key, 413 if rejected.key == "photo_too_big" else 415, limit_mb=limit // (1024 * 1024))
         except StorageError:
             log.exception("could not store a photo")
             return error("unavailable", 503)
-        payload = "/inform" + json.dumps({"photo": attachment_id})
+        payload = photo_payload(attachment_id)
         await self.deliver(IncomingMessage(sender_id=sender_id, text=payload, locale_hint=hint))
         return web.json_response({"ok": True})
 

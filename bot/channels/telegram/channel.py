@@ -1,0 +1,345 @@
+"""Telegram: python-telegram-bot's Application inside the bot service's event loop.
+
+Updates come by long polling, or by webhook on the bot service's own aiohttp app. Each is
+turned into an IncomingMessage for the Conversations hub; the hub's answers are drawn as
+Telegram messages (inline keyboards for choices, a location keyboard when the engine asks
+where). No ConversationHandler: dialogue state stays in the engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import weakref
+from collections.abc import Awaitable
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy import Engine
+from telegram import (
+    BotCommand,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    KeyboardButton,
+    Message,
+    ReplyKeyboardMarkup,
+    ReplyKeyboardRemove,
+    Update,
+)
+from telegram.constants import ChatAction, ChatType
+from telegram.error import Forbidden, TelegramError
+from telegram.ext import AIORateLimiter, Application, BaseUpdateProcessor, ContextTypes, TypeHandler
+
+from bot.channels.base import Channel, IncomingMessage, OutgoingMessage
+from bot.channels.media import PhotoRejected, location_payload, photo_payload, store_photo
+from bot.engine import Conversations
+from bot.i18n import N_, Catalogs
+from bot.settings import SUPPORTED_LOCALES, Settings
+from dialogues.actions.responses import ADAPTER_MESSAGES
+from storage import cases as case_store
+from storage.db import session_scope
+from storage.errors import StorageError
+
+log = logging.getLogger(__name__)
+
+SENDER_PREFIX = "telegram:"
+CALLBACK_DATA_MAX_BYTES = 64
+ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "channel_post", "edited_channel_post"]
+
+# Telegram commands and what the engine is told for each.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "start": ("/greet", N_("Start: what I can do")),
+    "help": ("/faq/how_it_works", N_("How it works")),
+    "language": ("/change_language", N_("Change language")),
+    "status": ("/check_status", N_("Status of my reports")),
+    "alerts": ("/subscribe_alerts", N_("Neighbourhood alerts")),
+    "forget": ("/forget_me", N_("Erase my data")),
+    "cancel": ("/cancel", N_("Cancel the report")),
+}
+SHARE_LOCATION = N_("📍 Share my location")
+YOU_CHOSE = N_("You chose: {choice}")
+
+
+class PerChatUpdateProcessor(BaseUpdateProcessor):
+    """Updates of different chats run concurrently; those of one chat strictly in order."""
+
+    def __init__(self, max_concurrent_updates: int = 256) -> None:
+        super().__init__(max_concurrent_updates)
+        self._locks: weakref.WeakValueDictionary[int, asyncio.Lock] = weakref.WeakValueDictionary()
+
+    async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
+        chat = getattr(update, "effective_chat", None)
+        if chat is None:
+            await coroutine
+            return
+        lock = self._locks.get(chat.id)
+        if lock is None:
+            lock = asyncio.Lock()
+            self._locks[chat.id] = lock
+        async with lock:
+            await coroutine
+
+    async def initialize(self) -> None:
+        return None
+
+    async def shutdown(self) -> None:
+        return None
+
+
+def sender_of(chat_id: int) -> str:
+    return f"{SENDER_PREFIX}{chat_id}"
+
+
+def chat_of(sender_id: str) -> int:
+    return int(sender_id.removeprefix(SENDER_PREFIX))
+
+
+class TelegramChannel(Channel):
+    name = "telegram"
+
+    def __init__(self, settings: Settings, catalogs: Catalogs, conversations: Conversations, db: Engine) -> None:
+        self.settings = settings
+        self.catalogs = catalogs
+        self.conversations = conversations
+        self.db = db
+        self.application: Application | None = None
+
+    @property
+    def webhook_mode(self) -> bool:
+        return bool(self.settings.telegram_webhook_url)
+
+    # Channel interface ------------------------------------------------------------------
+    async def connect(self) -> None:
+        settings = self.settings
+        builder = (
+            Application.builder()
+            .token(settings.telegram_token)
+            .rate_limiter(AIORateLimiter(max_retries=5))
+            .concurrent_updates(PerChatUpdateProcessor())
+        )
+        if settings.telegram_api_url:
+            builder = builder.base_url(settings.telegram_api_url.rstrip("/")).base_file_url(settings.telegram_file_url)
+        if self.webhook_mode:
+            builder = builder.updater(None)
+        application = builder.build()
+        application.add_handler(TypeHandler(Update, self.on_update))
+        application.add_error_handler(self.on_error)
+        self.application = application
+        await application.initialize()
+        await self.register_commands()
+        await application.start()
+        if self.webhook_mode:
+            await application.bot.set_webhook(
+                url=settings.telegram_webhook_url,
+                secret_token=settings.webhook_secret,
+                allowed_updates=ALLOWED_UPDATES,
+            )
+            log.info("telegram: webhook registered")
+        else:
+            await application.bot.delete_webhook()
+            assert application.updater is not None
+            await application.updater.start_polling(allowed_updates=ALLOWED_UPDATES, timeout=20)
+            log.info("telegram: long polling")
+
+    async def disconnect(self) -> None:
+        application = self.application
+        if application is None:
+            return
+        if application.updater is not None and application.updater.running:
+            await application.updater.stop()
+        if application.running:
+            await application.stop()
+        await application.shutdown()
+        self.application = None
+
+    async def register_commands(self) -> None:
+        assert self.application is not None
+        bot = self.application.bot
+        for locale in (None, *SUPPORTED_LOCALES):
+            commands = [
+                BotCommand(name, self.catalogs.gettext(description, locale or self.catalogs.default_locale))
+                for name, (_, description) in COMMANDS.items()
+            ]
+            await bot.set_my_commands(commands, language_code=locale)
+
+    async def respond(self, sender_id: str, messages: list[OutgoingMessage]) -> None:
+        assert self.application is not None
+        bot = self.application.bot
+        chat_id = chat_of(sender_id)
+        for message in messages:
+            if not message.text:
+                continue  # control messages of other channels (e.g. the web chat's "forget")
+            try:
+                await bot.send_message(chat_id, message.text, reply_markup=self._markup(message, sender_id))
+            except Forbidden:
+                log.info("telegram: a citizen blocked the bot; marked unreachable")
+                await self._mark_unreachable(sender_id)
+                return
+            except TelegramError as error:
+                log.warning("telegram: could not send a message: %s", error)
+                return
+
+    # webhook ----------------------------------------------------------------------------
+    async def webhook(self, request: web.Request) -> web.Response:
+        if request.headers.get("X-Telegram-Bot-Api-Secret-Token") != self.settings.webhook_secret:
+            return web.Response(status=403, text="wrong secret token")
+        if self.application is None:
+            return web.Response(status=503)
+        try:
+            data = await request.json()
+        except ValueError:
+            return web.Response(status=400, text="invalid JSON")
+        update = Update.de_json(data, self.application.bot)
+        if update is None:
+            return web.Response(status=400, text="not an update")
+        await self.application.update_queue.put(update)
+        return web.Response(text="ok")
+
+    # updates ----------------------------------------------------------------------------
+    async def on_update(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        if update.channel_post or update.edited_channel_post:
+            return  # a channel is not a citizen: answering would be wrong
+        if update.callback_query is not None:
+            await self.on_button(update)
+            return
+        message = update.edited_message or update.message
+        if message is None or message.from_user is None:
+            return  # an update kind we do not serve (and nobody to answer)
+        hint = message.from_user.language_code
+        sender_id = sender_of(message.chat.id)
+        if message.chat.type != ChatType.PRIVATE:
+            if message.text and message.text.startswith("/"):
+                await self.notice(sender_id, "private_only", hint)
+            return
+        if update.edited_message is not None:
+            await self.notice(sender_id, "edited", hint, message.text or "")
+            return
+        for payload, display in await self.payloads(message, sender_id, hint):
+            await self.deliver(IncomingMessage(sender_id=sender_id, text=payload, locale_hint=hint, display_text=display))
+
+    async def payloads(self, message: Message, sender_id: str, hint: str | None) -> list[tuple[str, str | None]]:
+        """What the engine is told for one Telegram message (a photo with a caption is two)."""
+        if message.text:
+            text = message.text.strip()
+            if text.startswith("/"):
+                command = text[1:].split()[0].split("@")[0].lower() if len(text) > 1 else ""
+                if command in COMMANDS:
+                    return [(COMMANDS[command][0], None)]
+                text = text.lstrip("/").strip()  # typed text is never an engine command
+            if not text:
+                await self.notice(sender_id, "empty", hint)
+                return []
+            if len(text) > self.settings.max_message_chars:
+                await self.notice(sender_id, "too_long", hint, text, limit=self.settings.max_message_chars)
+                return []
+            return [(text, None)]
+        if message.location is not None:
+            payload = location_payload(message.location.latitude, message.location.longitude)
+            return [(payload, None)] if payload else []
+        if message.photo:
+            found = await self.photo(message, sender_id, hint)
+            result: list[tuple[str, str | None]] = [(found, None)] if found else []
+            if found and message.caption and message.caption.strip():
+                result.append((message.caption.strip()[: self.settings.max_message_chars], None))
+            return result
+        await self.notice(sender_id, "unreadable", hint)
+        return []
+
+    async def photo(self, message: Message, sender_id: str, hint: str | None) -> str | None:
+        largest = max(message.photo, key=lambda size: (size.file_size or 0, size.width * size.height))
+        limit = self.settings.max_photo_bytes
+        try:
+            if largest.file_size and largest.file_size > limit:
+                raise PhotoRejected("photo_too_big")
+            file = await largest.get_file()
+            data = bytes(await file.download_as_bytearray())
+            attachment_id = await store_photo(self.db, sender_id, data, limit)
+        except PhotoRejected as rejected:
+            await self.notice(sender_id, rejected.key, hint, limit_mb=limit // (1024 * 1024))
+            return None
+        except (TelegramError, StorageError) as error:
+            log.warning("telegram: could not take a photo: %s", type(error).__name__)
+            await self.notice(sender_id, "unavailable", hint)
+            return None
+        return photo_payload(attachment_id)
+
+    async def on_button(self, update: Update) -> None:
+        query = update.callback_query
+        assert query is not None
+        await query.answer()
+        if not query.data or query.message is None or query.from_user is None:
+            return
+        sender_id = sender_of(query.message.chat.id)
+        title = query.data
+        if isinstance(query.message, Message) and query.message.reply_markup:
+            for row in query.message.reply_markup.inline_keyboard:
+                for button in row:
+                    if button.callback_data == query.data:
+                        title = button.text
+            try:  # the choice is made: no second press on an old question
+                await query.message.edit_reply_markup(reply_markup=None)
+            except TelegramError:
+                log.debug("telegram: could not remove an old keyboard")
+        hint = query.from_user.language_code
+        locale = self.conversations.adapter_locale(IncomingMessage(sender_id, "", hint))
+        assert self.application is not None
+        await self._send_plain(sender_id, self.catalogs.gettext(YOU_CHOSE, locale, choice=title))
+        await self.deliver(IncomingMessage(sender_id=sender_id, text=query.data, locale_hint=hint, display_text=title))
+
+    async def deliver(self, message: IncomingMessage) -> None:
+        assert self.application is not None
+        try:
+            await self.application.bot.send_chat_action(chat_of(message.sender_id), ChatAction.TYPING)
+        except Forbidden:
+            await self._mark_unreachable(message.sender_id)
+            return
+        except TelegramError:
+            log.debug("telegram: typing indicator not sent")
+        await self.respond(message.sender_id, await self.conversations.handle(message))
+
+    async def on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+        log.error("telegram: error while handling an update: %s", type(context.error).__name__,
+                  exc_info=context.error)
+
+    # helpers ----------------------------------------------------------------------------
+    def _markup(self, message: OutgoingMessage, sender_id: str) -> InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove:
+        buttons = [
+            InlineKeyboardButton(button.title, callback_data=button.payload)
+            for button in message.buttons
+            if len(button.payload.encode()) <= CALLBACK_DATA_MAX_BYTES
+        ]
+        if buttons:
+            return InlineKeyboardMarkup([[button] for button in buttons])
+        if message.request == "location":
+            label = self.catalogs.gettext(SHARE_LOCATION, self._locale_of(message))
+            return ReplyKeyboardMarkup(
+                [[KeyboardButton(label, request_location=True)]], resize_keyboard=True, one_time_keyboard=True
+            )
+        return ReplyKeyboardRemove()
+
+    def _locale_of(self, message: OutgoingMessage) -> str:
+        """The language of a message the engine wrote (to label the location button alike)."""
+        return self.conversations.adapter_locale(IncomingMessage("", message.text, None))
+
+    async def notice(self, sender_id: str, key: str, hint: str | None, text: str = "", **args: Any) -> None:
+        locale = self.conversations.adapter_locale(IncomingMessage(sender_id, text[:500], hint))
+        await self._send_plain(sender_id, self.catalogs.gettext(ADAPTER_MESSAGES[key], locale, **args))
+
+    async def _send_plain(self, sender_id: str, text: str) -> None:
+        assert self.application is not None
+        try:
+            await self.application.bot.send_message(chat_of(sender_id), text)
+        except Forbidden:
+            await self._mark_unreachable(sender_id)
+        except TelegramError as error:
+            log.warning("telegram: could not send a notice: %s", error)
+
+    async def _mark_unreachable(self, sender_id: str) -> None:
+        def mark() -> None:
+            with session_scope(self.db) as session:
+                case_store.set_reporter_unreachable(session=session, sender_id=sender_id)
+
+        try:
+            await asyncio.to_thread(mark)
+        except StorageError:
+            log.warning("telegram: could not mark a reporter unreachable")

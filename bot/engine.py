@@ -148,7 +148,9 @@ class Conversations:
             if "erase_conversation" in controls:
                 await self._erase_conversation(message.sender_id)
                 messages.append(OutgoingMessage(custom={"forget": True}))
-        if not messages and not await self._engine.actions_ready():
-            log.warning("action server unavailable")
-            return [self.notice("unavailable", locale)]
+        if not messages:
+            if not await self._engine.actions_ready():
+                log.warning("action server unavailable")
+                return [self.notice("unavailable", locale)]
+            return [self.notice("not_understood", locale)]  # never silence
         return messages

@@ -141,3 +141,49 @@ async def test_healthz_is_ok_when_everything_answers(stack: Stack, aiohttp_clien
     response = await client.get("/healthz")
     assert response.status == 200, await response.text()
     assert await response.json() == {"status": "ok", "engine": "ok", "actions": "ok", "database": "ok"}
+
+
+@pytest.mark.engine
+async def test_forget_me_erases_the_conversation_in_the_engine_and_the_case_text(stack: Stack, aiohttp_client) -> None:
+    import sqlite3
+
+    settings = app_settings(stack)
+    client = await aiohttp_client(create_app(settings))
+    ws, welcome = await hello(client, locale="en-GB")
+    sender = welcome["sender"]
+    secret_words = "my neighbour Jordi Vilanova keeps dealing drugs from flat 3B"
+    replies = await say(ws, {"type": "text", "text": f"I want to report that {secret_words} on Carrer de Blai"})
+    for _ in range(8):
+        last = replies[-1]
+        payloads = [b["payload"] for b in last.get("buttons", [])]
+        if any('"photos_done"' in p for p in payloads):
+            replies = await say(ws, {"type": "button", "payload": '/inform{"photos_done":"yes"}', "title": "Continue"})
+        elif any('"contact_mode"' in p for p in payloads):
+            replies = await say(ws, {"type": "button", "payload": '/inform{"contact_mode":"contact"}', "title": "Name"})
+        elif "/affirm" in payloads:
+            replies = await say(ws, {"type": "button", "payload": "/affirm", "title": "Send"})
+            break
+        elif "name" in last["text"].lower() and "phone" not in last["text"].lower():
+            replies = await say(ws, {"type": "text", "text": "Montserrat Ferrer"})
+        elif "phone" in last["text"].lower():
+            replies = await say(ws, {"type": "text", "text": "+34 612 345 678"})
+        else:
+            replies = await say(ws, {"type": "text", "text": "yesterday at 9 pm"})
+    assert REF.search(" ".join(r["text"] for r in replies))
+
+    def tracker_rows() -> int:
+        path = settings.tracker_store_url.removeprefix("sqlite:///")
+        with sqlite3.connect(path) as connection:
+            return connection.execute("SELECT count(*) FROM events WHERE sender_id = ?", (sender,)).fetchone()[0]
+
+    assert tracker_rows() > 0
+    await say(ws, {"type": "text", "text": "please delete all my personal data"})
+    replies = await say(ws, {"type": "button", "payload": "/affirm", "title": "Yes"})
+    assert replies[-1]["type"] == "forget"
+    assert tracker_rows() == 0
+    path = settings.database_url.removeprefix("sqlite:///")
+    with sqlite3.connect(path) as connection:
+        dump = "\n".join(connection.iterdump())
+    for secret in ("Jordi Vilanova", "Montserrat", "612 345 678", "dealing drugs", sender):
+        assert secret not in dump
+    await ws.close()

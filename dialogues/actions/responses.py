@@ -366,6 +366,7 @@ ADAPTER_MESSAGES = {
     "unreadable": N_("I can read text, photos and locations. Please write your message."),
     "photo_type": N_("Please send the photo as a JPEG, PNG or WebP image."),
     "photo_too_big": N_("That photo is too big. The maximum size is {limit_mb} MB."),
+    "not_understood": N_("Sorry, I didn't understand that. Could you say it in other words?"),
     "busy": N_("You are sending messages very fast. Please wait a moment."),
     "session": N_("Your chat session has expired. Please reload the page."),
     "edited": N_("I only read new messages. Please send the correction as a new message."),

@@ -1,0 +1,16 @@
+# The app image: bot service and action server (Python 3.11, current libraries).
+FROM python:3.11-slim
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY bot bot
+COPY storage storage
+COPY dialogues dialogues
+COPY locales locales
+COPY data data
+RUN pip install --no-cache-dir . && pybabel compile -d locales -D messages
+RUN useradd --system --home /app barri
+USER barri
+ENV LOCALES_DIR=/app/locales NEIGHBOURHOODS_GEOJSON=/app/data/barcelona-barris.geojson
+EXPOSE 8080 5055
+CMD ["barri", "serve"]

@@ -6,6 +6,7 @@ started, Rasa's workers included. The tests start the same commands.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -105,21 +106,15 @@ def wait_for(url: str, timeout: float, processes: list[subprocess.Popen[bytes]] 
 def stop(processes: list[subprocess.Popen[bytes]], grace: float = 15.0) -> None:
     for process in processes:
         if process.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
     deadline = time.monotonic() + grace
     for process in processes:
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            pass
     for process in processes:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)  # the group may outlive its leader
-        except ProcessLookupError:
-            pass
 
 
 def run_all(settings: Settings, model: str | None = None) -> int:

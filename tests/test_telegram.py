@@ -4,6 +4,7 @@ Telegram and the citizen."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 from sqlmodel import select
 
-from bot.app import TELEGRAM, create_app
+from bot.app import SETTINGS, TELEGRAM, create_app
 from storage import cases as case_store
 from storage.db import create_db_engine, session_scope
 from storage.migrate import upgrade_database
@@ -53,9 +54,15 @@ async def settle(fake: FakeTelegram, chat_id: int, quiet: float = 1.5, timeout: 
 
 
 async def _sleep(seconds: float) -> None:
-    import asyncio
-
     await asyncio.sleep(seconds)
+
+
+async def start_bot(tmp_path: Path, fake: FakeTelegram, aiohttp_server, **overrides: object) -> TestServer:
+    """The bot service with Telegram on, its engine ports pointing nowhere (not needed here)."""
+    settings = make_settings(tmp_path, telegram_token="123:ABC", telegram_api_url=fake.base_url,
+                             rasa_port=free_port(), actions_port=free_port(), **overrides)
+    upgrade_database(settings.database_url)
+    return await aiohttp_server(create_app(settings))
 
 
 @pytest.mark.engine
@@ -131,10 +138,7 @@ async def test_webhook_mode_needs_the_secret(tmp_path: Path, fake_telegram: Fake
 
 async def test_unsupported_messages_get_a_polite_answer_and_channel_posts_none(tmp_path: Path, fake_telegram: FakeTelegram, aiohttp_server) -> None:  # noqa: F811
     fake = fake_telegram
-    settings = make_settings(tmp_path, telegram_token="123:ABC", telegram_api_url=fake.base_url,
-                             rasa_port=free_port(), actions_port=free_port())
-    upgrade_database(settings.database_url)
-    server = await aiohttp_server(create_app(settings))
+    server = await start_bot(tmp_path, fake, aiohttp_server)
     fake.send_voice(USER, language_code="en")
     fake.send_document(USER, b"%PDF-1.4", "application/pdf", language_code="en")
     fake.send_edited_message(USER, "I meant yesterday", language_code="en")
@@ -151,10 +155,8 @@ async def test_unsupported_messages_get_a_polite_answer_and_channel_posts_none(t
 
 async def test_a_429_is_obeyed_and_a_blocked_citizen_is_marked_unreachable(tmp_path: Path, fake_telegram: FakeTelegram, aiohttp_server) -> None:  # noqa: F811
     fake = fake_telegram
-    settings = make_settings(tmp_path, telegram_token="123:ABC", telegram_api_url=fake.base_url,
-                             rasa_port=free_port(), actions_port=free_port())
-    upgrade_database(settings.database_url)
-    server = await aiohttp_server(create_app(settings))
+    server = await start_bot(tmp_path, fake, aiohttp_server)
+    settings = server.app[SETTINGS]
     channel = server.app[TELEGRAM]
 
     fake.add_user(USER)
@@ -181,10 +183,7 @@ async def test_a_429_is_obeyed_and_a_blocked_citizen_is_marked_unreachable(tmp_p
 
 async def test_an_oversize_photo_gets_a_clear_message(tmp_path: Path, fake_telegram: FakeTelegram, aiohttp_server) -> None:  # noqa: F811
     fake = fake_telegram
-    settings = make_settings(tmp_path, telegram_token="123:ABC", telegram_api_url=fake.base_url,
-                             rasa_port=free_port(), actions_port=free_port(), max_photo_bytes=1000)
-    upgrade_database(settings.database_url)
-    server = await aiohttp_server(create_app(settings))
+    server = await start_bot(tmp_path, fake, aiohttp_server, max_photo_bytes=1000)
     fake.send_photo(USER, PNG + b"\0" * 5000, language_code="es")
     await fake.wait_for_messages(USER, 1)
     assert "demasiado grande" in texts(fake, USER)[0].lower()

@@ -6,7 +6,6 @@ import re
 from pathlib import Path
 
 import pytest
-from aiohttp import WSMsgType
 from aiohttp.test_utils import TestClient
 
 from bot.app import create_app

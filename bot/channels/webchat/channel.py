@@ -18,11 +18,11 @@ import aiohttp_jinja2
 from aiohttp import WSMsgType, web
 
 from bot.channels.base import Channel, IncomingMessage, OutgoingMessage
+from bot.channels.media import PhotoRejected, location_payload, photo_payload, store_photo
 from bot.engine import Conversations
 from bot.i18n import LANGUAGE_NAMES, Catalogs
 from bot.settings import Settings
 from dialogues.actions.responses import ADAPTER_MESSAGES
-from bot.channels.media import PhotoRejected, location_payload, photo_payload, store_photo
 from storage.errors import StorageError
 
 log = logging.getLogger(__name__)

@@ -12,28 +12,21 @@ import aiohttp
 import aiohttp_jinja2
 import jinja2
 from aiohttp import web
-from sqlalchemy import Engine
 
+from bot.api import cases as cases_api
 from bot.channels.telegram.channel import TelegramChannel
 from bot.channels.webchat.channel import WebChatChannel
 from bot.engine import Conversations, EngineClient
 from bot.i18n import Catalogs
+from bot.keys import CATALOGS, CONVERSATIONS, DB, ENGINE, HTTP, NOTIFIER, SETTINGS, TELEGRAM, WEBCHAT
 from bot.language import warm_up
+from bot.notify import Notifier
 from bot.settings import Settings
 from storage.db import create_db_engine, ping
 from storage.errors import DatabaseUnavailable
 from storage.tracker import erase_conversation
 
 log = logging.getLogger(__name__)
-
-SETTINGS = web.AppKey("settings", Settings)
-HTTP = web.AppKey("http", aiohttp.ClientSession)
-DB = web.AppKey("db", Engine)
-ENGINE = web.AppKey("engine", EngineClient)
-CONVERSATIONS = web.AppKey("conversations", Conversations)
-WEBCHAT = web.AppKey("webchat", WebChatChannel)
-TELEGRAM = web.AppKey("telegram", TelegramChannel)
-CATALOGS = web.AppKey("catalogs", Catalogs)
 
 WEBCHAT_DIR = Path(__file__).parent / "channels" / "webchat"
 
@@ -118,6 +111,8 @@ def create_app(settings: Settings) -> web.Application:
                 telegram = TelegramChannel(settings, catalogs, conversations, db)
                 app[TELEGRAM] = telegram
                 await telegram.connect()
+            channels = {"web": webchat, **({"telegram": telegram} if telegram else {})}
+            app[NOTIFIER] = Notifier(db, catalogs, channels)
             try:
                 yield
             finally:
@@ -138,6 +133,7 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/", _via_webchat("page"), name="chat")
     app.router.add_get("/webchat/ws", _via_webchat("socket"))
     app.router.add_post("/webchat/upload", _via_webchat("upload"))
+    cases_api.add_routes(app)
     if settings.telegram_token and settings.telegram_webhook_url:
         path = urlparse(settings.telegram_webhook_url).path or "/telegram/webhook"
 

@@ -19,3 +19,11 @@ class AttachmentTooLarge(StorageError):
 
 class InvalidStatus(StorageError):
     """A status name that is not one of ``storage.models.STATUSES``."""
+
+
+class UserExists(StorageError):
+    """A staff user with this name already exists."""
+
+
+class UserNotFound(StorageError):
+    """No staff user has this name."""

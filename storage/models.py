@@ -3,7 +3,8 @@
 Every timestamp is a timezone-aware UTC ``datetime``: ``TZDateTime`` stores UTC and gives back
 aware values on SQLite too, and refuses naive values instead of guessing their zone.
 Enumerated values (category, status, ...) are plain strings in the database; the allowed
-values are listed here and checked by ``CaseCreate`` and the functions in ``storage.cases``.
+values are listed here and checked by ``CaseCreate`` and the functions in ``storage.cases``
+and ``storage.users``.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ Status = Literal[
     "new", "acknowledged", "in_progress", "resolved", "closed", "rejected", "duplicate"
 ]
 Priority = Literal["normal", "high", "urgent"]
+StaffRole = Literal["dispatcher", "community", "admin"]
 
 CHANNELS: tuple[str, ...] = get_args(Channel)
 LOCALES: tuple[str, ...] = get_args(Locale)
@@ -53,6 +55,7 @@ CATEGORIES: tuple[str, ...] = get_args(Category)
 CONTACT_MODES: tuple[str, ...] = get_args(ContactMode)
 STATUSES: tuple[str, ...] = get_args(Status)
 PRIORITIES: tuple[str, ...] = get_args(Priority)
+STAFF_ROLES: tuple[str, ...] = get_args(StaffRole)
 
 # CaseEvent.kind values written by storage; other layers may add their own kinds.
 EVENT_CREATED = "created"
@@ -75,6 +78,10 @@ DESCRIPTION_MAX = 4000  # Open311 GeoReport v2's limit
 ADDRESS_MAX = 500
 OCCURRED_TEXT_MAX = 200
 PLACE_NAME_MAX = 200
+STAFF_NAME_MAX = 64
+STAFF_ROLE_MAX = 16
+SHA256_HEX_LENGTH = 64
+PASSWORD_HASH_MAX = 255  # an argon2id PHC string with the default parameters is about 100
 
 
 def utcnow() -> datetime:
@@ -232,6 +239,25 @@ class AuditLog(SQLModel, table=True):
     subject_type: str = Field(max_length=32)
     subject_id: str = Field(max_length=64)
     detail: str | None = Field(default=None, sa_type=Text)
+
+
+class StaffUser(SQLModel, table=True):
+    """A member of staff using the API (see ``storage.users``); only hashes of secrets are kept.
+
+    ``token_hash`` is the SHA-256 hex digest of the API token; ``password_hash`` is an argon2id
+    PHC string, or ``None`` while no password has been set.
+    """
+
+    __tablename__ = "staff_users"
+
+    id: uuid.UUID = _uuid_pk()
+    name: str = Field(max_length=STAFF_NAME_MAX, unique=True, index=True)
+    role: str = Field(max_length=STAFF_ROLE_MAX)
+    token_hash: str = Field(max_length=SHA256_HEX_LENGTH, unique=True, index=True)
+    password_hash: str | None = Field(default=None, max_length=PASSWORD_HASH_MAX)
+    active: bool = Field(default=True)
+    created_at: datetime = _timestamp()
+    last_login_at: datetime | None = _optional_timestamp()
 
 
 class CaseCreate(SQLModel):

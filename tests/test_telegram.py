@@ -13,7 +13,8 @@ import pytest
 from aiohttp.test_utils import TestServer
 from sqlmodel import select
 
-from bot.app import SETTINGS, TELEGRAM, create_app
+from bot.app import create_app
+from bot.keys import SETTINGS, TELEGRAM
 from storage import cases as case_store
 from storage.db import create_db_engine, session_scope
 from storage.migrate import upgrade_database

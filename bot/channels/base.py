@@ -40,7 +40,8 @@ class Channel(abc.ABC):
     async def connect(self) -> None: ...
 
     @abc.abstractmethod
-    async def respond(self, sender_id: str, messages: list[OutgoingMessage]) -> None: ...
+    async def respond(self, sender_id: str, messages: list[OutgoingMessage]) -> bool:
+        """Send messages to a citizen; True when the platform took them."""
 
     @abc.abstractmethod
     async def disconnect(self) -> None: ...

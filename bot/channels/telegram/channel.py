@@ -162,7 +162,7 @@ class TelegramChannel(Channel):
             ]
             await bot.set_my_commands(commands, language_code=locale)
 
-    async def respond(self, sender_id: str, messages: list[OutgoingMessage]) -> None:
+    async def respond(self, sender_id: str, messages: list[OutgoingMessage]) -> bool:
         assert self.application is not None
         bot = self.application.bot
         chat_id = chat_of(sender_id)
@@ -170,14 +170,15 @@ class TelegramChannel(Channel):
             if not message.text:
                 continue  # control messages of other channels (e.g. the web chat's "forget")
             try:
-                await bot.send_message(chat_id, message.text, reply_markup=self._markup(message, sender_id))
+                await bot.send_message(chat_id, message.text, reply_markup=self._markup(message))
             except Forbidden:
                 log.info("telegram: a citizen blocked the bot; marked unreachable")
                 await self._mark_unreachable(sender_id)
-                return
+                return False
             except TelegramError as error:
                 log.warning("telegram: could not send a message: %s", error)
-                return
+                return False
+        return True
 
     # webhook ----------------------------------------------------------------------------
     async def webhook(self, request: web.Request) -> web.Response:
@@ -302,7 +303,7 @@ class TelegramChannel(Channel):
                   exc_info=context.error)
 
     # helpers ----------------------------------------------------------------------------
-    def _markup(self, message: OutgoingMessage, sender_id: str) -> InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove:
+    def _markup(self, message: OutgoingMessage) -> InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove:
         buttons = [
             InlineKeyboardButton(button.title, callback_data=button.payload)
             for button in message.buttons

@@ -74,10 +74,12 @@ class WebChatChannel(Channel):
                 await ws.close(code=1001, message=b"server shutdown")
         self.sockets.clear()
 
-    async def respond(self, sender_id: str, messages: list[OutgoingMessage]) -> None:
-        for ws in list(self.sockets.get(sender_id, ())):
+    async def respond(self, sender_id: str, messages: list[OutgoingMessage]) -> bool:
+        sockets = [ws for ws in self.sockets.get(sender_id, ()) if not ws.closed]
+        for ws in sockets:
             for message in messages:
                 await self._send(ws, self._frame(message))
+        return bool(sockets)
 
     # routes -----------------------------------------------------------------------------
     async def page(self, request: web.Request) -> web.Response:

@@ -1,0 +1,60 @@
+"""Who is calling a staff route: a Bearer API token, checked on every request."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from functools import wraps
+
+from aiohttp import web
+from sqlalchemy import Engine
+from storage.users import user_for_token
+
+from storage.db import session_scope
+from storage.models import StaffUser
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+STAFF = web.RequestKey("staff", StaffUser)
+
+
+def error(status: int, message: str, **extra: object) -> web.Response:
+    return web.json_response({"error": message, **extra}, status=status)
+
+
+async def authenticate(request: web.Request, db: Engine) -> StaffUser | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+
+    def lookup() -> StaffUser | None:
+        with session_scope(db) as session:
+            return user_for_token(session=session, token=token.strip())
+
+    return await asyncio.to_thread(lookup)
+
+
+def require(*roles: str, db_key: web.AppKey[Engine]) -> Callable[[Handler], Handler]:
+    """401 without valid credentials, 403 for a role that may not use the route."""
+
+    def decorate(handler: Handler) -> Handler:
+        @wraps(handler)
+        async def checked(request: web.Request) -> web.StreamResponse:
+            user = await authenticate(request, request.app[db_key])
+            if user is None:
+                response = error(401, "a valid API token is required (Authorization: Bearer ...)")
+                response.headers["WWW-Authenticate"] = 'Bearer realm="barri"'
+                return response
+            if user.role not in roles:
+                return error(403, f"the {user.role} role may not use this route")
+            request[STAFF] = user
+            return await handler(request)
+
+        checked.required_roles = roles  # type: ignore[attr-defined] - read by the route tests
+        return checked
+
+    return decorate
+
+
+def staff_of(request: web.Request) -> StaffUser:
+    return request[STAFF]

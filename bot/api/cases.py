@@ -1,0 +1,232 @@
+"""REST API for dispatchers under /api/v1: cases, their history and photos, and changes
+that go back to the citizen."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from datetime import datetime
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy import Engine
+
+from bot.api.auth import error, require, staff_of
+from bot.api.openapi import serve_openapi
+from bot.keys import DB, NOTIFIER, SETTINGS
+from storage import cases as case_store
+from storage.db import session_scope
+from storage.desk import CaseChange, CaseFilters, IllegalTransition, list_cases, update_case
+from storage.models import CATEGORIES, PRIORITIES, STATUSES, Attachment, Case, CaseEvent, Reporter
+
+READERS = ("dispatcher", "admin")
+MAX_PAGE = 200
+
+
+class CasePatch(BaseModel):
+    """A dispatcher's change to a case (unknown fields are refused)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    status: str | None = None
+    duplicate_of: str | None = Field(default=None, max_length=16)
+    priority: str | None = None
+    assignee: str | None = Field(default=None, max_length=64)
+    public_note: str | None = Field(default=None, min_length=1, max_length=2000)
+    internal_note: str | None = Field(default=None, min_length=1, max_length=4000)
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+def case_summary(case: Case) -> dict[str, Any]:
+    return {
+        "ref": case.ref,
+        "status": case.status,
+        "priority": case.priority,
+        "category": case.category,
+        "neighbourhood": {"code": case.neighbourhood_code, "name": case.neighbourhood_name,
+                          "district": case.district_name},
+        "created_at": _iso(case.created_at),
+        "occurred_at": _iso(case.occurred_at),
+        "channel": case.channel,
+        "assignee": case.assignee,
+        "handoff_requested": case.handoff_requested_at is not None,
+    }
+
+
+def case_detail(case: Case, attachments: list[Attachment], events: list[CaseEvent],
+                contact: dict[str, Any] | None) -> dict[str, Any]:
+    return {
+        **case_summary(case),
+        "description": case.description,
+        "address": case.address,
+        "location": {"latitude": case.latitude, "longitude": case.longitude} if case.latitude is not None else None,
+        "occurred_text": case.occurred_text,
+        "locale": case.locale,
+        "contact_mode": case.contact_mode,
+        "contact": contact,
+        "updated_at": _iso(case.updated_at),
+        "acknowledged_at": _iso(case.acknowledged_at),
+        "resolved_at": _iso(case.resolved_at),
+        "closed_at": _iso(case.closed_at),
+        "erased_at": _iso(case.erased_at),
+        "attachments": [
+            {"id": str(a.id), "sha256": a.sha256, "size": a.size, "mime_type": a.mime_type,
+             "created_at": _iso(a.created_at), "url": f"/api/v1/cases/{case.ref}/attachments/{a.id}"}
+            for a in attachments
+        ],
+        "history": [
+            {"at": _iso(e.at), "kind": e.kind, "actor": e.actor, "from_status": e.from_status,
+             "to_status": e.to_status, "text": e.text}
+            for e in events
+        ],
+    }
+
+
+def _filters(request: web.Request) -> tuple[CaseFilters, int, int]:
+    """Query parameters, refused with a message when out of range (ValueError)."""
+    query = request.query
+    unknown = set(query) - {"status", "category", "neighbourhood", "priority", "since", "limit", "offset"}
+    if unknown:
+        raise ValueError(f"unknown parameter(s): {', '.join(sorted(unknown))}")
+    for name, allowed in (("status", STATUSES), ("category", CATEGORIES), ("priority", PRIORITIES)):
+        if name in query and query[name] not in allowed:
+            raise ValueError(f"{name} must be one of {', '.join(allowed)}")
+    since = None
+    if "since" in query:
+        try:
+            since = datetime.fromisoformat(query["since"])
+        except ValueError:
+            raise ValueError("since must be an ISO 8601 date or date-time") from None
+        if since.tzinfo is None:
+            since = since.replace(tzinfo=request.app[SETTINGS].zone)
+    try:
+        limit = int(query.get("limit", "50"))
+        offset = int(query.get("offset", "0"))
+    except ValueError:
+        raise ValueError("limit and offset must be whole numbers") from None
+    if not 1 <= limit <= MAX_PAGE:
+        raise ValueError(f"limit must be between 1 and {MAX_PAGE}")
+    if not 0 <= offset <= 1_000_000:
+        raise ValueError("offset must be between 0 and 1000000")
+    filters = CaseFilters(status=query.get("status"), category=query.get("category"),
+                          neighbourhood=query.get("neighbourhood"), priority=query.get("priority"), since=since)
+    return filters, limit, offset
+
+
+@require(*READERS, db_key=DB)
+async def get_cases(request: web.Request) -> web.Response:
+    try:
+        filters, limit, offset = _filters(request)
+    except ValueError as problem:
+        return error(400, str(problem))
+
+    def read() -> tuple[list[Case], int]:
+        with session_scope(request.app[DB]) as session:
+            return list_cases(session=session, filters=filters, limit=limit, offset=offset)
+
+    cases, total = await asyncio.to_thread(read)
+    return web.json_response({"total": total, "limit": limit, "offset": offset,
+                              "items": [case_summary(c) for c in cases]})
+
+
+def _load_detail(db: Engine, ref: str, reader: Any) -> dict[str, Any] | None:
+    with session_scope(db) as session:
+        case = case_store.get_case_by_ref(session=session, ref=ref)
+        if case is None:
+            return None
+        attachments = case_store.get_attachments(session=session, case_id=case.id)
+        events = case_store.get_case_events(session=session, case_id=case.id)
+        contact = None
+        if case.contact_mode == "contact" and case.reporter_id is not None:
+            reporter = session.get(Reporter, case.reporter_id)
+            if reporter is not None:
+                contact = {"name": reporter.contact_name, "phone": reporter.contact_phone,
+                           "email": reporter.contact_email}
+                case_store.record_audit(session=session, actor=reader.name, action="case.read_contact",
+                                        subject_type="case", subject_id=str(case.id), detail={"ref": case.ref})
+        return case_detail(case, attachments, events, contact)
+
+
+@require(*READERS, db_key=DB)
+async def get_case(request: web.Request) -> web.Response:
+    detail = await asyncio.to_thread(_load_detail, request.app[DB], request.match_info["ref"], staff_of(request))
+    if detail is None:
+        return error(404, "no such case")
+    return web.json_response(detail)
+
+
+@require(*READERS, db_key=DB)
+async def patch_case(request: web.Request) -> web.Response:
+    try:
+        body = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return error(400, "the body must be JSON")
+    if not isinstance(body, dict) or not body:
+        return error(422, "send a JSON object with at least one field to change")
+    try:
+        patch = CasePatch.model_validate(body)
+    except ValidationError as problem:
+        details = [{"field": ".".join(str(p) for p in e["loc"]), "problem": e["msg"]} for e in problem.errors()]
+        return error(422, "invalid change", details=details)
+    user = staff_of(request)
+    change = CaseChange(status=patch.status, duplicate_of=patch.duplicate_of, priority=patch.priority,
+                        assignee=patch.assignee, public_note=patch.public_note, internal_note=patch.internal_note)
+
+    def apply() -> Case | None:
+        with session_scope(request.app[DB]) as session:
+            case = case_store.get_case_by_ref(session=session, ref=request.match_info["ref"])
+            if case is None:
+                return None
+            return update_case(session=session, case=case, change=change, actor=user.name)
+
+    try:
+        case = await asyncio.to_thread(apply)
+    except IllegalTransition as problem:
+        return error(409, str(problem))
+    if case is None:
+        return error(404, "no such case")
+    outcome = await request.app[NOTIFIER].case_changed(case, new_status=patch.status, public_note=patch.public_note)
+    detail = await asyncio.to_thread(_load_detail, request.app[DB], case.ref, user)
+    return web.json_response({**(detail or {}), "citizen_notified": outcome})
+
+
+@require(*READERS, db_key=DB)
+async def get_attachment(request: web.Request) -> web.StreamResponse:
+    try:
+        attachment_id = uuid.UUID(request.match_info["attachment_id"])
+    except ValueError:
+        return error(404, "no such attachment")
+
+    def read() -> tuple[str, bytes] | None:
+        with session_scope(request.app[DB]) as session:
+            case = case_store.get_case_by_ref(session=session, ref=request.match_info["ref"])
+            if case is None:
+                return None
+            found = next((a for a in case_store.get_attachments(session=session, case_id=case.id)
+                          if a.id == attachment_id), None)
+            data = case_store.get_attachment_data(session=session, attachment_id=attachment_id) if found else None
+            if found is None or data is None:
+                return None
+            case_store.record_audit(session=session, actor=staff_of(request).name, action="attachment.read",
+                                    subject_type="attachment", subject_id=str(attachment_id))
+            return found.mime_type, data
+
+    found = await asyncio.to_thread(read)
+    if found is None:
+        return error(404, "no such attachment")
+    mime, data = found
+    return web.Response(body=data, content_type=mime, headers={
+        "Content-Disposition": f'attachment; filename="{attachment_id}"', "Cache-Control": "no-store"})
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/api/v1/openapi.json", serve_openapi)
+    app.router.add_get("/api/v1/cases", get_cases)
+    app.router.add_get("/api/v1/cases/{ref}", get_case)
+    app.router.add_patch("/api/v1/cases/{ref}", patch_case)
+    app.router.add_get("/api/v1/cases/{ref}/attachments/{attachment_id}", get_attachment)

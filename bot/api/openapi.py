@@ -1,0 +1,166 @@
+"""The OpenAPI 3.1 document of the staff API, served at /api/v1/openapi.json.
+
+Written by hand next to the handlers; tests hold it against the app's real routes and
+validate real responses with its schemas.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from storage.models import CATEGORIES, PRIORITIES, STATUSES
+
+NULLABLE_STRING = {"type": ["string", "null"]}
+TIMESTAMP = {"type": ["string", "null"], "format": "date-time"}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"description": description,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+
+
+AUTH_ERRORS = {"401": _error("no valid API token"), "403": _error("the user's role may not use this route")}
+REF = {"name": "ref", "in": "path", "required": True, "schema": {"type": "string", "example": "K7Q-4M2"}}
+
+SCHEMAS: dict[str, Any] = {
+    "Error": {
+        "type": "object", "required": ["error"],
+        "properties": {"error": {"type": "string"}, "details": {"type": "array", "items": {"type": "object"}}},
+    },
+    "Neighbourhood": {
+        "type": "object",
+        "properties": {"code": NULLABLE_STRING, "name": NULLABLE_STRING, "district": NULLABLE_STRING},
+    },
+    "CaseSummary": {
+        "type": "object",
+        "required": ["ref", "status", "priority", "category", "created_at", "channel"],
+        "properties": {
+            "ref": {"type": "string", "pattern": "^[2-9A-Z]{3}-[2-9A-Z]{3}$"},
+            "status": {"enum": list(STATUSES)},
+            "priority": {"enum": list(PRIORITIES)},
+            "category": {"enum": list(CATEGORIES)},
+            "neighbourhood": {"$ref": "#/components/schemas/Neighbourhood"},
+            "created_at": {"type": "string", "format": "date-time"},
+            "occurred_at": TIMESTAMP,
+            "channel": {"type": "string"},
+            "assignee": NULLABLE_STRING,
+            "handoff_requested": {"type": "boolean"},
+        },
+    },
+    "CaseList": {
+        "type": "object", "required": ["total", "limit", "offset", "items"],
+        "properties": {
+            "total": {"type": "integer"}, "limit": {"type": "integer"}, "offset": {"type": "integer"},
+            "items": {"type": "array", "items": {"$ref": "#/components/schemas/CaseSummary"}},
+        },
+    },
+    "Attachment": {
+        "type": "object", "required": ["id", "sha256", "size", "mime_type", "url"],
+        "properties": {
+            "id": {"type": "string", "format": "uuid"}, "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+            "size": {"type": "integer"}, "mime_type": {"type": "string"}, "created_at": TIMESTAMP,
+            "url": {"type": "string"},
+        },
+    },
+    "HistoryEntry": {
+        "type": "object", "required": ["at", "kind", "actor"],
+        "properties": {"at": {"type": "string", "format": "date-time"}, "kind": {"type": "string"},
+                       "actor": {"type": "string"}, "from_status": NULLABLE_STRING, "to_status": NULLABLE_STRING,
+                       "text": NULLABLE_STRING},
+    },
+    "CaseDetail": {
+        "allOf": [{"$ref": "#/components/schemas/CaseSummary"}],
+        "type": "object",
+        "required": ["description", "contact_mode", "attachments", "history"],
+        "properties": {
+            "description": NULLABLE_STRING, "address": NULLABLE_STRING,
+            "location": {"type": ["object", "null"],
+                         "properties": {"latitude": {"type": "number"}, "longitude": {"type": "number"}}},
+            "occurred_text": NULLABLE_STRING, "locale": {"enum": ["en", "es", "ca"]},
+            "contact_mode": {"enum": ["anonymous", "chat", "contact"]},
+            "contact": {"type": ["object", "null"], "description": "only when the citizen chose to leave it; "
+                        "every read is audited",
+                        "properties": {"name": NULLABLE_STRING, "phone": NULLABLE_STRING, "email": NULLABLE_STRING}},
+            "updated_at": TIMESTAMP, "acknowledged_at": TIMESTAMP, "resolved_at": TIMESTAMP, "closed_at": TIMESTAMP,
+            "erased_at": TIMESTAMP,
+            "attachments": {"type": "array", "items": {"$ref": "#/components/schemas/Attachment"}},
+            "history": {"type": "array", "items": {"$ref": "#/components/schemas/HistoryEntry"}},
+            "citizen_notified": {"type": "string", "description": "after a PATCH: what reached the citizen"},
+        },
+    },
+    "CasePatch": {
+        "type": "object", "additionalProperties": False, "minProperties": 1,
+        "properties": {
+            "status": {"enum": list(STATUSES), "description": "new → acknowledged → in_progress → resolved → closed, "
+                       "or rejected, or duplicate (with duplicate_of)"},
+            "duplicate_of": {"type": "string", "description": "reference of the original case"},
+            "priority": {"enum": list(PRIORITIES)},
+            "assignee": {"type": "string", "maxLength": 64},
+            "public_note": {"type": "string", "minLength": 1, "maxLength": 2000,
+                            "description": "sent to the citizen in their language"},
+            "internal_note": {"type": "string", "minLength": 1, "maxLength": 4000},
+        },
+    },
+}
+
+
+def openapi_document() -> dict[str, Any]:
+    filters = [
+        {"name": "status", "in": "query", "schema": {"enum": list(STATUSES)}},
+        {"name": "category", "in": "query", "schema": {"enum": list(CATEGORIES)}},
+        {"name": "neighbourhood", "in": "query", "schema": {"type": "string"}, "description": "code or name"},
+        {"name": "priority", "in": "query", "schema": {"enum": list(PRIORITIES)}},
+        {"name": "since", "in": "query", "schema": {"type": "string", "format": "date-time"}},
+        {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 200, "default": 50}},
+        {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0, "default": 0}},
+    ]
+    json_of = lambda name: {"application/json": {"schema": {"$ref": f"#/components/schemas/{name}"}}}  # noqa: E731
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Barri staff API", "version": "1",
+                 "description": "Structured citizen reports for dispatchers. Every route needs a Bearer API "
+                                "token (`barri user add NAME --role dispatcher`)."},
+        "servers": [{"url": "/"}],
+        "security": [{"bearer": []}],
+        "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}, "schemas": SCHEMAS},
+        "paths": {
+            "/api/v1/cases": {"get": {
+                "summary": "Cases, urgent first then newest", "operationId": "listCases", "parameters": filters,
+                "responses": {"200": {"description": "a page of cases", "content": json_of("CaseList")},
+                              "400": _error("a filter or the pagination is out of range"), **AUTH_ERRORS},
+            }},
+            "/api/v1/cases/{ref}": {
+                "get": {
+                    "summary": "One case with its photos and history", "operationId": "getCase", "parameters": [REF],
+                    "responses": {"200": {"description": "the case", "content": json_of("CaseDetail")},
+                                  "404": _error("no such case"), **AUTH_ERRORS},
+                },
+                "patch": {
+                    "summary": "Change status, priority or assignee; write a public or internal note",
+                    "operationId": "updateCase", "parameters": [REF],
+                    "requestBody": {"required": True, "content": json_of("CasePatch")},
+                    "responses": {"200": {"description": "the changed case", "content": json_of("CaseDetail")},
+                                  "400": _error("the body is not JSON"), "404": _error("no such case"),
+                                  "409": _error("the status change is not allowed; the message says why"),
+                                  "422": _error("unknown fields or wrong types"), **AUTH_ERRORS},
+                },
+            },
+            "/api/v1/cases/{ref}/attachments/{attachment_id}": {"get": {
+                "summary": "A photo of the case (every download is audited)", "operationId": "getAttachment",
+                "parameters": [REF, {"name": "attachment_id", "in": "path", "required": True,
+                                     "schema": {"type": "string", "format": "uuid"}}],
+                "responses": {"200": {"description": "the image", "content": {"image/*": {}}},
+                              "404": _error("no such attachment"), **AUTH_ERRORS},
+            }},
+            "/api/v1/openapi.json": {"get": {
+                "summary": "This document", "operationId": "openapi", "security": [],
+                "responses": {"200": {"description": "OpenAPI 3.1", "content": {"application/json": {}}}},
+            }},
+        },
+    }
+
+
+async def serve_openapi(request: web.Request) -> web.Response:
+    return web.json_response(openapi_document())

@@ -1,0 +1,25 @@
+"""Typed keys of the bot service's shared state (set once, at start-up, by bot.app)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import aiohttp
+from aiohttp import web
+from sqlalchemy import Engine
+
+from bot.i18n import Catalogs
+from bot.settings import Settings
+
+if TYPE_CHECKING:
+    pass
+
+SETTINGS = web.AppKey("settings", Settings)
+HTTP = web.AppKey("http", aiohttp.ClientSession)
+DB = web.AppKey("db", Engine)
+CATALOGS = web.AppKey("catalogs", Catalogs)
+ENGINE = web.AppKey("engine", "EngineClient")
+CONVERSATIONS = web.AppKey("conversations", "Conversations")
+WEBCHAT = web.AppKey("webchat", "WebChatChannel")
+TELEGRAM = web.AppKey("telegram", "TelegramChannel")
+NOTIFIER = web.AppKey("notifier", "Notifier")

@@ -1,0 +1,67 @@
+"""Telling citizens what happened to their reports, on the channel they used, in their
+language, and recording on the case whether it reached them."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+
+from sqlalchemy import Engine
+
+from bot.channels.base import Channel, OutgoingMessage
+from bot.i18n import N_, Catalogs
+from dialogues.actions.responses import STATUS_LABELS
+from storage.db import session_scope
+from storage.desk import record_citizen_notification
+from storage.models import Case, Reporter
+
+log = logging.getLogger(__name__)
+
+STATUS_UPDATE = N_("Your report {ref} is now {status}.")
+PUBLIC_NOTE = N_("Message from the dispatchers about your report {ref}: {note}")
+
+
+class Notifier:
+    def __init__(self, db: Engine, catalogs: Catalogs, channels: Mapping[str, Channel]) -> None:
+        self._db = db
+        self._catalogs = catalogs
+        self._channels = channels
+
+    async def case_changed(self, case: Case, *, new_status: str | None, public_note: str | None) -> str:
+        """Tell the reporter; returns the outcome recorded on the case."""
+        if new_status is None and not public_note:
+            return "nothing to tell"
+        if case.contact_mode == "anonymous":
+            return "not sent: the citizen chose no contact"
+        sender_id = await asyncio.to_thread(self._sender_of, case)
+        if sender_id is None:
+            return "not sent: the citizen's data was erased"
+        channel = self._channels.get(case.channel)
+        locale = case.locale
+        texts = []
+        if new_status is not None:
+            status = self._catalogs.gettext(STATUS_LABELS.get(new_status, new_status), locale)
+            texts.append(self._catalogs.gettext(STATUS_UPDATE, locale, ref=case.ref, status=status))
+        if public_note:
+            texts.append(self._catalogs.gettext(PUBLIC_NOTE, locale, ref=case.ref, note=public_note))
+        if channel is None:
+            outcome = f"not sent: the {case.channel} channel is not running"
+        else:
+            delivered = await channel.respond(sender_id, [OutgoingMessage(text="\n\n".join(texts))])
+            outcome = "delivered" if delivered else "not delivered (citizen not reachable now)"
+        what = "status " + new_status if new_status else "public note"
+        await asyncio.to_thread(self._record, case, outcome, what)
+        return outcome
+
+    def _sender_of(self, case: Case) -> str | None:
+        if case.reporter_id is None:
+            return None
+        with session_scope(self._db) as session:
+            reporter = session.get(Reporter, case.reporter_id)
+            return reporter.sender_id if reporter and not reporter.unreachable else None
+
+    def _record(self, case: Case, outcome: str, what: str) -> None:
+        with session_scope(self._db) as session:
+            record_citizen_notification(session=session, case_id=case.id, channel=case.channel, outcome=outcome,
+                                        what=what)

@@ -1,0 +1,178 @@
+"""What dispatchers do to cases: find them, move them through their life, write notes, and
+record what the citizen was told."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from storage.cases import _add_event, _atomic, _load_case, record_audit
+from storage.errors import StorageError
+from storage.models import (
+    CATEGORIES,
+    EVENT_NOTE_INTERNAL,
+    EVENT_NOTE_PUBLIC,
+    EVENT_STATUS_CHANGED,
+    PRIORITIES,
+    STATUSES,
+    Case,
+    CaseEvent,
+    utcnow,
+)
+from storage.refs import normalise_ref
+
+EVENT_CITIZEN_NOTIFIED = "citizen_notified"
+EVENT_UPDATED = "updated"
+
+# Where a case may go from each status. Closed, rejected and duplicate cases are final:
+# dispatchers can still write public notes on them (updates after closing).
+TRANSITIONS: dict[str, frozenset[str]] = {
+    "new": frozenset({"acknowledged", "in_progress", "rejected", "duplicate"}),
+    "acknowledged": frozenset({"in_progress", "resolved", "rejected", "duplicate"}),
+    "in_progress": frozenset({"resolved", "rejected", "duplicate"}),
+    "resolved": frozenset({"closed", "in_progress"}),
+    "closed": frozenset(),
+    "rejected": frozenset(),
+    "duplicate": frozenset(),
+}
+_STATUS_TIMESTAMPS = {"acknowledged": "acknowledged_at", "resolved": "resolved_at", "closed": "closed_at"}
+
+
+class IllegalTransition(StorageError):
+    """A status change the case's life does not allow; the message says why."""
+
+
+@dataclass(frozen=True)
+class CaseFilters:
+    status: str | None = None
+    category: str | None = None
+    neighbourhood: str | None = None  # code ("06-31") or exact name
+    priority: str | None = None
+    since: datetime | None = None
+
+
+@dataclass
+class CaseChange:
+    """What a dispatcher asked to change; None means "leave as it is"."""
+
+    status: str | None = None
+    duplicate_of: str | None = None  # the other case's reference, with status "duplicate"
+    priority: str | None = None
+    assignee: str | None = None
+    public_note: str | None = None
+    internal_note: str | None = None
+    events: list[CaseEvent] = field(default_factory=list)
+
+
+def list_cases(
+    *, session: Session, filters: CaseFilters, limit: int = 50, offset: int = 0
+) -> tuple[list[Case], int]:
+    """Cases matching the filters, urgent first then newest, and how many match in all."""
+    query = select(Case)
+    if filters.status:
+        query = query.where(Case.status == filters.status)
+    if filters.category:
+        query = query.where(Case.category == filters.category)
+    if filters.priority:
+        query = query.where(Case.priority == filters.priority)
+    if filters.neighbourhood:
+        query = query.where(
+            (Case.neighbourhood_code == filters.neighbourhood) | (Case.neighbourhood_name == filters.neighbourhood)
+        )
+    if filters.since:
+        query = query.where(col(Case.created_at) >= filters.since)
+    total = session.exec(select(func.count()).select_from(query.subquery())).one()
+    urgent_first = (col(Case.priority) == "urgent").desc()
+    rows = session.exec(query.order_by(urgent_first, col(Case.created_at).desc()).offset(offset).limit(limit)).all()
+    return list(rows), int(total)
+
+
+def check_transition(current: str, wanted: str) -> None:
+    if wanted not in STATUSES:
+        raise IllegalTransition(f"unknown status {wanted!r}")
+    if wanted == current:
+        raise IllegalTransition(f"the case is already {current}")
+    if wanted not in TRANSITIONS[current]:
+        allowed = ", ".join(sorted(TRANSITIONS[current])) or "none: it is final"
+        raise IllegalTransition(f"a {current} case cannot become {wanted} (allowed: {allowed})")
+
+
+def update_case(*, session: Session, case: Case, change: CaseChange, actor: str) -> Case:
+    """Apply a dispatcher's change in one transaction; the new history events are put in
+    ``change.events`` so the caller can tell the citizen about the public ones."""
+    with _atomic(session):
+        current = _load_case(session, case)
+        now = utcnow()
+        if change.status is not None:
+            check_transition(current.status, change.status)
+            if change.status == "duplicate":
+                original = _duplicate_target(session, current, change.duplicate_of)
+                current.duplicate_of_id = original.id
+            previous = current.status
+            current.status = change.status
+            stamp = _STATUS_TIMESTAMPS.get(change.status)
+            if stamp and getattr(current, stamp) is None:
+                setattr(current, stamp, now)
+            change.events.append(_add_event(
+                session, case_id=current.id, kind=EVENT_STATUS_CHANGED, actor=actor, at=now,
+                from_status=previous, to_status=change.status,
+            ))
+        if change.priority is not None:
+            if change.priority not in PRIORITIES:
+                raise IllegalTransition(f"unknown priority {change.priority!r}")
+            current.priority = change.priority
+        if change.assignee is not None:
+            current.assignee = change.assignee or None
+        if change.priority is not None or change.assignee is not None:
+            change.events.append(_add_event(
+                session, case_id=current.id, kind=EVENT_UPDATED, actor=actor, at=now,
+                text=f"priority={current.priority}; assignee={current.assignee or '-'}",
+            ))
+        if change.public_note:
+            change.events.append(_add_event(
+                session, case_id=current.id, kind=EVENT_NOTE_PUBLIC, actor=actor, at=now, text=change.public_note,
+            ))
+        if change.internal_note:
+            change.events.append(_add_event(
+                session, case_id=current.id, kind=EVENT_NOTE_INTERNAL, actor=actor, at=now, text=change.internal_note,
+            ))
+        current.updated_at = now
+        session.add(current)
+        record_audit(
+            session=session, actor=actor, action="case.updated", subject_type="case", subject_id=str(current.id),
+            detail={"status": change.status, "priority": change.priority, "assignee_changed": change.assignee is not None,
+                    "public_note": bool(change.public_note), "internal_note": bool(change.internal_note)},
+        )
+    return current
+
+
+def _duplicate_target(session: Session, case: Case, ref: str | None) -> Case:
+    canonical = normalise_ref(ref or "")
+    if canonical is None:
+        raise IllegalTransition("a duplicate needs duplicate_of: the reference of the original case")
+    original = session.exec(select(Case).where(Case.ref == canonical)).first()
+    if original is None:
+        raise IllegalTransition(f"there is no case {canonical}")
+    if original.id == case.id:
+        raise IllegalTransition("a case cannot be a duplicate of itself")
+    return original
+
+
+def record_citizen_notification(
+    *, session: Session, case_id: uuid.UUID, channel: str, outcome: str, what: str
+) -> CaseEvent:
+    """Which message about the case reached (or did not reach) the citizen, and how."""
+    with _atomic(session):
+        event = _add_event(
+            session, case_id=case_id, kind=EVENT_CITIZEN_NOTIFIED, actor="system", at=utcnow(),
+            text=f"{what} via {channel}: {outcome}",
+        )
+    return event
+
+
+def known_category(value: str) -> bool:
+    return value in CATEGORIES

@@ -1,0 +1,243 @@
+"""Staff users: who may use the API, with which role, and how they prove it.
+
+A user authenticates with an API token (``Authorization: Bearer barri_...``) or, for the web
+interface, with a password. Neither secret is stored: the token is a long random value, so its
+SHA-256 digest is enough and lets ``user_for_token`` find the user with one indexed lookup; the
+password is chosen by a person, so it is hashed with argon2id. A token is returned once, by
+``create_user`` or ``rotate_token``, and cannot be recovered afterwards.
+
+Like ``storage.cases``, every function takes keyword-only arguments and a function that writes
+commits once, at its end. Audit entries never hold a token, a password or a hash.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import re
+import secrets
+
+from argon2 import PasswordHasher, Type
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from storage.cases import _atomic, record_audit
+from storage.errors import UserExists, UserNotFound
+from storage.models import ACTOR_SYSTEM, STAFF_NAME_MAX, STAFF_ROLES, StaffUser, utcnow
+
+ROLES: tuple[str, ...] = STAFF_ROLES  # ("dispatcher", "community", "admin")
+
+TOKEN_PREFIX = "barri_"
+TOKEN_BYTES = 32
+TOKEN_MAX_LENGTH = 256  # longer values are refused without being hashed
+PASSWORD_MIN_LENGTH = 10
+PASSWORD_MAX_LENGTH = 1024  # bounds the work a single login attempt can cause
+
+_NAME_PATTERN = re.compile(rf"[A-Za-z0-9._-]{{1,{STAFF_NAME_MAX}}}")
+
+# argon2id with argon2-cffi's defaults (RFC 9106's low-memory profile). Raising the parameters
+# later is safe: ``check_password`` rehashes old hashes on the next successful login.
+_hasher = PasswordHasher(type=Type.ID)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _validate_name(name: str) -> None:
+    if not isinstance(name, str) or _NAME_PATTERN.fullmatch(name) is None:
+        raise ValueError(
+            f"invalid user name {name!r}: use 1 to {STAFF_NAME_MAX} characters among "
+            "ASCII letters, digits, '.', '_' and '-'"
+        )
+
+
+def _validate_role(role: str) -> None:
+    if role not in ROLES:
+        raise ValueError(f"invalid role {role!r}: use one of {', '.join(ROLES)}")
+
+
+def _validate_password(password: str) -> None:
+    if not isinstance(password, str) or len(password) < PASSWORD_MIN_LENGTH:
+        raise ValueError(f"the password must have at least {PASSWORD_MIN_LENGTH} characters")
+    if len(password) > PASSWORD_MAX_LENGTH:
+        raise ValueError(f"the password must have at most {PASSWORD_MAX_LENGTH} characters")
+
+
+def _new_token() -> str:
+    return TOKEN_PREFIX + secrets.token_urlsafe(TOKEN_BYTES)
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """A hash of a random password, verified when there is no real hash to verify."""
+    return _hasher.hash(secrets.token_urlsafe(TOKEN_BYTES))
+
+
+def _find_user(session: Session, name: str) -> StaffUser | None:
+    return session.exec(select(StaffUser).where(StaffUser.name == name)).first()
+
+
+def _require_user(session: Session, name: str) -> StaffUser:
+    user = _find_user(session, name)
+    if user is None:
+        raise UserNotFound(f"no staff user named {name!r}")
+    return user
+
+
+# --------------------------------------------------------------------------- management
+
+
+def create_user(
+    *, session: Session, name: str, role: str, actor: str = ACTOR_SYSTEM
+) -> tuple[StaffUser, str]:
+    """Create an active user; return it with its API token, which is never shown again.
+
+    Raises ``ValueError`` for an invalid name or role and ``UserExists`` for a taken name.
+    """
+    _validate_name(name)
+    _validate_role(role)
+    token = _new_token()
+    with _atomic(session):
+        if _find_user(session, name) is not None:
+            raise UserExists(f"a staff user named {name!r} already exists")
+        user = StaffUser(name=name, role=role, token_hash=_token_hash(token), created_at=utcnow())
+        session.add(user)
+        try:
+            session.flush()
+        except IntegrityError as exc:  # created concurrently by another session
+            raise UserExists(f"a staff user named {name!r} already exists") from exc
+        record_audit(
+            session=session,
+            actor=actor,
+            action="user.created",
+            subject_type="staff_user",
+            subject_id=str(user.id),
+            detail={"name": user.name, "role": user.role},
+        )
+    return user, token
+
+
+def rotate_token(*, session: Session, name: str, actor: str = ACTOR_SYSTEM) -> str:
+    """Give the user a new API token and return it; the previous token stops working.
+
+    Raises ``UserNotFound``. An inactive user keeps being refused until reactivated.
+    """
+    token = _new_token()
+    with _atomic(session):
+        user = _require_user(session, name)
+        user.token_hash = _token_hash(token)
+        session.add(user)
+        record_audit(
+            session=session,
+            actor=actor,
+            action="user.token_rotated",
+            subject_type="staff_user",
+            subject_id=str(user.id),
+            detail={"name": user.name},
+        )
+    return token
+
+
+def set_password(*, session: Session, name: str, password: str, actor: str = ACTOR_SYSTEM) -> None:
+    """Set (or replace) the user's password, stored as an argon2id hash.
+
+    Raises ``ValueError`` for a password shorter than ``PASSWORD_MIN_LENGTH`` (or longer than
+    ``PASSWORD_MAX_LENGTH``) characters and ``UserNotFound`` for an unknown name.
+    """
+    _validate_password(password)
+    password_hash = _hasher.hash(password)  # slow on purpose: done before the transaction
+    with _atomic(session):
+        user = _require_user(session, name)
+        user.password_hash = password_hash
+        session.add(user)
+        record_audit(
+            session=session,
+            actor=actor,
+            action="user.password_set",
+            subject_type="staff_user",
+            subject_id=str(user.id),
+            detail={"name": user.name},
+        )
+
+
+def deactivate_user(*, session: Session, name: str, actor: str = ACTOR_SYSTEM) -> None:
+    """Refuse the user's token and password from now on (the row stays for the audit trail).
+
+    Raises ``UserNotFound``; deactivating an inactive user changes nothing.
+    """
+    with _atomic(session):
+        user = _require_user(session, name)
+        if not user.active:
+            return
+        user.active = False
+        session.add(user)
+        record_audit(
+            session=session,
+            actor=actor,
+            action="user.deactivated",
+            subject_type="staff_user",
+            subject_id=str(user.id),
+            detail={"name": user.name},
+        )
+
+
+def list_users(*, session: Session) -> list[StaffUser]:
+    """Every user, active or not, by name."""
+    return list(session.exec(select(StaffUser).order_by(col(StaffUser.name))).all())
+
+
+# --------------------------------------------------------------------------- authentication
+
+
+def user_for_token(*, session: Session, token: str) -> StaffUser | None:
+    """The active user holding this API token, or ``None``. Writes nothing.
+
+    The token is compared through its SHA-256 digest (an indexed lookup), so no comparison
+    with the stored value depends on how much of a guessed token is right. Values without the
+    ``barri_`` prefix, or too long to be a token, are refused before hashing.
+    """
+    if (
+        not isinstance(token, str)
+        or not token.startswith(TOKEN_PREFIX)
+        or len(token) > TOKEN_MAX_LENGTH
+    ):
+        return None
+    statement = select(StaffUser).where(
+        StaffUser.token_hash == _token_hash(token), col(StaffUser.active).is_(True)
+    )
+    return session.exec(statement).first()
+
+
+def _verify(password_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):  # VerifyMismatchError is a VerificationError
+        return False
+
+
+def check_password(*, session: Session, name: str, password: str) -> StaffUser | None:
+    """The active user if ``password`` is theirs, else ``None``; records the login time.
+
+    An unknown name, an inactive user and a user without a password cost one argon2
+    verification too (against a dummy hash), so response times do not reveal which names
+    exist. A hash made with older parameters is replaced on success.
+    """
+    if not isinstance(password, str) or len(password) > PASSWORD_MAX_LENGTH:
+        return None
+    user = _find_user(session, name) if isinstance(name, str) else None
+    if user is None or not user.active or user.password_hash is None:
+        _verify(_dummy_hash(), password)
+        return None
+    if not _verify(user.password_hash, password):
+        return None
+    with _atomic(session):
+        if _hasher.check_needs_rehash(user.password_hash):
+            user.password_hash = _hasher.hash(password)
+        user.last_login_at = utcnow()
+        session.add(user)
+    return user

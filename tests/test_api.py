@@ -1,0 +1,187 @@
+"""The staff REST API on a real bot service and a real database: every route checked for
+401/403, filters, transitions, citizen notifications, and the OpenAPI document against the
+real routes and real responses."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+from aiohttp.test_utils import TestClient
+from sqlmodel import select
+
+from bot.api.openapi import openapi_document
+from bot.app import create_app
+from storage import cases as case_store
+from storage import users
+from storage.db import create_db_engine, session_scope
+from storage.migrate import upgrade_database
+from storage.models import AuditLog, CaseCreate
+from tests.conftest import free_port, make_settings
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"x" * 40
+
+
+class Desk:
+    def __init__(self, client: TestClient, tokens: dict[str, str], db: Any) -> None:
+        self.client = client
+        self.tokens = tokens
+        self.db = db
+
+    def auth(self, role: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[role]}"}
+
+    def new_case(self, sender: str = "web:someone", **fields: Any) -> str:
+        values = {"sender_id": sender, "channel": "web", "locale": "es", "category": "noise",
+                  "description": "música muy alta cada noche", "contact_mode": "chat", **fields}
+        with session_scope(self.db) as session:
+            photo = case_store.add_pending_attachment(session=session, sender_id=sender, data=PNG, mime_type="image/png")
+            case = case_store.create_case(session=session, case_in=CaseCreate(**values, attachment_ids=[photo.id]))
+            return case.ref
+
+
+@pytest.fixture
+async def desk(tmp_path: Path, aiohttp_client) -> Desk:
+    settings = make_settings(tmp_path, rasa_port=free_port(), actions_port=free_port())
+    upgrade_database(settings.database_url)
+    db = create_db_engine(settings.database_url)
+    tokens = {}
+    with session_scope(db) as session:
+        for role in users.ROLES:
+            _, tokens[role] = users.create_user(session=session, name=f"{role}1", role=role)
+    client = await aiohttp_client(create_app(settings))
+    return Desk(client, tokens, db)
+
+
+def api_routes(client: TestClient) -> list[tuple[str, str]]:
+    found = []
+    for route in client.app.router.routes():
+        path = route.resource.canonical if route.resource else ""
+        if path.startswith("/api/v1") and route.method != "HEAD" and not path.endswith("openapi.json"):
+            found.append((route.method, path))
+    return found
+
+
+async def test_every_staff_route_needs_a_token_and_the_right_role(desk: Desk) -> None:
+    ref = desk.new_case()
+    routes = api_routes(desk.client)
+    assert len(routes) >= 4
+    for method, path in routes:
+        url = path.replace("{ref}", ref).replace("{attachment_id}", "0f8fad5b-d9cb-469f-a165-70867728950e")
+        kwargs = {"json": {"priority": "high"}} if method == "PATCH" else {}
+        anonymous = await desk.client.request(method, url, **kwargs)
+        assert anonymous.status == 401, (method, path)
+        wrong = await desk.client.request(method, url, headers={"Authorization": "Bearer barri_nope"}, **kwargs)
+        assert wrong.status == 401, (method, path)
+        community = await desk.client.request(method, url, headers=desk.auth("community"), **kwargs)
+        assert community.status == 403, (method, path)
+        dispatcher = await desk.client.request(method, url, headers=desk.auth("dispatcher"), **kwargs)
+        assert dispatcher.status not in (401, 403), (method, path)
+
+
+async def test_list_filters_and_pagination(desk: Desk) -> None:
+    desk.new_case(category="theft", priority="urgent", neighbourhood_code="06-31", neighbourhood_name="la Vila de Gràcia")
+    desk.new_case(category="noise")
+    desk.new_case(category="noise")
+    response = await desk.client.get("/api/v1/cases?category=noise&limit=1", headers=desk.auth("dispatcher"))
+    body = await response.json()
+    assert body["total"] == 2 and len(body["items"]) == 1 and body["items"][0]["category"] == "noise"
+    everything = await (await desk.client.get("/api/v1/cases", headers=desk.auth("admin"))).json()
+    assert everything["items"][0]["priority"] == "urgent"  # urgent first
+    by_place = await (await desk.client.get("/api/v1/cases?neighbourhood=06-31", headers=desk.auth("admin"))).json()
+    assert [c["category"] for c in by_place["items"]] == ["theft"]
+    for bad in ("limit=0", "limit=500", "offset=-1", "status=lost", "since=yesterday", "colour=red", "limit=abc"):
+        response = await desk.client.get(f"/api/v1/cases?{bad}", headers=desk.auth("dispatcher"))
+        assert response.status == 400, bad
+        assert (await response.json())["error"]
+
+
+async def test_detail_has_photos_history_and_audited_contact(desk: Desk) -> None:
+    ref = desk.new_case(contact_mode="contact", contact_name="Laia Soler", contact_phone="600111222")
+    anonymous_ref = desk.new_case(contact_mode="anonymous")
+    detail = await (await desk.client.get(f"/api/v1/cases/{ref}", headers=desk.auth("dispatcher"))).json()
+    assert detail["contact"] == {"name": "Laia Soler", "phone": "600111222", "email": None}
+    assert detail["attachments"][0]["sha256"] == hashlib.sha256(PNG).hexdigest()
+    assert [h["kind"] for h in detail["history"]] == ["created"]
+    photo = await desk.client.get(detail["attachments"][0]["url"], headers=desk.auth("dispatcher"))
+    assert photo.status == 200 and await photo.read() == PNG
+    other = await (await desk.client.get(f"/api/v1/cases/{anonymous_ref}", headers=desk.auth("dispatcher"))).json()
+    assert other["contact"] is None
+    with session_scope(desk.db) as session:
+        audit = session.exec(select(AuditLog).where(AuditLog.action == "case.read_contact")).all()
+        assert [a.actor for a in audit] == ["dispatcher1"]
+    missing = await desk.client.get("/api/v1/cases/ZZZ-999", headers=desk.auth("dispatcher"))
+    assert missing.status == 404
+
+
+async def test_status_life_and_bad_changes(desk: Desk) -> None:
+    ref = desk.new_case()
+    other = desk.new_case()
+    patch = lambda body: desk.client.patch(f"/api/v1/cases/{ref}", json=body, headers=desk.auth("dispatcher"))  # noqa: E731
+    ok = await patch({"status": "acknowledged", "assignee": "patrol-7", "internal_note": "send the night patrol"})
+    assert ok.status == 200
+    body = await ok.json()
+    assert body["status"] == "acknowledged" and body["assignee"] == "patrol-7" and body["acknowledged_at"]
+    illegal = await patch({"status": "closed"})
+    assert illegal.status == 409 and "cannot become closed" in (await illegal.json())["error"]
+    assert (await patch({"status": "duplicate"})).status == 409
+    assert (await patch({"status": "duplicate", "duplicate_of": ref})).status == 409
+    assert (await patch({"colour": "red"})).status == 422
+    assert (await patch({"priority": 3})).status == 422
+    assert (await patch({})).status == 422
+    raw = await desk.client.patch(f"/api/v1/cases/{ref}", data=b"{not json", headers={
+        **desk.auth("dispatcher"), "Content-Type": "application/json"})
+    assert raw.status == 400
+    joined = await patch({"status": "duplicate", "duplicate_of": other.lower().replace("-", "")})
+    assert joined.status == 200 and (await joined.json())["status"] == "duplicate"
+
+
+async def test_the_citizen_hears_back_in_their_language_unless_anonymous(desk: Desk) -> None:
+    ws = await desk.client.ws_connect("/webchat/ws")
+    await ws.send_json({"type": "hello", "session": None, "locale": "es-ES"})
+    sender = (await ws.receive_json(timeout=5))["sender"]
+    ref = desk.new_case(sender=sender, locale="es", contact_mode="chat")
+    response = await desk.client.patch(f"/api/v1/cases/{ref}", headers=desk.auth("dispatcher"),
+                                       json={"status": "in_progress", "public_note": "Una patrulla pasará esta noche."})
+    body = await response.json()
+    assert body["citizen_notified"] == "delivered"
+    message = await ws.receive_json(timeout=5)
+    assert message["type"] == "message"
+    assert message["text"].startswith(f"Tu aviso {ref}") or ref in message["text"]
+    assert "Una patrulla pasará esta noche." in message["text"]
+    assert any(h["kind"] == "citizen_notified" for h in body["history"])
+
+    quiet = desk.new_case(sender=sender, contact_mode="anonymous")
+    response = await desk.client.patch(f"/api/v1/cases/{quiet}", headers=desk.auth("dispatcher"), json={"status": "acknowledged"})
+    assert (await response.json())["citizen_notified"].startswith("not sent")
+    await ws.close()
+
+
+def _resolve(schema: dict[str, Any], document: dict[str, Any]) -> dict[str, Any]:
+    return {**schema, "components": document["components"]}
+
+
+async def test_openapi_document_matches_the_real_routes_and_responses(desk: Desk) -> None:
+    document = await (await desk.client.get("/api/v1/openapi.json")).json()
+    assert document == openapi_document()
+    documented = {(method.upper(), path) for path, item in document["paths"].items() for method in item
+                  if not path.endswith("openapi.json")}
+    assert documented == set(api_routes(desk.client))
+    for path in document["paths"]:
+        assert re.fullmatch(r"/api/v1/[a-z0-9/{}_.]+", path)
+
+    ref = desk.new_case()
+    schemas = document["components"]["schemas"]
+
+    def check(payload: Any, name: str) -> None:
+        jsonschema.validate(payload, {"$ref": f"#/components/schemas/{name}", "components": {"schemas": schemas}})
+
+    check(await (await desk.client.get("/api/v1/cases", headers=desk.auth("admin"))).json(), "CaseList")
+    check(await (await desk.client.get(f"/api/v1/cases/{ref}", headers=desk.auth("admin"))).json(), "CaseDetail")
+    changed = await desk.client.patch(f"/api/v1/cases/{ref}", json={"priority": "high"}, headers=desk.auth("admin"))
+    check(await changed.json(), "CaseDetail")
+    check(await (await desk.client.get("/api/v1/cases/ZZZ-999", headers=desk.auth("admin"))).json(), "Error")

@@ -4,7 +4,9 @@ real routes and real responses."""
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import re
 from pathlib import Path
 from typing import Any
@@ -79,8 +81,11 @@ async def test_every_staff_route_needs_a_token_and_the_right_role(desk: Desk) ->
         assert wrong.status == 401, (method, path)
         community = await desk.client.request(method, url, headers=desk.auth("community"), **kwargs)
         assert community.status == 403, (method, path)
-        dispatcher = await desk.client.request(method, url, headers=desk.auth("dispatcher"), **kwargs)
-        assert dispatcher.status not in (401, 403), (method, path)
+        allowed = "admin" if path.endswith("/audit") else "dispatcher"
+        if allowed == "admin":
+            assert (await desk.client.request(method, url, headers=desk.auth("dispatcher"))).status == 403
+        permitted = await desk.client.request(method, url, headers=desk.auth(allowed), **kwargs)
+        assert permitted.status not in (401, 403), (method, path)
 
 
 async def test_list_filters_and_pagination(desk: Desk) -> None:
@@ -185,3 +190,35 @@ async def test_openapi_document_matches_the_real_routes_and_responses(desk: Desk
     changed = await desk.client.patch(f"/api/v1/cases/{ref}", json={"priority": "high"}, headers=desk.auth("admin"))
     check(await changed.json(), "CaseDetail")
     check(await (await desk.client.get("/api/v1/cases/ZZZ-999", headers=desk.auth("admin"))).json(), "Error")
+    check(await (await desk.client.get("/api/v1/stats", headers=desk.auth("admin"))).json(), "Stats")
+    check(await (await desk.client.get("/api/v1/audit", headers=desk.auth("admin"))).json(), "AuditList")
+    check(await (await desk.client.get("/api/v1/cases.geojson", headers=desk.auth("admin"))).json(), "FeatureCollection")
+
+
+async def test_stats_exports_and_audit(desk: Desk) -> None:
+    ref = desk.new_case(category="vandalism", neighbourhood_name="el Raval", neighbourhood_code="01-01",
+                        description='=HYPERLINK("http://evil.example","click") <script>alert(1)</script>',
+                        latitude=41.3809, longitude=2.1734)
+    desk.new_case(category="vandalism", neighbourhood_name="el Raval", neighbourhood_code="01-01")
+    await desk.client.patch(f"/api/v1/cases/{ref}", json={"status": "acknowledged"}, headers=desk.auth("dispatcher"))
+    stats = await (await desk.client.get("/api/v1/stats", headers=desk.auth("dispatcher"))).json()
+    row = stats["by_category_neighbourhood_week"][0]
+    assert (row["category"], row["neighbourhood"], row["cases"]) == ("vandalism", "el Raval", 2)
+    assert stats["median_hours_to_acknowledge"] is not None and stats["median_hours_to_resolve"] is None
+
+    exported = await desk.client.get("/api/v1/cases.csv?category=vandalism", headers=desk.auth("dispatcher"))
+    assert exported.status == 200 and exported.content_type == "text/csv"
+    rows = list(csv.reader(io.StringIO(await exported.text())))
+    assert rows[0][0] == "ref" and len(rows) == 3
+    cell = next(r for r in rows if r[0] == ref)[rows[0].index("description")]
+    assert cell.startswith("'=HYPERLINK")  # inert in a spreadsheet
+    geo = await (await desk.client.get("/api/v1/cases.geojson", headers=desk.auth("dispatcher"))).json()
+    point = next(f for f in geo["features"] if f["properties"]["ref"] == ref)
+    assert point["geometry"]["coordinates"] == [2.1734, 41.3809]
+
+    assert (await desk.client.get("/api/v1/audit", headers=desk.auth("dispatcher"))).status == 403
+    audit = await (await desk.client.get("/api/v1/audit?limit=50", headers=desk.auth("admin"))).json()
+    actions = {(e["actor"], e["action"]) for e in audit["items"]}
+    assert {("dispatcher1", "case.updated"), ("dispatcher1", "cases.exported_csv"),
+            ("dispatcher1", "cases.exported_geojson")} <= actions
+    assert (await desk.client.get("/api/v1/audit?limit=0", headers=desk.auth("admin"))).status == 400

@@ -8,10 +8,10 @@ from functools import wraps
 
 from aiohttp import web
 from sqlalchemy import Engine
-from storage.users import user_for_token
 
 from storage.db import session_scope
 from storage.models import StaffUser
+from storage.users import user_for_token
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 STAFF = web.RequestKey("staff", StaffUser)

@@ -4,6 +4,8 @@ that go back to the citizen."""
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 import json
 import uuid
 from datetime import datetime
@@ -20,9 +22,11 @@ from storage import cases as case_store
 from storage.db import session_scope
 from storage.desk import CaseChange, CaseFilters, IllegalTransition, list_cases, update_case
 from storage.models import CATEGORIES, PRIORITIES, STATUSES, Attachment, Case, CaseEvent, Reporter
+from storage.stats import CaseStats, audit_entries, case_stats
 
 READERS = ("dispatcher", "admin")
 MAX_PAGE = 200
+EXPORT_MAX = 10_000
 
 
 class CasePatch(BaseModel):
@@ -87,7 +91,7 @@ def case_detail(case: Case, attachments: list[Attachment], events: list[CaseEven
     }
 
 
-def _filters(request: web.Request) -> tuple[CaseFilters, int, int]:
+def _filters(request: web.Request, max_limit: int = MAX_PAGE) -> tuple[CaseFilters, int, int]:
     """Query parameters, refused with a message when out of range (ValueError)."""
     query = request.query
     unknown = set(query) - {"status", "category", "neighbourhood", "priority", "since", "limit", "offset"}
@@ -105,12 +109,12 @@ def _filters(request: web.Request) -> tuple[CaseFilters, int, int]:
         if since.tzinfo is None:
             since = since.replace(tzinfo=request.app[SETTINGS].zone)
     try:
-        limit = int(query.get("limit", "50"))
+        limit = int(query.get("limit", "50" if max_limit == MAX_PAGE else str(max_limit)))
         offset = int(query.get("offset", "0"))
     except ValueError:
         raise ValueError("limit and offset must be whole numbers") from None
-    if not 1 <= limit <= MAX_PAGE:
-        raise ValueError(f"limit must be between 1 and {MAX_PAGE}")
+    if not 1 <= limit <= max_limit:
+        raise ValueError(f"limit must be between 1 and {max_limit}")
     if not 0 <= offset <= 1_000_000:
         raise ValueError("offset must be between 0 and 1000000")
     filters = CaseFilters(status=query.get("status"), category=query.get("category"),
@@ -141,6 +145,8 @@ def _load_detail(db: Engine, ref: str, reader: Any) -> dict[str, Any] | None:
             return None
         attachments = case_store.get_attachments(session=session, case_id=case.id)
         events = case_store.get_case_events(session=session, case_id=case.id)
+        case_store.record_audit(session=session, actor=reader.name, action="case.read", subject_type="case",
+                                subject_id=str(case.id), detail={"ref": case.ref})
         contact = None
         if case.contact_mode == "contact" and case.reporter_id is not None:
             reporter = session.get(Reporter, case.reporter_id)
@@ -224,9 +230,117 @@ async def get_attachment(request: web.Request) -> web.StreamResponse:
         "Content-Disposition": f'attachment; filename="{attachment_id}"', "Cache-Control": "no-store"})
 
 
+CSV_COLUMNS = ("ref", "status", "priority", "category", "neighbourhood_code", "neighbourhood_name", "district",
+               "created_at", "occurred_at", "latitude", "longitude", "address", "description", "contact_mode",
+               "assignee", "acknowledged_at", "resolved_at", "closed_at")
+
+
+def csv_cell(value: object) -> str:
+    """A spreadsheet cannot run citizen text: cells starting like a formula are quoted."""
+    text = "" if value is None else value.isoformat() if isinstance(value, datetime) else str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def _export_rows(request: web.Request, action: str) -> list[Case]:
+    filters, limit, offset = _filters(request, max_limit=EXPORT_MAX)
+    with session_scope(request.app[DB]) as session:
+        cases, _ = list_cases(session=session, filters=filters, limit=limit, offset=offset)
+        case_store.record_audit(session=session, actor=staff_of(request).name, action=action, subject_type="cases",
+                                subject_id="-", detail={"count": len(cases), "query": dict(request.query)})
+        return cases
+
+
+@require(*READERS, db_key=DB)
+async def export_csv(request: web.Request) -> web.StreamResponse:
+    try:
+        cases = await asyncio.to_thread(_export_rows, request, "cases.exported_csv")
+    except ValueError as problem:
+        return error(400, str(problem))
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(CSV_COLUMNS)
+    for case in cases:
+        writer.writerow([csv_cell(value) for value in (
+            case.ref, case.status, case.priority, case.category, case.neighbourhood_code, case.neighbourhood_name,
+            case.district_name, case.created_at, case.occurred_at, case.latitude, case.longitude, case.address,
+            case.description, case.contact_mode, case.assignee, case.acknowledged_at, case.resolved_at, case.closed_at,
+        )])
+    return web.Response(text=buffer.getvalue(), content_type="text/csv", charset="utf-8",
+                        headers={"Content-Disposition": 'attachment; filename="barri-cases.csv"'})
+
+
+@require(*READERS, db_key=DB)
+async def export_geojson(request: web.Request) -> web.StreamResponse:
+    try:
+        cases = await asyncio.to_thread(_export_rows, request, "cases.exported_geojson")
+    except ValueError as problem:
+        return error(400, str(problem))
+    features = [
+        {
+            "type": "Feature",
+            "geometry": {"type": "Point", "coordinates": [case.longitude, case.latitude]}
+            if case.latitude is not None and case.longitude is not None else None,
+            "properties": {**case_summary(case), "description": case.description, "address": case.address},
+        }
+        for case in cases
+    ]
+    return web.json_response({"type": "FeatureCollection", "features": features}, content_type="application/geo+json")
+
+
+@require(*READERS, db_key=DB)
+async def get_stats(request: web.Request) -> web.Response:
+    try:
+        filters, _, _ = _filters(request)
+    except ValueError as problem:
+        return error(400, str(problem))
+    zone = request.app[SETTINGS].zone
+
+    def compute() -> CaseStats:
+        with session_scope(request.app[DB]) as session:
+            return case_stats(session=session, filters=filters, zone=zone)
+
+    stats = await asyncio.to_thread(compute)
+    return web.json_response({
+        "total": stats.total, "by_category_neighbourhood_week": stats.counts,
+        "median_hours_to_acknowledge": stats.median_hours_to_acknowledge,
+        "median_hours_to_resolve": stats.median_hours_to_resolve,
+    })
+
+
+@require("admin", db_key=DB)
+async def get_audit(request: web.Request) -> web.Response:
+    query = request.query
+    unknown = set(query) - {"since", "actor", "action", "limit", "offset"}
+    try:
+        if unknown:
+            raise ValueError(f"unknown parameter(s): {', '.join(sorted(unknown))}")
+        limit, offset = int(query.get("limit", "100")), int(query.get("offset", "0"))
+        if not 1 <= limit <= 1000 or offset < 0:
+            raise ValueError("limit must be between 1 and 1000 and offset at least 0")
+        since = datetime.fromisoformat(query["since"]) if "since" in query else None
+    except ValueError as problem:
+        return error(400, str(problem))
+    if since is not None and since.tzinfo is None:
+        since = since.replace(tzinfo=request.app[SETTINGS].zone)
+
+    def read() -> list[dict[str, Any]]:
+        with session_scope(request.app[DB]) as session:
+            entries = audit_entries(session=session, since=since, actor=query.get("actor"),
+                                    action=query.get("action"), limit=limit, offset=offset)
+            return [{"at": _iso(e.at), "actor": e.actor, "action": e.action, "subject_type": e.subject_type,
+                     "subject_id": e.subject_id, "detail": json.loads(e.detail) if e.detail else None}
+                    for e in entries]
+
+    return web.json_response({"items": await asyncio.to_thread(read), "limit": limit, "offset": offset})
+
+
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/v1/openapi.json", serve_openapi)
     app.router.add_get("/api/v1/cases", get_cases)
+    app.router.add_get("/api/v1/cases.csv", export_csv)
+    app.router.add_get("/api/v1/cases.geojson", export_geojson)
+    app.router.add_get("/api/v1/stats", get_stats)
+    app.router.add_get("/api/v1/audit", get_audit)
     app.router.add_get("/api/v1/cases/{ref}", get_case)
     app.router.add_patch("/api/v1/cases/{ref}", patch_case)
     app.router.add_get("/api/v1/cases/{ref}/attachments/{attachment_id}", get_attachment)

@@ -90,6 +90,35 @@ SCHEMAS: dict[str, Any] = {
             "citizen_notified": {"type": "string", "description": "after a PATCH: what reached the citizen"},
         },
     },
+    "Stats": {
+        "type": "object",
+        "required": ["total", "by_category_neighbourhood_week", "median_hours_to_acknowledge", "median_hours_to_resolve"],
+        "properties": {
+            "total": {"type": "integer"},
+            "by_category_neighbourhood_week": {"type": "array", "items": {
+                "type": "object", "required": ["category", "neighbourhood", "week", "cases"],
+                "properties": {"category": {"type": "string"}, "neighbourhood": {"type": "string"},
+                               "week": {"type": "string", "pattern": "^[0-9]{4}-W[0-9]{2}$"},
+                               "cases": {"type": "integer"}}}},
+            "median_hours_to_acknowledge": {"type": ["number", "null"]},
+            "median_hours_to_resolve": {"type": ["number", "null"]},
+        },
+    },
+    "AuditList": {
+        "type": "object", "required": ["items", "limit", "offset"],
+        "properties": {"limit": {"type": "integer"}, "offset": {"type": "integer"}, "items": {"type": "array", "items": {
+            "type": "object", "required": ["at", "actor", "action", "subject_type", "subject_id"],
+            "properties": {"at": {"type": "string", "format": "date-time"}, "actor": {"type": "string"},
+                           "action": {"type": "string"}, "subject_type": {"type": "string"},
+                           "subject_id": {"type": "string"}, "detail": {"type": ["object", "null"]}}}}},
+    },
+    "FeatureCollection": {
+        "type": "object", "required": ["type", "features"],
+        "properties": {"type": {"const": "FeatureCollection"}, "features": {"type": "array", "items": {
+            "type": "object", "required": ["type", "geometry", "properties"],
+            "properties": {"type": {"const": "Feature"}, "geometry": {"type": ["object", "null"]},
+                           "properties": {"$ref": "#/components/schemas/CaseSummary"}}}}},
+    },
     "CasePatch": {
         "type": "object", "additionalProperties": False, "minProperties": 1,
         "properties": {
@@ -153,6 +182,39 @@ def openapi_document() -> dict[str, Any]:
                                      "schema": {"type": "string", "format": "uuid"}}],
                 "responses": {"200": {"description": "the image", "content": {"image/*": {}}},
                               "404": _error("no such attachment"), **AUTH_ERRORS},
+            }},
+            "/api/v1/cases.csv": {"get": {
+                "summary": "Cases as CSV (same filters; up to 10,000 rows; every export is audited)",
+                "operationId": "exportCsv", "parameters": filters,
+                "responses": {"200": {"description": "CSV, cells that look like formulas are quoted",
+                                      "content": {"text/csv": {}}},
+                              "400": _error("a filter is out of range"), **AUTH_ERRORS},
+            }},
+            "/api/v1/cases.geojson": {"get": {
+                "summary": "Cases as GeoJSON points (same filters; audited)", "operationId": "exportGeojson",
+                "parameters": filters,
+                "responses": {"200": {"description": "a FeatureCollection",
+                                      "content": {"application/geo+json": {"schema": {
+                                          "$ref": "#/components/schemas/FeatureCollection"}}}},
+                              "400": _error("a filter is out of range"), **AUTH_ERRORS},
+            }},
+            "/api/v1/stats": {"get": {
+                "summary": "Counts by category × neighbourhood × ISO week; median hours to acknowledge and resolve",
+                "operationId": "stats", "parameters": filters,
+                "responses": {"200": {"description": "figures", "content": json_of("Stats")},
+                              "400": _error("a filter is out of range"), **AUTH_ERRORS},
+            }},
+            "/api/v1/audit": {"get": {
+                "summary": "Every read of personal data and every change, newest first (admin only)",
+                "operationId": "audit",
+                "parameters": [{"name": "since", "in": "query", "schema": {"type": "string", "format": "date-time"}},
+                               {"name": "actor", "in": "query", "schema": {"type": "string"}},
+                               {"name": "action", "in": "query", "schema": {"type": "string"}},
+                               {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1,
+                                                                         "maximum": 1000}},
+                               {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0}}],
+                "responses": {"200": {"description": "audit entries", "content": json_of("AuditList")},
+                              "400": _error("a parameter is out of range"), **AUTH_ERRORS},
             }},
             "/api/v1/openapi.json": {"get": {
                 "summary": "This document", "operationId": "openapi", "security": [],

@@ -3,9 +3,10 @@ record what the citizen was told."""
 
 from __future__ import annotations
 
+import math
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import func
 from sqlmodel import Session, col, select
@@ -176,3 +177,46 @@ def record_citizen_notification(
 
 def known_category(value: str) -> bool:
     return value in CATEGORIES
+
+
+DUPLICATE_RADIUS_METRES = 150.0
+DUPLICATE_WINDOW_HOURS = 48
+OPEN_STATUSES = ("new", "acknowledged", "in_progress")
+
+
+def distance_metres(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Great-circle distance (haversine) between two points."""
+    phi1, phi2 = math.radians(lat1), math.radians(lat2)
+    dphi, dlmb = phi2 - phi1, math.radians(lon2 - lon1)
+    a = math.sin(dphi / 2) ** 2 + math.cos(phi1) * math.cos(phi2) * math.sin(dlmb / 2) ** 2
+    return 2 * 6_371_000 * math.asin(math.sqrt(a))
+
+
+def likely_duplicates(
+    *, session: Session, case: Case, radius_m: float = DUPLICATE_RADIUS_METRES,
+    window_hours: int = DUPLICATE_WINDOW_HOURS,
+) -> list[Case]:
+    """Open cases of the same category within ``radius_m`` and ``window_hours`` of this one.
+
+    Without coordinates on both sides, the same neighbourhood and the same written address
+    count as "the same place".
+    """
+    window = timedelta(hours=window_hours)
+    candidates = session.exec(
+        select(Case).where(
+            Case.category == case.category,
+            col(Case.status).in_(OPEN_STATUSES),
+            Case.id != case.id,
+            col(Case.created_at) >= case.created_at - window,
+            col(Case.created_at) <= case.created_at + window,
+        )
+    ).all()
+    found = []
+    for other in candidates:
+        if None not in (case.latitude, case.longitude, other.latitude, other.longitude):
+            if distance_metres(case.latitude, case.longitude, other.latitude, other.longitude) <= radius_m:
+                found.append(other)
+        elif (case.neighbourhood_code and case.neighbourhood_code == other.neighbourhood_code
+              and case.address and other.address and case.address.strip().lower() == other.address.strip().lower()):
+            found.append(other)
+    return sorted(found, key=lambda other: other.created_at)

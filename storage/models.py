@@ -28,7 +28,7 @@ SQLModel.metadata.naming_convention = {
     "pk": "pk_%(table_name)s",
 }
 
-Channel = Literal["web", "telegram"]
+Channel = Literal["web", "telegram", "open311"]
 Locale = Literal["en", "es", "ca"]
 Category = Literal[
     "theft",

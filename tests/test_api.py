@@ -222,3 +222,18 @@ async def test_stats_exports_and_audit(desk: Desk) -> None:
     assert {("dispatcher1", "case.updated"), ("dispatcher1", "cases.exported_csv"),
             ("dispatcher1", "cases.exported_geojson")} <= actions
     assert (await desk.client.get("/api/v1/audit?limit=0", headers=desk.auth("admin"))).status == 400
+
+
+async def test_likely_duplicates_within_150_m_and_48_h(desk: Desk) -> None:
+    first = desk.new_case(category="vandalism", latitude=41.38090, longitude=2.17340)
+    near = desk.new_case(category="vandalism", latitude=41.38150, longitude=2.17400)  # about 80 m away
+    far = desk.new_case(category="vandalism", latitude=41.39000, longitude=2.17340)  # about 1 km away
+    other_kind = desk.new_case(category="noise", latitude=41.38090, longitude=2.17340)
+    detail = await (await desk.client.get(f"/api/v1/cases/{near}", headers=desk.auth("dispatcher"))).json()
+    assert detail["duplicate_candidates"] == [first]
+    assert far not in detail["duplicate_candidates"] and other_kind not in detail["duplicate_candidates"]
+    joined = await desk.client.patch(f"/api/v1/cases/{near}", headers=desk.auth("dispatcher"),
+                                     json={"status": "duplicate", "duplicate_of": first})
+    assert (await joined.json())["status"] == "duplicate"
+    detail = await (await desk.client.get(f"/api/v1/cases/{first}", headers=desk.auth("dispatcher"))).json()
+    assert detail["duplicate_candidates"] == []  # a joined case is no longer open

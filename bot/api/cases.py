@@ -20,7 +20,7 @@ from bot.api.openapi import serve_openapi
 from bot.keys import DB, NOTIFIER, SETTINGS
 from storage import cases as case_store
 from storage.db import session_scope
-from storage.desk import CaseChange, CaseFilters, IllegalTransition, list_cases, update_case
+from storage.desk import CaseChange, CaseFilters, IllegalTransition, likely_duplicates, list_cases, update_case
 from storage.models import CATEGORIES, PRIORITIES, STATUSES, Attachment, Case, CaseEvent, Reporter
 from storage.stats import CaseStats, audit_entries, case_stats
 
@@ -155,7 +155,8 @@ def _load_detail(db: Engine, ref: str, reader: Any) -> dict[str, Any] | None:
                            "email": reporter.contact_email}
                 case_store.record_audit(session=session, actor=reader.name, action="case.read_contact",
                                         subject_type="case", subject_id=str(case.id), detail={"ref": case.ref})
-        return case_detail(case, attachments, events, contact)
+        duplicates = [other.ref for other in likely_duplicates(session=session, case=case)]
+        return {**case_detail(case, attachments, events, contact), "duplicate_candidates": duplicates}
 
 
 @require(*READERS, db_key=DB)

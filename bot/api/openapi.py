@@ -88,6 +88,9 @@ SCHEMAS: dict[str, Any] = {
             "attachments": {"type": "array", "items": {"$ref": "#/components/schemas/Attachment"}},
             "history": {"type": "array", "items": {"$ref": "#/components/schemas/HistoryEntry"}},
             "citizen_notified": {"type": "string", "description": "after a PATCH: what reached the citizen"},
+            "duplicate_candidates": {"type": "array", "items": {"type": "string"},
+                                     "description": "open cases of the same category within 150 m and 48 h: "
+                                                    "PATCH status duplicate with duplicate_of to join them"},
         },
     },
     "Stats": {

@@ -13,9 +13,11 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
+from bot import open311
 from bot.api import cases as cases_api
 from bot.channels.telegram.channel import TelegramChannel
 from bot.channels.webchat.channel import WebChatChannel
+from bot.dispatch import DispatchDesk
 from bot.engine import Conversations, EngineClient
 from bot.i18n import Catalogs
 from bot.keys import CATALOGS, CONVERSATIONS, DB, ENGINE, HTTP, NOTIFIER, SETTINGS, TELEGRAM, WEBCHAT
@@ -112,10 +114,19 @@ def create_app(settings: Settings) -> web.Application:
                 app[TELEGRAM] = telegram
                 await telegram.connect()
             channels = {"web": webchat, **({"telegram": telegram} if telegram else {})}
-            app[NOTIFIER] = Notifier(db, catalogs, channels)
+            notifier = Notifier(db, catalogs, channels)
+            app[NOTIFIER] = notifier
+            desk = None
+            if telegram is not None and telegram.application is not None and settings.dispatch_chat_id:
+                desk = DispatchDesk(telegram.application.bot, settings.dispatch_chat_id, db, catalogs, settings,
+                                    notifier)
+                telegram.desk = desk
+                desk.start()
             try:
                 yield
             finally:
+                if desk is not None:
+                    await desk.stop()
                 if telegram is not None:
                     await telegram.disconnect()
         db.dispose()
@@ -134,6 +145,7 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/webchat/ws", _via_webchat("socket"))
     app.router.add_post("/webchat/upload", _via_webchat("upload"))
     cases_api.add_routes(app)
+    open311.add_routes(app)
     if settings.telegram_token and settings.telegram_webhook_url:
         path = urlparse(settings.telegram_webhook_url).path or "/telegram/webhook"
 

@@ -48,7 +48,7 @@ import json
 import math
 import re
 import uuid
-import xml.etree.ElementTree as ET  # noqa: N817 - the usual name
+import xml.etree.ElementTree as ET
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -119,7 +119,7 @@ KEYWORDS = {
 NEIGHBOURHOODS = web.AppKey("open311_neighbourhoods", Neighbourhoods)
 
 _XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
-_SPACED_OFFSET = re.compile(r" (\d{2}(?::?\d{2})?)$")
+_SPACED_OFFSET = re.compile(r"(T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?) (\d{2}:?\d{2})$")
 
 Handler = Callable[[web.Request, str], Awaitable[web.StreamResponse]]
 
@@ -432,7 +432,7 @@ def _date(request: web.Request, name: str) -> datetime | None:
     text = request.query.get(name, "").strip()
     if not text:
         return None
-    text = _SPACED_OFFSET.sub(r"+\1", text)
+    text = _SPACED_OFFSET.sub(r"\1+\2", text)
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
@@ -469,11 +469,8 @@ def _request_query(request: web.Request) -> RequestQuery:
         refs = [ref for ref in (normalise_ref(i) for i in ids) if ref]
         return RequestQuery(refs=list(dict.fromkeys(refs)), start=now, end=now, service_codes=[], statuses=[])
     start, end = _date(request, "start_date"), _date(request, "end_date")
-    if start is None and end is None:
-        end = now
-        start = end - WINDOW
-    elif start is None:
-        assert end is not None
+    if start is None:
+        end = end or now
         start = end - WINDOW
     elif end is None:
         end = start + WINDOW

@@ -49,6 +49,7 @@ class Settings(BaseSettings):
     telegram_api_url: str = ""  # Bot API base, e.g. http://127.0.0.1:8081/bot (default: Telegram's)
     telegram_webhook_url: str = ""  # public https URL: webhook mode instead of long polling
     telegram_webhook_secret: str = Field(default="", repr=False)  # default: derived from SECRET_KEY
+    dispatch_chat_id: int | None = None  # a Telegram group where new cases are announced
 
     max_message_chars: int = 4000
     max_photo_bytes: int = 10 * 1024 * 1024

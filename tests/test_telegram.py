@@ -18,7 +18,7 @@ from bot.keys import SETTINGS, TELEGRAM
 from storage import cases as case_store
 from storage.db import create_db_engine, session_scope
 from storage.migrate import upgrade_database
-from storage.models import Reporter
+from storage.models import CaseCreate, Reporter
 from tests.conftest import Stack, free_port, make_settings
 from tests.telegram_server import FakeTelegram, fake_telegram  # noqa: F401 - the fixture
 from tests.test_webchat import app_settings
@@ -189,3 +189,36 @@ async def test_an_oversize_photo_gets_a_clear_message(tmp_path: Path, fake_teleg
     await fake.wait_for_messages(USER, 1)
     assert "demasiado grande" in texts(fake, USER)[0].lower()
     await server.close()
+
+
+async def test_new_cases_reach_the_dispatch_group_once_with_working_buttons(tmp_path: Path, fake_telegram: FakeTelegram, aiohttp_server) -> None:  # noqa: F811
+    fake = fake_telegram
+    group = -100777
+    fake.send_group_message(555, group, "hello team", language_code="en")  # the group exists; the bot ignores chatter
+    server = await start_bot(tmp_path, fake, aiohttp_server, dispatch_chat_id=group)
+    settings = server.app[SETTINGS]
+    db = create_db_engine(settings.database_url)
+    with session_scope(db) as session:
+        case = case_store.create_case(session=session, case_in=CaseCreate(
+            sender_id="telegram:4242", channel="telegram", locale="es", category="assault", priority="urgent",
+            description='<script>alert(1)</script> "><img src=x onerror=alert(1)> javascript:alert(1)',
+            address="Carrer de Blai 12", neighbourhood_name="el Poble-sec", contact_mode="chat"))
+    await fake.wait_for_messages(group, 1)
+    announcement = fake.sent_messages(group, method="sendMessage")[0]
+    assert announcement["text"].startswith(f"🚨 URGENT · {case.ref}")
+    assert "<script>alert(1)</script>" in announcement["text"] and not announcement.get("parse_mode")
+    buttons = [b["callback_data"] for row in announcement["reply_markup"]["inline_keyboard"] for b in row]
+    assert buttons == [f"desk:ack:{case.ref}", f"desk:take:{case.ref}"]
+
+    fake.press_button(555, announcement, f"desk:take:{case.ref}", language_code="en")
+    await fake.wait_for_messages(group, 2)
+    assert "taken by" in fake.sent_messages(group, method="sendMessage")[1]["text"]
+    with session_scope(db) as session:
+        taken = case_store.get_case_by_ref(session=session, ref=case.ref)
+        assert taken.status == "acknowledged" and taken.assignee.startswith("@")
+    await server.close()
+
+    again = await start_bot(tmp_path, fake, aiohttp_server, dispatch_chat_id=group)
+    await _sleep(3)
+    assert len([m for m in fake.sent_messages(group, method="sendMessage") if case.ref in m["text"] and "URGENT" in m["text"]]) == 1
+    await again.close()

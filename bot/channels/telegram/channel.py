@@ -32,6 +32,7 @@ from telegram.ext import AIORateLimiter, Application, BaseUpdateProcessor, Conte
 
 from bot.channels.base import Channel, IncomingMessage, OutgoingMessage
 from bot.channels.media import PhotoRejected, location_payload, photo_payload, store_photo
+from bot.dispatch import DESK_PREFIX, DispatchDesk
 from bot.engine import Conversations
 from bot.i18n import N_, Catalogs
 from bot.settings import SUPPORTED_LOCALES, Settings
@@ -103,6 +104,7 @@ class TelegramChannel(Channel):
         self.conversations = conversations
         self.db = db
         self.application: Application | None = None
+        self.desk: DispatchDesk | None = None  # set by the app when DISPATCH_CHAT_ID is configured
 
     @property
     def webhook_mode(self) -> bool:
@@ -267,9 +269,13 @@ class TelegramChannel(Channel):
     async def on_button(self, update: Update) -> None:
         query = update.callback_query
         assert query is not None
-        await query.answer()
         if not query.data or query.message is None or query.from_user is None:
+            await query.answer()
             return
+        if query.message.chat.id == self.settings.dispatch_chat_id:
+            await self.on_desk_button(update)
+            return
+        await query.answer()
         sender_id = sender_of(query.message.chat.id)
         title = query.data
         if isinstance(query.message, Message) and query.message.reply_markup:
@@ -286,6 +292,21 @@ class TelegramChannel(Channel):
         assert self.application is not None
         await self._send_plain(sender_id, self.catalogs.gettext(YOU_CHOSE, locale, choice=title))
         await self.deliver(IncomingMessage(sender_id=sender_id, text=query.data, locale_hint=hint, display_text=title))
+
+    async def on_desk_button(self, update: Update) -> None:
+        """A dispatcher pressed Acknowledge or Take under a case in the dispatch group."""
+        query = update.callback_query
+        assert query is not None and query.from_user is not None and query.message is not None
+        if self.desk is None or not (query.data or "").startswith(DESK_PREFIX):
+            await query.answer()
+            return
+        who = f"@{query.from_user.username}" if query.from_user.username else f"telegram:{query.from_user.id}"
+        answer = await self.desk.on_button(query.data or "", who)
+        await query.answer(answer[:190])
+        try:
+            await self.application.bot.send_message(query.message.chat.id, answer)  # type: ignore[union-attr]
+        except TelegramError as error:
+            log.warning("telegram: could not confirm in the dispatch group: %s", error)
 
     async def deliver(self, message: IncomingMessage) -> None:
         assert self.application is not None

@@ -22,6 +22,7 @@ from bot.engine import Conversations, EngineClient
 from bot.i18n import Catalogs
 from bot.keys import CATALOGS, CONVERSATIONS, DB, ENGINE, HTTP, NOTIFIER, SETTINGS, TELEGRAM, WEBCHAT
 from bot.language import warm_up
+from bot.livechat import LiveChat
 from bot.notify import Notifier
 from bot.settings import Settings
 from storage.db import create_db_engine, ping
@@ -99,7 +100,7 @@ def create_app(settings: Settings) -> web.Application:
             async def erase(sender_id: str) -> None:
                 await asyncio.to_thread(erase_conversation, engine=tracker_db, sender_id=sender_id)
 
-            conversations = Conversations(engine, catalogs, erase)
+            conversations = Conversations(engine, catalogs, erase, LiveChat(db))
             webchat = WebChatChannel(settings, catalogs, conversations, db)
             app[CATALOGS] = catalogs
             app[HTTP] = http

@@ -14,6 +14,7 @@ import aiohttp
 from bot.channels.base import Button, IncomingMessage, OutgoingMessage
 from bot.i18n import Catalogs, current_locale
 from bot.language import confident_language
+from bot.livechat import LiveChat
 from dialogues.actions.responses import ADAPTER_MESSAGES
 
 log = logging.getLogger(__name__)
@@ -114,8 +115,10 @@ class Conversations:
         engine: EngineClient,
         catalogs: Catalogs,
         erase_conversation: Callable[[str], Awaitable[None]],
+        live_chat: LiveChat | None = None,
     ) -> None:
         self._engine = engine
+        self._live_chat = live_chat
         self._catalogs = catalogs
         self._erase_conversation = erase_conversation
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
@@ -139,6 +142,8 @@ class Conversations:
         current_locale.set(locale)
         metadata = {"locale": message.locale_hint} if message.locale_hint else {}
         async with self._lock(message.sender_id):
+            if self._live_chat is not None and await self._live_chat.take(message):
+                return []  # a dispatcher is talking with this citizen: no assistant reply
             try:
                 answer = await self._engine.send(message.sender_id, message.text, metadata)
             except EngineUnavailable as error:

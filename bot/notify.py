@@ -19,6 +19,8 @@ from storage.models import Case, Reporter
 log = logging.getLogger(__name__)
 
 STATUS_UPDATE = N_("Your report {ref} is now {status}.")
+FROM_DISPATCHER = N_("Dispatcher (report {ref}): {text}")
+BACK_TO_ASSISTANT = N_("The dispatcher has closed the conversation about report {ref}. You are talking with the assistant again.")
 PUBLIC_NOTE = N_("Message from the dispatchers about your report {ref}: {note}")
 
 
@@ -53,6 +55,17 @@ class Notifier:
         what = "status " + new_status if new_status else "public note"
         await asyncio.to_thread(self._record, case, outcome, what)
         return outcome
+
+    async def chat(self, case: Case, text: str | None) -> str:
+        """A dispatcher's live message (or, with None, the hand-back notice) to the citizen."""
+        sender_id = await asyncio.to_thread(self._sender_of, case)
+        channel = self._channels.get(case.channel)
+        if sender_id is None or channel is None:
+            return "not sent: the citizen cannot be reached"
+        message = (self._catalogs.gettext(FROM_DISPATCHER, case.locale, ref=case.ref, text=text) if text
+                   else self._catalogs.gettext(BACK_TO_ASSISTANT, case.locale, ref=case.ref))
+        delivered = await channel.respond(sender_id, [OutgoingMessage(text=message)])
+        return "delivered" if delivered else "not delivered (citizen not reachable now)"
 
     def _sender_of(self, case: Case) -> str | None:
         if case.reporter_id is None:

@@ -46,8 +46,8 @@ MAX_ATTACHMENT_BYTES = 20 * 1024 * 1024
 REF_ATTEMPTS = 20
 ERASED_COORDINATE_DECIMALS = 3  # about 100 m
 
-# Event kinds whose text may quote the citizen; erased with the reporter.
-CITIZEN_TEXT_EVENT_KINDS = (EVENT_CITIZEN_INFO, EVENT_NOTE_PUBLIC)
+# Texts the citizen wrote or that were written to them (and may quote them): erased with them.
+CITIZEN_TEXT_EVENT_KINDS = (EVENT_CITIZEN_INFO, EVENT_NOTE_PUBLIC, "chat_citizen", "chat_staff", "citizen_notified")
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from storage.models import (
     STATUSES,
     Case,
     CaseEvent,
+    Reporter,
     utcnow,
 )
 from storage.refs import normalise_ref
@@ -220,3 +221,58 @@ def likely_duplicates(
               and case.address and other.address and case.address.strip().lower() == other.address.strip().lower()):
             found.append(other)
     return sorted(found, key=lambda other: other.created_at)
+
+
+# --------------------------------------------------------------------------- live chat
+LIVE_STARTED = "live_started"
+LIVE_ENDED = "live_ended"
+CHAT_FROM_CITIZEN = "chat_citizen"
+CHAT_FROM_STAFF = "chat_staff"
+_LIVE_KINDS = (LIVE_STARTED, LIVE_ENDED)
+
+
+def is_live(*, session: Session, case: Case) -> bool:
+    """Whether a person, not the assistant, is talking with the reporter of this case."""
+    latest = session.exec(
+        select(CaseEvent.kind).where(CaseEvent.case_id == case.id, col(CaseEvent.kind).in_(_LIVE_KINDS))
+        .order_by(col(CaseEvent.at).desc()).limit(1)
+    ).first()
+    return latest == LIVE_STARTED
+
+
+def live_case_for_sender(*, session: Session, sender_id: str) -> Case | None:
+    """The case whose live chat this citizen's messages belong to, if any."""
+    reporter = session.exec(select(Reporter).where(Reporter.sender_id == sender_id)).first()
+    if reporter is None:
+        return None
+    recent = session.exec(
+        select(Case).where(Case.reporter_id == reporter.id).order_by(col(Case.created_at).desc()).limit(5)
+    ).all()
+    return next((case for case in recent if is_live(session=session, case=case)), None)
+
+
+def set_live(*, session: Session, case: Case, live: bool, actor: str) -> bool:
+    """Start or end the live chat; False when it already was so."""
+    with _atomic(session):
+        current = _load_case(session, case)
+        if is_live(session=session, case=current) == live:
+            return False
+        _add_event(session, case_id=current.id, kind=LIVE_STARTED if live else LIVE_ENDED, actor=actor, at=utcnow())
+        record_audit(session=session, actor=actor, action="case.live_chat_started" if live else "case.live_chat_ended",
+                     subject_type="case", subject_id=str(current.id))
+    return True
+
+
+def add_chat_message(*, session: Session, case: Case, text: str, actor: str, from_citizen: bool) -> CaseEvent:
+    with _atomic(session):
+        event = _add_event(session, case_id=case.id, kind=CHAT_FROM_CITIZEN if from_citizen else CHAT_FROM_STAFF,
+                           actor=actor, at=utcnow(), text=text)
+    return event
+
+
+def chat_messages(*, session: Session, case: Case) -> list[CaseEvent]:
+    return list(session.exec(
+        select(CaseEvent).where(CaseEvent.case_id == case.id,
+                                col(CaseEvent.kind).in_((CHAT_FROM_CITIZEN, CHAT_FROM_STAFF, *_LIVE_KINDS)))
+        .order_by(col(CaseEvent.at))
+    ).all())

@@ -260,6 +260,22 @@ class StaffUser(SQLModel, table=True):
     last_login_at: datetime | None = _optional_timestamp()
 
 
+class StaffSession(SQLModel, table=True):
+    """A sign-in to the dispatcher dashboard (see ``bot.dashboard.sessions``).
+
+    Only the SHA-256 hex digest of the cookie value is kept; a session ends on logout, when
+    its user is deactivated or deleted, or when it has been idle for too long.
+    """
+
+    __tablename__ = "staff_sessions"
+
+    id: uuid.UUID = _uuid_pk()
+    token_hash: str = Field(max_length=SHA256_HEX_LENGTH, unique=True, index=True)
+    user_id: uuid.UUID = Field(foreign_key="staff_users.id", ondelete="CASCADE", index=True)
+    created_at: datetime = _timestamp()
+    last_seen_at: datetime = _timestamp()
+
+
 class CaseCreate(SQLModel):
     """Everything the citizen gives for a new case (validated; not a table)."""
 

@@ -156,7 +156,7 @@ async def test_the_citizen_hears_back_in_their_language_unless_anonymous(desk: D
     assert body["citizen_notified"] == "delivered"
     message = await ws.receive_json(timeout=5)
     assert message["type"] == "message"
-    assert message["text"].startswith(f"Tu aviso {ref}") or ref in message["text"]
+    assert message["text"].startswith(f"Tu aviso {ref} está ahora: en curso.")
     assert "Una patrulla pasará esta noche." in message["text"]
     assert any(h["kind"] == "citizen_notified" for h in body["history"])
 
@@ -237,3 +237,36 @@ async def test_likely_duplicates_within_150_m_and_48_h(desk: Desk) -> None:
     assert (await joined.json())["status"] == "duplicate"
     detail = await (await desk.client.get(f"/api/v1/cases/{first}", headers=desk.auth("dispatcher"))).json()
     assert detail["duplicate_candidates"] == []  # a joined case is no longer open
+
+
+async def test_live_conversation_between_a_dispatcher_and_the_citizen(desk: Desk) -> None:
+    ws = await desk.client.ws_connect("/webchat/ws")
+    await ws.send_json({"type": "hello", "session": None, "locale": "ca-ES"})
+    sender = (await ws.receive_json(timeout=5))["sender"]
+    ref = desk.new_case(sender=sender, locale="ca", contact_mode="chat")
+
+    sent = await desk.client.post(f"/api/v1/cases/{ref}/chat", json={"text": "Hola, de quin color era el cotxe?"},
+                                  headers=desk.auth("dispatcher"))
+    assert (await sent.json())["delivered"] == "delivered"
+    message = await ws.receive_json(timeout=5)
+    assert ref in message["text"] and "de quin color era el cotxe?" in message["text"]
+
+    await ws.send_json({"type": "text", "text": "era una furgoneta blanca"})
+    frames = [await ws.receive_json(timeout=5), await ws.receive_json(timeout=5)]
+    assert [f["type"] for f in frames] == ["typing", "typing"]  # no assistant reply while a person talks
+    chat = await (await desk.client.get(f"/api/v1/cases/{ref}/chat", headers=desk.auth("dispatcher"))).json()
+    assert chat["live"] is True
+    assert [(m["kind"], m["text"]) for m in chat["messages"] if m["kind"].startswith("chat")] == [
+        ("chat_staff", "Hola, de quin color era el cotxe?"), ("chat_citizen", "era una furgoneta blanca")]
+
+    closed = await desk.client.delete(f"/api/v1/cases/{ref}/chat", headers=desk.auth("dispatcher"))
+    assert (await closed.json())["citizen_notified"] == "delivered"
+    assert "assistent" in (await ws.receive_json(timeout=5))["text"].lower()
+    await ws.send_json({"type": "text", "text": "gràcies"})  # back to the assistant (whose engine is down here)
+    frames = [await ws.receive_json(timeout=5) for _ in range(3)]
+    assert any(f["type"] == "message" and "no està disponible" in f["text"] for f in frames)
+
+    anonymous = desk.new_case(sender="web:quiet", contact_mode="anonymous")
+    refused = await desk.client.post(f"/api/v1/cases/{anonymous}/chat", json={"text": "hola"}, headers=desk.auth("dispatcher"))
+    assert refused.status == 409
+    await ws.close()

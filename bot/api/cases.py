@@ -20,7 +20,18 @@ from bot.api.openapi import serve_openapi
 from bot.keys import DB, NOTIFIER, SETTINGS
 from storage import cases as case_store
 from storage.db import session_scope
-from storage.desk import CaseChange, CaseFilters, IllegalTransition, likely_duplicates, list_cases, update_case
+from storage.desk import (
+    CaseChange,
+    CaseFilters,
+    IllegalTransition,
+    add_chat_message,
+    chat_messages,
+    is_live,
+    likely_duplicates,
+    list_cases,
+    set_live,
+    update_case,
+)
 from storage.models import CATEGORIES, PRIORITIES, STATUSES, Attachment, Case, CaseEvent, Reporter
 from storage.stats import CaseStats, audit_entries, case_stats
 
@@ -335,6 +346,89 @@ async def get_audit(request: web.Request) -> web.Response:
     return web.json_response({"items": await asyncio.to_thread(read), "limit": limit, "offset": offset})
 
 
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    text: str = Field(min_length=1, max_length=4000)
+
+
+def _chat_state(session: Any, case: Case) -> dict[str, Any]:
+    return {
+        "ref": case.ref,
+        "live": is_live(session=session, case=case),
+        "messages": [{"at": _iso(e.at), "kind": e.kind, "actor": e.actor, "text": e.text}
+                     for e in chat_messages(session=session, case=case)],
+    }
+
+
+@require(*READERS, db_key=DB)
+async def get_chat(request: web.Request) -> web.Response:
+    def read() -> dict[str, Any] | None:
+        with session_scope(request.app[DB]) as session:
+            case = case_store.get_case_by_ref(session=session, ref=request.match_info["ref"])
+            if case is None:
+                return None
+            case_store.record_audit(session=session, actor=staff_of(request).name, action="case.read_chat",
+                                    subject_type="case", subject_id=str(case.id))
+            return _chat_state(session, case)
+
+    state = await asyncio.to_thread(read)
+    return error(404, "no such case") if state is None else web.json_response(state)
+
+
+@require(*READERS, db_key=DB)
+async def post_chat(request: web.Request) -> web.Response:
+    """Write to the citizen in the case's chat; the chat becomes live (the assistant steps aside)."""
+    try:
+        message = ChatMessage.model_validate(await request.json())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return error(400, "the body must be JSON")
+    except ValidationError as problem:
+        return error(422, "invalid message", details=[{"field": ".".join(map(str, e["loc"])), "problem": e["msg"]}
+                                                       for e in problem.errors()])
+    user = staff_of(request)
+
+    def open_chat() -> Case | str | None:
+        with session_scope(request.app[DB]) as session:
+            case = case_store.get_case_by_ref(session=session, ref=request.match_info["ref"])
+            if case is None:
+                return None
+            if case.contact_mode == "anonymous" and case.handoff_requested_at is None:
+                return "the citizen chose no contact and did not ask for a person"
+            if case.reporter_id is None:
+                return "the citizen's data was erased"
+            set_live(session=session, case=case, live=True, actor=user.name)
+            add_chat_message(session=session, case=case, text=message.text, actor=user.name, from_citizen=False)
+            return case
+
+    case = await asyncio.to_thread(open_chat)
+    if case is None:
+        return error(404, "no such case")
+    if isinstance(case, str):
+        return error(409, case)
+    outcome = await request.app[NOTIFIER].chat(case, message.text)
+    return web.json_response({"delivered": outcome})
+
+
+@require(*READERS, db_key=DB)
+async def end_chat(request: web.Request) -> web.Response:
+    """Hand the conversation back to the assistant."""
+    user = staff_of(request)
+
+    def close() -> tuple[Case, bool] | None:
+        with session_scope(request.app[DB]) as session:
+            case = case_store.get_case_by_ref(session=session, ref=request.match_info["ref"])
+            if case is None:
+                return None
+            return case, set_live(session=session, case=case, live=False, actor=user.name)
+
+    found = await asyncio.to_thread(close)
+    if found is None:
+        return error(404, "no such case")
+    case, changed = found
+    outcome = await request.app[NOTIFIER].chat(case, None) if changed else "it was not live"
+    return web.json_response({"live": False, "citizen_notified": outcome})
+
+
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/v1/openapi.json", serve_openapi)
     app.router.add_get("/api/v1/cases", get_cases)
@@ -345,3 +439,6 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/v1/cases/{ref}", get_case)
     app.router.add_patch("/api/v1/cases/{ref}", patch_case)
     app.router.add_get("/api/v1/cases/{ref}/attachments/{attachment_id}", get_attachment)
+    app.router.add_get("/api/v1/cases/{ref}/chat", get_chat)
+    app.router.add_post("/api/v1/cases/{ref}/chat", post_chat)
+    app.router.add_delete("/api/v1/cases/{ref}/chat", end_chat)

@@ -122,6 +122,13 @@ SCHEMAS: dict[str, Any] = {
             "properties": {"type": {"const": "Feature"}, "geometry": {"type": ["object", "null"]},
                            "properties": {"$ref": "#/components/schemas/CaseSummary"}}}}},
     },
+    "Chat": {
+        "type": "object", "required": ["ref", "live", "messages"],
+        "properties": {"ref": {"type": "string"}, "live": {"type": "boolean"}, "messages": {"type": "array", "items": {
+            "type": "object", "required": ["at", "kind", "actor"],
+            "properties": {"at": {"type": "string"}, "kind": {"type": "string"}, "actor": {"type": "string"},
+                           "text": NULLABLE_STRING}}}},
+    },
     "CasePatch": {
         "type": "object", "additionalProperties": False, "minProperties": 1,
         "properties": {
@@ -219,6 +226,28 @@ def openapi_document() -> dict[str, Any]:
                 "responses": {"200": {"description": "audit entries", "content": json_of("AuditList")},
                               "400": _error("a parameter is out of range"), **AUTH_ERRORS},
             }},
+            "/api/v1/cases/{ref}/chat": {
+                "get": {"summary": "The live conversation with the reporter (audited)", "operationId": "getChat",
+                        "parameters": [REF],
+                        "responses": {"200": {"description": "messages and whether a person is talking",
+                                              "content": json_of("Chat")},
+                                      "404": _error("no such case"), **AUTH_ERRORS}},
+                "post": {"summary": "Write to the reporter; the assistant steps aside until the chat is closed",
+                         "operationId": "sendChat", "parameters": [REF],
+                         "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                             "type": "object", "required": ["text"], "additionalProperties": False,
+                             "properties": {"text": {"type": "string", "minLength": 1, "maxLength": 4000}}}}}},
+                         "responses": {"200": {"description": "what reached the citizen", "content": {
+                             "application/json": {"schema": {"type": "object", "properties": {
+                                 "delivered": {"type": "string"}}}}}},
+                                       "400": _error("the body is not JSON"), "404": _error("no such case"),
+                                       "409": _error("the citizen chose no contact, or was erased"),
+                                       "422": _error("no text, or too long"), **AUTH_ERRORS}},
+                "delete": {"summary": "Hand the conversation back to the assistant", "operationId": "endChat",
+                           "parameters": [REF],
+                           "responses": {"200": {"description": "closed", "content": {"application/json": {}}},
+                                         "404": _error("no such case"), **AUTH_ERRORS}},
+            },
             "/api/v1/openapi.json": {"get": {
                 "summary": "This document", "operationId": "openapi", "security": [],
                 "responses": {"200": {"description": "OpenAPI 3.1", "content": {"application/json": {}}}},

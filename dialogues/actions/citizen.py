@@ -15,6 +15,7 @@ from bot.i18n import format_when
 from dialogues.actions.base import BarriAction, latest_entities, latest_text
 from dialogues.actions.responses import CATEGORY_LABELS, STATUS_LABELS
 from storage import cases as case_store
+from storage.desk import set_live
 from storage.errors import StorageError
 from storage.refs import normalise_ref
 
@@ -141,6 +142,8 @@ class ActionRequestHandoff(BarriAction):
                 self.say(dispatcher, tracker, "utter_handoff_no_case")
                 return []
             case = await self.in_db(case_store.request_handoff, case=open_cases[0])
+            # from now on the citizen's typed messages go to the dispatchers, not to the assistant
+            await self.in_db(set_live, case=case, live=True, actor="citizen")
         except StorageError:
             log.exception("could not record a hand-off request")
             self.say(dispatcher, tracker, "utter_technical_problem")

@@ -17,7 +17,8 @@ from storage.db import create_db_engine
 from storage.migrate import ALEMBIC_INI, alembic_config, upgrade_database
 
 TABLES = {
-    "reporters", "cases", "case_events", "attachments", "attachment_data", "audit_log", "staff_users"
+    "reporters", "cases", "case_events", "attachments", "attachment_data", "audit_log", "staff_users",
+    "staff_sessions",
 }
 
 
@@ -45,7 +46,7 @@ def test_alembic_ini_ships_inside_the_package() -> None:
 
 def test_single_head() -> None:
     heads = ScriptDirectory.from_config(alembic_config("sqlite://")).get_heads()
-    assert heads == ["0002"]
+    assert heads == ["0003"]
 
 
 def test_upgrade_creates_all_tables(migrated_url: str) -> None:

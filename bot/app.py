@@ -14,6 +14,7 @@ import jinja2
 from aiohttp import web
 
 from bot import open311
+from bot import dashboard
 from bot.api import cases as cases_api
 from bot.channels.telegram.channel import TelegramChannel
 from bot.channels.webchat.channel import WebChatChannel
@@ -146,6 +147,7 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/webchat/ws", _via_webchat("socket"))
     app.router.add_post("/webchat/upload", _via_webchat("upload"))
     cases_api.add_routes(app)
+    dashboard.setup(app)
     open311.add_routes(app)
     if settings.telegram_token and settings.telegram_webhook_url:
         path = urlparse(settings.telegram_webhook_url).path or "/telegram/webhook"

@@ -22,10 +22,11 @@ An audit entry records which staff user's key created the case.
 
 Reading requests is public (no api_key), so it never shows who reported: no contact, no
 sender, no channel, no exact address (``address`` is the neighbourhood's name) and
-coordinates rounded to 3 decimals (about 100 m). Decision on ``description``: it IS shown,
-because it is the heart of a GeoReport service request and what Open311 clients expect; it is
-the citizen's own text, so it may contain personal data that the reporter typed, and it goes
-away with the case when the citizen asks for erasure (erased cases show no description).
+coordinates rounded to 3 decimals (about 100 m). The citizen's own words (``description``)
+are NOT public: citizens are told their report is seen by the city's dispatchers, and free
+text may name people or homes. Public reads give the service's name as the description; a
+read with the ``api_key`` of a dispatcher or admin gets the citizen's text (erased cases
+never show it).
 ``status_notes`` is the latest public note of the dispatchers (text written to be read by the
 citizen), else "". Assignees, internal notes, priority and history are never shown. Cases of
 the category "other" have no service and are not listed.
@@ -405,15 +406,20 @@ def _rounded(value: float | None) -> float | None:
     return None if value is None else round(value, PUBLIC_DECIMALS)
 
 
-def public_request(request: web.Request, case: Case, note: str | None, locale: str) -> dict[str, Any]:
-    """What anybody may know of a case: nothing about who reported it (see the module docstring)."""
+def public_request(
+    request: web.Request, case: Case, note: str | None, locale: str, staff: bool = False
+) -> dict[str, Any]:
+    """What anybody may know of a case: nothing about who reported it (see the module docstring);
+    staff also get the citizen's description."""
+    service_name = _service_name(request, case.category, locale)
+    description = case.description if staff and case.erased_at is None else service_name
     return {
         "service_request_id": case.ref,
         "status": public_status(case.status),
         "status_notes": note or "",
-        "service_name": _service_name(request, case.category, locale),
+        "service_name": service_name,
         "service_code": case.category,
-        "description": case.description if case.erased_at is None else None,
+        "description": description,
         "agency_responsible": None,
         "service_notice": "",
         "requested_datetime": _w3c(case.created_at, request),
@@ -518,8 +524,9 @@ async def get_requests(request: web.Request, fmt: str) -> web.Response:
     wanted = _request_query(request)
     locale = _locale(request)
     found = await asyncio.to_thread(_find, request, wanted)
+    staff = await _is_staff_reader(request)
     return render_list(fmt, "service_requests", "request",
-                       [public_request(request, case, note, locale) for case, note in found])
+                       [public_request(request, case, note, locale, staff) for case, note in found])
 
 
 @_formatted
@@ -531,7 +538,18 @@ async def get_request(request: web.Request, fmt: str) -> web.Response:
     if not found:
         raise Problem(404, "no such service request")
     case, note = found[0]
-    return render_list(fmt, "service_requests", "request", [public_request(request, case, note, _locale(request))])
+    staff = await _is_staff_reader(request)
+    return render_list(fmt, "service_requests", "request",
+                       [public_request(request, case, note, _locale(request), staff)])
+
+
+async def _is_staff_reader(request: web.Request) -> bool:
+    """A read with a dispatcher's or admin's api_key (a wrong key is refused, not ignored)."""
+    api_key = request.query.get("api_key")
+    if not api_key:
+        return False
+    await _staff(request, api_key)
+    return True
 
 
 # --------------------------------------------------------------------------- wiring

@@ -63,3 +63,8 @@ def error_page(request: web.Request, status: int, title: str, message: str,
     response = render(request, "error.html", {"status": status, "title": title, "message": message}, status=status)
     response.headers.update(headers or {})
     return response
+
+
+def see_other(location: str) -> web.Response:
+    """303: after a form post, the browser loads ``location`` with a GET."""
+    return web.Response(status=303, headers={"Location": location, "Cache-Control": "no-store"})

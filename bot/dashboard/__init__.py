@@ -1,0 +1,64 @@
+"""The dispatcher dashboard under /desk: server-rendered pages for staff.
+
+``setup(app)`` adds its routes, its own Jinja2 environment (autoescaped, under its own app
+key, so the web chat's templates are untouched), the login throttle and the live case feed.
+
+Routes (all but the sign-in page and the static files need a session; case pages need the
+dispatcher or admin role):
+
+    GET  /desk/login                      sign-in form
+    POST /desk/login                      sign in (throttled)
+    POST /desk/logout                     sign out
+    GET  /desk/                           queue of open cases, updated live
+    GET  /desk/events                     server-sent events for the queue
+    GET  /desk/cases/{ref}                one case, its photos and history
+    POST /desk/cases/{ref}                change status, priority, assignee; add notes
+    GET  /desk/cases/{ref}/photos/{id}    a photo (audited)
+    GET  /desk/map                        neighbourhood map (SVG)
+    GET  /desk/stats                      charts (SVG)
+"""
+
+from __future__ import annotations
+
+import aiohttp_jinja2
+import jinja2
+from aiohttp import web
+
+from bot.dashboard import auth, live, views
+from bot.dashboard.base import PREFIX, STATIC_DIR, STATIC_URL, TEMPLATES, TEMPLATES_DIR, see_other
+
+
+async def _to_queue(request: web.Request) -> web.Response:
+    return see_other(PREFIX + "/")
+
+
+def setup(app: web.Application) -> None:
+    aiohttp_jinja2.setup(
+        app,
+        app_key=TEMPLATES,
+        loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)),
+        autoescape=jinja2.select_autoescape(default=True, default_for_string=True),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    app[auth.THROTTLE] = auth.LoginThrottle()
+    app[live.FEED] = feed = live.CaseFeed(app)
+
+    async def stop_feed(app: web.Application) -> None:
+        await feed.close()
+
+    app.on_shutdown.append(stop_feed)
+    router = app.router
+    router.add_get(PREFIX, _to_queue)
+    router.add_get(PREFIX + "/login", auth.login_page, name="desk_login")
+    router.add_post(PREFIX + "/login", auth.login_submit)
+    router.add_post(PREFIX + "/logout", auth.logout)
+    router.add_get(PREFIX + "/", views.queue_page, name="desk_queue")
+    router.add_get(PREFIX + "/events", live.events)
+    router.add_get(PREFIX + "/cases/{ref}", views.case_page)
+    router.add_post(PREFIX + "/cases/{ref}", views.case_update)
+    router.add_get(PREFIX + "/cases/{ref}/photos/{attachment_id}", views.case_photo)
+    router.add_get(PREFIX + "/map", views.map_page)
+    router.add_get(PREFIX + "/stats", views.stats_page)
+    router.add_static(STATIC_URL, STATIC_DIR)

@@ -1,0 +1,292 @@
+"""Who may use the dashboard: sign-in with a password, the session cookie, CSRF tokens,
+Origin checks, login throttling, and the decorator that guards every dashboard route.
+
+Throttling lives in memory (``LoginThrottle``, one per bot service process): at most
+``MAX_FAILURES`` failed sign-ins per user name and, separately, per client address within
+``WINDOW``; further attempts get 429 without the password being checked. Nothing about failed
+attempts is written to the database (no typed names or addresses are kept), and a restart
+forgets the counters, which costs an attacker a restart of the service per five guesses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections import OrderedDict, deque
+from collections.abc import Awaitable, Callable
+from functools import wraps
+from urllib.parse import quote, urlsplit
+
+from aiohttp import web
+
+from bot.dashboard.base import PREFIX, SIGNED_IN, error_page, render, see_other
+from bot.dashboard.sessions import (
+    SignedIn,
+    derive_token,
+    end_session,
+    resume_session,
+    start_session,
+    tokens_match,
+)
+from bot.keys import DB, SETTINGS
+from storage.db import session_scope
+from storage.models import STAFF_NAME_MAX, StaffUser
+from storage.users import PASSWORD_MAX_LENGTH, check_password
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+SESSION_COOKIE = "barri_desk"
+LOGIN_COOKIE = "barri_desk_login"  # binds the sign-in form to the browser that loaded it
+LOGIN_COOKIE_MAX_AGE = 3600
+MAX_FAILURES = 5
+WINDOW_SECONDS = 15 * 60
+CASE_READERS = ("dispatcher", "admin")
+
+
+class LoginThrottle:
+    """Failed sign-ins per name and per client address over a sliding window (in memory)."""
+
+    def __init__(self, limit: int = MAX_FAILURES, window: float = WINDOW_SECONDS, max_keys: int = 10_000,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.limit = limit
+        self.window = window
+        self._max_keys = max_keys
+        self._clock = clock
+        self._failures: OrderedDict[str, deque[float]] = OrderedDict()
+
+    @staticmethod
+    def _keys(name: str, address: str) -> tuple[str, str]:
+        return "name:" + name.strip().lower()[:STAFF_NAME_MAX], "addr:" + address
+
+    def _recent(self, key: str, now: float) -> deque[float]:
+        stamps = self._failures.get(key)
+        if stamps is None:
+            return deque()
+        while stamps and now - stamps[0] >= self.window:
+            stamps.popleft()
+        if not stamps:
+            del self._failures[key]
+        return stamps
+
+    def retry_after(self, name: str, address: str) -> int | None:
+        """Seconds to wait when the name or the address has used up its attempts, else None."""
+        now = self._clock()
+        waits = []
+        for key in self._keys(name, address):
+            stamps = self._recent(key, now)
+            if len(stamps) >= self.limit:
+                waits.append(int(self.window - (now - stamps[-self.limit])) + 1)
+        return max(waits) if waits else None
+
+    def failed(self, name: str, address: str) -> None:
+        now = self._clock()
+        for key in self._keys(name, address):
+            stamps = self._failures.setdefault(key, deque(maxlen=self.limit * 2))
+            stamps.append(now)
+            self._failures.move_to_end(key)
+        while len(self._failures) > self._max_keys:  # bounded memory under a spray of names
+            self._failures.popitem(last=False)
+
+    def succeeded(self, name: str) -> None:
+        """A correct password clears the name's failures (not the address's)."""
+        self._failures.pop(self._keys(name, "")[0], None)
+
+
+THROTTLE = web.AppKey("desk_throttle", LoginThrottle)
+
+
+# --------------------------------------------------------------------------- cookies and origins
+
+
+def _cookie_options(request: web.Request) -> dict[str, object]:
+    return {"httponly": True, "samesite": "Strict", "path": PREFIX,
+            "secure": request.app[SETTINGS].public_url.startswith("https")}
+
+
+def _origin_of(url: str) -> str | None:
+    parts = urlsplit(url)
+    if not parts.scheme or not parts.netloc:
+        return None
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def same_origin(request: web.Request) -> bool:
+    """False when the browser says the request comes from another site (Origin, else Referer)."""
+    allowed = {f"{request.scheme}://{request.host}".lower()}
+    public = _origin_of(request.app[SETTINGS].public_url)
+    if public:
+        allowed.add(public)
+    origin = request.headers.get("Origin")
+    if origin is not None:
+        return origin.lower() in allowed
+    referer = request.headers.get("Referer")
+    if referer:
+        return _origin_of(referer) in allowed
+    return True
+
+
+def _is_xhr(request: web.Request) -> bool:
+    accept = request.headers.get("Accept", "")
+    return (
+        request.headers.get("X-Requested-With", "").lower() == "xmlhttprequest"
+        or "text/event-stream" in accept
+        or (accept.startswith("application/json") and "text/html" not in accept)
+    )
+
+
+def safe_next(value: str | None) -> str:
+    """Where to go after signing in: only a path inside the dashboard."""
+    if (value and len(value) < 500 and value.startswith(PREFIX + "/") and not value.startswith("//")
+            and "\\" not in value and all(ord(c) > 31 for c in value)):
+        return value
+    return PREFIX + "/"
+
+
+async def current_user(request: web.Request, *, touch: bool = True) -> SignedIn | None:
+    token = request.cookies.get(SESSION_COOKIE)
+    if not token:
+        return None
+
+    def lookup() -> SignedIn | None:
+        with session_scope(request.app[DB]) as session:
+            return resume_session(session=session, token=token, touch=touch)
+
+    return await asyncio.to_thread(lookup)
+
+
+def _unauthenticated(request: web.Request) -> web.StreamResponse:
+    if request.method in ("GET", "HEAD") and not _is_xhr(request):
+        response: web.StreamResponse = see_other(f"{PREFIX}/login?next={quote(request.path_qs, safe='/')}")
+    else:
+        response = web.Response(status=401, text="Sign in at /desk/login first.\n", headers={
+            "WWW-Authenticate": 'Session realm="Barri desk"', "Cache-Control": "no-store"})
+    if SESSION_COOKIE in request.cookies:
+        response.del_cookie(SESSION_COOKIE, path=PREFIX)
+    return response
+
+
+async def check_csrf(request: web.Request) -> bool:
+    """The form's token must be the session's, and the browser must not name another origin."""
+    if not same_origin(request):
+        return False
+    form = await request.post()
+    given = form.get("csrf")
+    signed_in = request[SIGNED_IN]
+    expected = derive_token(request.app[SETTINGS].secret_key, "csrf", signed_in.token)
+    return tokens_match(expected, given if isinstance(given, str) else None)
+
+
+def desk_route(*roles: str, touch: bool = True) -> Callable[[Handler], Handler]:
+    """Guard a dashboard route: a session (else redirect to the sign-in page, or 401 for
+    POSTs and scripts), one of ``roles`` (else 403; no roles = any signed-in user) and, on
+    every POST, a valid CSRF token (else 403)."""
+
+    def decorate(handler: Handler) -> Handler:
+        @wraps(handler)
+        async def checked(request: web.Request) -> web.StreamResponse:
+            signed_in = await current_user(request, touch=touch)
+            if signed_in is None:
+                return _unauthenticated(request)
+            request[SIGNED_IN] = signed_in
+            if roles and signed_in.role not in roles:
+                if _is_xhr(request):
+                    return web.Response(status=403, text="Your role may not use this page.\n")
+                return error_page(request, 403, "Not available for your role",
+                                  f"Signed in as {signed_in.name} ({signed_in.role}). Case pages are for "
+                                  "dispatchers and administrators; community pages are coming soon.")
+            if request.method not in ("GET", "HEAD") and not await check_csrf(request):
+                return error_page(request, 403, "The form could not be verified",
+                                  "This form has expired or did not come from this dashboard. "
+                                  "Go back, reload the page and try again.")
+            return await handler(request)
+
+        checked.required_roles = roles  # type: ignore[attr-defined] - read by the route tests
+        return checked
+
+    return decorate
+
+
+# --------------------------------------------------------------------------- sign-in and sign-out
+
+
+def _login_form(request: web.Request, *, status: int = 200, error: str | None = None, name: str = "",
+                next_url: str | None = None) -> web.Response:
+    nonce = secrets.token_urlsafe(24)
+    token = derive_token(request.app[SETTINGS].secret_key, "login", nonce)
+    response = render(request, "login.html", {
+        "login_token": token, "error": error, "name": name,
+        "next": safe_next(next_url if next_url is not None else request.query.get("next")),
+    }, status=status)
+    response.set_cookie(LOGIN_COOKIE, nonce, max_age=LOGIN_COOKIE_MAX_AGE, **_cookie_options(request))  # type: ignore[arg-type]
+    return response
+
+
+async def login_page(request: web.Request) -> web.StreamResponse:
+    if await current_user(request, touch=False) is not None:
+        return see_other(safe_next(request.query.get("next")))
+    return _login_form(request)
+
+
+async def login_submit(request: web.Request) -> web.StreamResponse:
+    form = await request.post()
+    name = str(form.get("name", ""))[:STAFF_NAME_MAX * 2].strip()
+    password = str(form.get("password", ""))
+    next_url = safe_next(str(form.get("next", "")))
+    nonce = request.cookies.get(LOGIN_COOKIE, "")
+    given = form.get("login_token")
+    expected = derive_token(request.app[SETTINGS].secret_key, "login", nonce)
+    if not same_origin(request) or not nonce or not tokens_match(expected, given if isinstance(given, str) else None):
+        return _login_form(request, status=403, name=name, next_url=next_url,
+                           error="This sign-in form has expired. Please enter your name and password again.")
+    address = request.remote or "unknown"
+    throttle = request.app[THROTTLE]
+    wait = throttle.retry_after(name, address)
+    if wait is not None:
+        log.warning("dashboard sign-in refused: too many failed attempts")
+        minutes = max(1, round(wait / 60))
+        return error_page(request, 429, "Too many failed sign-in attempts",
+                          f"For your security, signing in is paused for this account or this network. "
+                          f"Try again in about {minutes} minute{'s' if minutes != 1 else ''}, or ask an "
+                          "administrator to reset your password.",
+                          headers={"Retry-After": str(wait)})
+    if not name or not password or len(password) > PASSWORD_MAX_LENGTH:
+        user = None
+    else:
+        def verify() -> StaffUser | None:
+            with session_scope(request.app[DB]) as session:
+                return check_password(session=session, name=name, password=password)
+
+        user = await asyncio.to_thread(verify)
+    if user is None:
+        throttle.failed(name, address)
+        return _login_form(request, status=401, name=name, next_url=next_url,
+                           error="Wrong name or password.")
+    throttle.succeeded(name)
+
+    def open_session() -> str:
+        with session_scope(request.app[DB]) as session:
+            return start_session(session=session, user=user)
+
+    token = await asyncio.to_thread(open_session)
+    response = see_other(next_url)
+    response.set_cookie(SESSION_COOKIE, token, **_cookie_options(request))  # type: ignore[arg-type]
+    response.del_cookie(LOGIN_COOKIE, path=PREFIX)
+    return response
+
+
+@desk_route()
+async def logout(request: web.Request) -> web.StreamResponse:
+    signed_in = request[SIGNED_IN]
+
+    def close() -> None:
+        with session_scope(request.app[DB]) as session:
+            end_session(session=session, signed_in=signed_in)
+
+    await asyncio.to_thread(close)
+    response = see_other(f"{PREFIX}/login")
+    response.del_cookie(SESSION_COOKIE, path=PREFIX)
+    return response

@@ -1,0 +1,119 @@
+"""How the dashboard names things for staff (English), and how it writes times and durations."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from bot.i18n import LANGUAGE_NAMES, Catalogs
+from dialogues.actions.responses import CATEGORY_LABELS
+from storage.desk import EVENT_CITIZEN_NOTIFIED, EVENT_UPDATED
+from storage.models import (
+    CATEGORIES,
+    EVENT_CITIZEN_INFO,
+    EVENT_CREATED,
+    EVENT_ERASED,
+    EVENT_HANDOFF_REQUESTED,
+    EVENT_NOTE_INTERNAL,
+    EVENT_NOTE_PUBLIC,
+    EVENT_STATUS_CHANGED,
+    Case,
+)
+
+STAFF_LOCALE = "en"
+OPEN_STATUSES = ("new", "acknowledged", "in_progress")
+PRIORITY_ORDER = ("urgent", "high", "normal")
+
+STATUS_NAMES = {
+    "new": "New", "acknowledged": "Acknowledged", "in_progress": "In progress", "resolved": "Resolved",
+    "closed": "Closed", "rejected": "Rejected", "duplicate": "Duplicate",
+}
+PRIORITY_NAMES = {"urgent": "Urgent", "high": "High", "normal": "Normal"}
+CHANNEL_NAMES = {"web": "Web chat", "telegram": "Telegram", "open311": "Open311"}
+CONTACT_NAMES = {
+    "anonymous": "Anonymous: no updates",
+    "chat": "Updates in the chat",
+    "contact": "Wants to be contacted",
+}
+EVENT_NAMES = {
+    EVENT_CREATED: "Report received",
+    EVENT_STATUS_CHANGED: "Status changed",
+    EVENT_NOTE_PUBLIC: "Public note (for the citizen)",
+    EVENT_NOTE_INTERNAL: "Internal note",
+    EVENT_HANDOFF_REQUESTED: "Citizen asked to talk to a person",
+    EVENT_CITIZEN_INFO: "More information from the citizen",
+    EVENT_ERASED: "Citizen's data erased",
+    EVENT_CITIZEN_NOTIFIED: "Citizen notified",
+    EVENT_UPDATED: "Priority or assignee changed",
+}
+# Colour classes of the categories in charts and legends (desk.css: .cat-0 ... .cat-9).
+CATEGORY_CLASSES = {code: f"cat-{index}" for index, code in enumerate(CATEGORIES)}
+NOT_LOCATED = "Not located"
+
+
+def category_label(catalogs: Catalogs, code: str) -> str:
+    """The category's label from the citizen-facing catalog, in the staff language."""
+    label = CATEGORY_LABELS.get(code)
+    return catalogs.gettext(label, STAFF_LOCALE) if label else code
+
+
+def language_name(code: str) -> str:
+    return LANGUAGE_NAMES.get(code, code)
+
+
+def age_text(seconds: float) -> str:
+    """How long ago, compactly; desk.js writes the same text as time passes."""
+    minutes = int(max(seconds, 0) // 60)
+    if minutes < 1:
+        return "just now"
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours} h {minutes:02d} min"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} h"
+
+
+def when_text(moment: datetime | None, zone: ZoneInfo) -> str:
+    if moment is None:
+        return "–"
+    return moment.astimezone(zone).strftime("%a %d %b %Y, %H:%M")
+
+
+def duration_text(hours: float | None) -> str:
+    if hours is None:
+        return "–"
+    if hours < 1:
+        return f"{round(hours * 60)} min"
+    if hours < 48:
+        return f"{hours:.1f} h"
+    return f"{hours / 24:.1f} days"
+
+
+def excerpt(text: str | None, limit: int = 110) -> str:
+    flat = " ".join((text or "").split())
+    return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
+
+
+def case_row(case: Case, catalogs: Catalogs, now: datetime) -> dict[str, Any]:
+    """One line of the queue, for the page and (as JSON) for the live event stream."""
+    return {
+        "ref": case.ref,
+        "url": f"/desk/cases/{case.ref}",
+        "category": case.category,
+        "category_label": category_label(catalogs, case.category),
+        "excerpt": excerpt(case.description),
+        "neighbourhood": case.neighbourhood_name or NOT_LOCATED,
+        "district": case.district_name or "",
+        "created_at": case.created_at.isoformat(),
+        "age": age_text((now - case.created_at).total_seconds()),
+        "status": case.status,
+        "status_label": STATUS_NAMES.get(case.status, case.status),
+        "priority": case.priority,
+        "priority_label": PRIORITY_NAMES.get(case.priority, case.priority),
+        "handoff": case.handoff_requested_at is not None,
+        "assignee": case.assignee or "",
+        "open": case.status in OPEN_STATUSES,
+    }

@@ -1,0 +1,182 @@
+"""Live queue: server-sent events at /desk/events.
+
+Cases are created by the action server, another process, so nothing in this process hears
+about them: one ``CaseFeed`` per bot service polls the database every ``POLL_SECONDS`` for
+cases whose ``updated_at`` is newer than the newest it has seen, and hands them to every
+open event stream. Each poll looks ``OVERLAP`` back (a transaction may commit a little after
+its timestamp) and skips what it has already sent. A stream first catches up from the
+moment its page was rendered (``?since=`` or, after a reconnection, ``Last-Event-ID``).
+The page's script inserts, updates or removes the row of each case it receives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from datetime import datetime, timedelta
+
+from aiohttp import web
+
+from bot.dashboard.auth import CASE_READERS, current_user, desk_route
+from bot.dashboard.labels import case_row
+from bot.dashboard.queries import changed_since, latest_change
+from bot.keys import CATALOGS, DB
+from storage.db import session_scope
+from storage.errors import DatabaseUnavailable
+from storage.models import Case, utcnow
+
+log = logging.getLogger(__name__)
+
+POLL_SECONDS = 2.0
+OVERLAP = timedelta(seconds=10)
+KEEPALIVE_SECONDS = 15.0
+SESSION_CHECK_SECONDS = 30.0
+QUEUE_SIZE = 64
+
+
+class CaseFeed:
+    """One database poller per process, fanned out to the open event streams."""
+
+    def __init__(self, app: web.Application, interval: float = POLL_SECONDS) -> None:
+        self._app = app
+        self.interval = interval
+        self._subscribers: set[asyncio.Queue[list[Case] | None]] = set()
+        self._task: asyncio.Task[None] | None = None
+        self._cursor: datetime | None = None
+        self._sent: dict[str, datetime] = {}
+        self._closed = False
+
+    def subscribe(self) -> asyncio.Queue[list[Case] | None]:
+        queue: asyncio.Queue[list[Case] | None] = asyncio.Queue(maxsize=QUEUE_SIZE)
+        if self._closed:
+            queue.put_nowait(None)
+            return queue
+        self._subscribers.add(queue)
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run(), name="desk-case-feed")
+        return queue
+
+    def unsubscribe(self, queue: asyncio.Queue[list[Case] | None]) -> None:
+        self._subscribers.discard(queue)
+
+    async def close(self) -> None:
+        """At shutdown: end every stream, stop polling."""
+        self._closed = True
+        for queue in list(self._subscribers):
+            self._end(queue)
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    def _end(self, queue: asyncio.Queue[list[Case] | None]) -> None:
+        self._subscribers.discard(queue)
+        while not queue.empty():
+            queue.get_nowait()
+        queue.put_nowait(None)
+
+    async def _run(self) -> None:
+        while self._subscribers:
+            try:
+                await self.poll()
+            except DatabaseUnavailable as problem:  # try again at the next round
+                log.warning("live queue: %s", problem)
+            await asyncio.sleep(self.interval)
+
+    async def poll(self) -> list[Case]:
+        db = self._app[DB]
+
+        def read() -> tuple[datetime | None, list[Case]]:
+            with session_scope(db) as session:
+                if self._cursor is None:
+                    return latest_change(session), []
+                return self._cursor, changed_since(session, self._cursor - OVERLAP)
+
+        cursor, cases = await asyncio.to_thread(read)
+        if self._cursor is None:
+            self._cursor = cursor or datetime.min.replace(tzinfo=utcnow().tzinfo) + OVERLAP
+            return []
+        fresh = [case for case in cases if self._sent.get(case.ref) != case.updated_at]
+        for case in fresh:
+            self._sent[case.ref] = case.updated_at
+        if cases:
+            self._cursor = max(self._cursor, cases[-1].updated_at)
+        horizon = self._cursor - OVERLAP
+        self._sent = {ref: at for ref, at in self._sent.items() if at >= horizon}
+        if fresh:
+            for queue in list(self._subscribers):
+                try:
+                    queue.put_nowait(fresh)
+                except asyncio.QueueFull:  # a stream that does not keep up is closed; its page reconnects
+                    self._end(queue)
+        return fresh
+
+
+FEED = web.AppKey("desk_case_feed", CaseFeed)
+
+
+def _parse_since(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None
+
+
+def _event(kind: str, data: object, event_id: str | None = None) -> bytes:
+    lines = [f"event: {kind}"]
+    if event_id:
+        lines.append(f"id: {event_id}")
+    lines.append("data: " + json.dumps(data, ensure_ascii=False, separators=(",", ":")))
+    return ("\n".join(lines) + "\n\n").encode("utf-8")
+
+
+@desk_route(*CASE_READERS, touch=False)
+async def events(request: web.Request) -> web.StreamResponse:
+    """The queue's event stream: one ``case`` event per new or changed case."""
+    since = _parse_since(request.headers.get("Last-Event-ID")) or _parse_since(request.query.get("since"))
+    feed = request.app[FEED]
+    catalogs = request.app[CATALOGS]
+    response = web.StreamResponse(headers={
+        "Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-store",
+        "X-Accel-Buffering": "no", "X-Content-Type-Options": "nosniff",
+    })
+    await response.prepare(request)
+    queue = feed.subscribe()
+
+    async def send(cases: list[Case]) -> None:
+        now = utcnow()
+        for case in cases:
+            await response.write(_event("case", case_row(case, catalogs, now), case.updated_at.isoformat()))
+
+    try:
+        await response.write(b"retry: 3000\n\n" + _event("ready", {"at": utcnow().isoformat()}))
+        if since is not None:
+            def catch_up() -> list[Case]:
+                with session_scope(request.app[DB]) as session:
+                    return changed_since(session, since - OVERLAP)
+
+            await send(await asyncio.to_thread(catch_up))
+        checked = time.monotonic()
+        while True:
+            try:
+                batch = await asyncio.wait_for(queue.get(), timeout=KEEPALIVE_SECONDS)
+            except TimeoutError:
+                await response.write(b": keep-alive\n\n")
+            else:
+                if batch is None:  # shutting down, or too slow: the browser reconnects
+                    break
+                await send(batch)
+            if time.monotonic() - checked > SESSION_CHECK_SECONDS:
+                checked = time.monotonic()
+                if await current_user(request, touch=False) is None:
+                    await response.write(_event("signed_out", {}))
+                    break
+    except ConnectionResetError:
+        pass  # the page was closed
+    finally:
+        feed.unsubscribe(queue)
+    return response

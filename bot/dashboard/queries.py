@@ -1,0 +1,122 @@
+"""What the dashboard reads from the database (synchronous: called through a thread)."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import case as when_then
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from bot.dashboard.labels import NOT_LOCATED, OPEN_STATUSES
+from storage.desk import CaseFilters, list_cases
+from storage.models import Case
+from storage.stats import _median_hours, case_stats, iso_week  # the API's figures, per week
+
+QUEUE_LIMIT = 500
+FEED_LIMIT = 1000
+
+
+def _urgent_first() -> list[object]:
+    rank = when_then((col(Case.priority) == "urgent", 0), (col(Case.priority) == "high", 1), else_=2)
+    return [rank, col(Case.created_at).desc()]
+
+
+def open_cases(session: Session, limit: int = QUEUE_LIMIT) -> list[Case]:
+    """Cases still waiting for the desk: urgent, then high, then normal; newest first within each."""
+    query = select(Case).where(col(Case.status).in_(OPEN_STATUSES)).order_by(*_urgent_first()).limit(limit)
+    return list(session.exec(query).all())
+
+
+def count_open(session: Session) -> int:
+    return int(session.exec(select(func.count()).select_from(Case).where(col(Case.status).in_(OPEN_STATUSES))).one())
+
+
+def latest_change(session: Session) -> datetime | None:
+    """When any case last changed (the live feed starts from there)."""
+    return session.exec(select(func.max(col(Case.updated_at)))).one()
+
+
+def changed_since(session: Session, since: datetime | None, limit: int = FEED_LIMIT) -> list[Case]:
+    """Cases changed after ``since`` (any status: closed ones leave the queue), oldest change first."""
+    query = select(Case)
+    if since is not None:
+        query = query.where(col(Case.updated_at) > since)
+    return list(session.exec(query.order_by(col(Case.updated_at)).limit(limit)).all())
+
+
+def open_by_neighbourhood(session: Session) -> dict[str, int]:
+    rows = session.exec(
+        select(Case.neighbourhood_code, func.count())
+        .where(col(Case.status).in_(OPEN_STATUSES), col(Case.neighbourhood_code).is_not(None))
+        .group_by(col(Case.neighbourhood_code))
+    ).all()
+    return {str(code): int(n) for code, n in rows}
+
+
+# --------------------------------------------------------------------------- stats
+
+
+@dataclass(frozen=True)
+class Week:
+    key: str  # "2026-W48", as storage.stats writes it
+    monday: date
+
+    @property
+    def short(self) -> str:
+        return self.monday.strftime("%d %b").lstrip("0")
+
+    @property
+    def title(self) -> str:
+        return f"Week of {self.monday.strftime('%d %b %Y').lstrip('0')} ({self.key})"
+
+
+@dataclass(frozen=True)
+class StatsView:
+    weeks: list[Week]
+    per_week_category: dict[tuple[str, str], int]
+    per_neighbourhood: list[tuple[str, int]]
+    ack_median_per_week: list[float | None]
+    total: int
+    open_now: int
+    median_hours_to_acknowledge: float | None
+    median_hours_to_resolve: float | None
+    since: datetime
+
+
+def week_range(today: date, weeks: int) -> list[Week]:
+    monday = today - timedelta(days=today.weekday())
+    mondays = [monday - timedelta(weeks=n) for n in range(weeks - 1, -1, -1)]
+    return [Week(key=f"{m.isocalendar()[0]}-W{m.isocalendar()[1]:02d}", monday=m) for m in mondays]
+
+
+def stats_view(session: Session, *, zone: ZoneInfo, weeks: int, now: datetime, top: int = 15) -> StatsView:
+    """The figures of the stats page over the last ``weeks`` ISO weeks (this one included)."""
+    week_list = week_range(now.astimezone(zone).date(), weeks)
+    since = datetime.combine(week_list[0].monday, time.min, tzinfo=zone)
+    filters = CaseFilters(since=since)
+    stats = case_stats(session=session, filters=filters, zone=zone)
+    per_week_category: Counter[tuple[str, str]] = Counter()
+    per_neighbourhood: Counter[str] = Counter()
+    for row in stats.counts:
+        per_week_category[(str(row["week"]), str(row["category"]))] += int(row["cases"])  # type: ignore[call-overload]
+        name = str(row["neighbourhood"])
+        per_neighbourhood[NOT_LOCATED if name == "unknown" else name] += int(row["cases"])  # type: ignore[call-overload]
+    cases, _ = list_cases(session=session, filters=filters, limit=100_000)
+    by_week: defaultdict[str, list[Case]] = defaultdict(list)
+    for case in cases:
+        by_week[iso_week(case.created_at, zone)].append(case)
+    return StatsView(
+        weeks=week_list,
+        per_week_category=dict(per_week_category),
+        per_neighbourhood=sorted(per_neighbourhood.items(), key=lambda item: (-item[1], item[0]))[:top],
+        ack_median_per_week=[_median_hours(by_week.get(week.key, []), "acknowledged_at") for week in week_list],
+        total=stats.total,
+        open_now=count_open(session),
+        median_hours_to_acknowledge=stats.median_hours_to_acknowledge,
+        median_hours_to_resolve=stats.median_hours_to_resolve,
+        since=since,
+    )

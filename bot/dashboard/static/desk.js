@@ -1,0 +1,203 @@
+/* Barri dispatch desk: live queue (server-sent events), relative ages, case form helpers.
+   Case data is only ever written with textContent and checked attribute values: never as HTML. */
+(function () {
+  "use strict";
+
+  var PRIORITIES = { urgent: 0, high: 1, normal: 2 };
+  var STATUSES = ["new", "acknowledged", "in_progress", "resolved", "closed", "rejected", "duplicate"];
+  var REF = /^[0-9A-Z]{3}-[0-9A-Z]{3}$/;
+  var clockOffset = 0; // server time minus browser time, in ms
+
+  function ageText(seconds) {
+    var minutes = Math.floor(Math.max(seconds, 0) / 60);
+    if (minutes < 1) return "just now";
+    if (minutes < 60) return minutes + " min";
+    var hours = Math.floor(minutes / 60);
+    minutes = minutes % 60;
+    if (hours < 24) return hours + " h " + (minutes < 10 ? "0" : "") + minutes + " min";
+    return Math.floor(hours / 24) + " d " + (hours % 24) + " h";
+  }
+
+  function refreshAges() {
+    var now = Date.now() + clockOffset;
+    document.querySelectorAll("time.age[datetime]").forEach(function (element) {
+      var created = Date.parse(element.getAttribute("datetime"));
+      if (!isNaN(created)) element.textContent = ageText((now - created) / 1000);
+    });
+  }
+
+  function oneOf(value, allowed, fallback) {
+    return Object.prototype.hasOwnProperty.call(allowed, value) ? value : fallback;
+  }
+
+  function setText(root, selector, value) {
+    var element = root.querySelector(selector);
+    if (element) element.textContent = value == null ? "" : String(value);
+  }
+
+  /* ------------------------------------------------------------ live queue */
+
+  function setupQueue(section) {
+    var body = document.getElementById("queue-body");
+    var template = document.getElementById("row-template");
+    var live = document.getElementById("live-status");
+    var empty = document.getElementById("queue-empty");
+    var baseTitle = document.title;
+    var unseen = 0;
+    var statusSet = {};
+    STATUSES.forEach(function (s) { statusSet[s] = true; });
+
+    var serverNow = Date.parse(section.getAttribute("data-server-now"));
+    if (!isNaN(serverNow)) clockOffset = serverNow - Date.now();
+
+    function setLive(state, text) {
+      live.setAttribute("data-state", state);
+      setText(live, ".live-text", text);
+    }
+
+    function rank(priority) {
+      return PRIORITIES[oneOf(priority, PRIORITIES, "normal")];
+    }
+
+    function comesBefore(priority, created, row) {
+      var a = rank(priority), b = rank(row.getAttribute("data-priority"));
+      if (a !== b) return a < b;
+      return created > Date.parse(row.getAttribute("data-created"));  // newest first
+    }
+
+    function updateCounts() {
+      var rows = body.querySelectorAll("tr.case-row");
+      var urgent = 0, handoff = 0;
+      rows.forEach(function (row) {
+        if (row.getAttribute("data-priority") === "urgent") urgent += 1;
+        var badge = row.querySelector(".badge.handoff");
+        if (badge && !badge.hidden) handoff += 1;
+      });
+      setText(document, "#count-open", rows.length);
+      setText(document, "#count-urgent", urgent);
+      setText(document, "#count-handoff", handoff);
+      empty.hidden = rows.length > 0;
+    }
+
+    function fill(row, data) {
+      var priority = oneOf(data.priority, PRIORITIES, "normal");
+      var status = statusSet[data.status] ? data.status : "new";
+      row.className = "case-row priority-" + priority;
+      row.setAttribute("data-ref", data.ref);
+      row.setAttribute("data-priority", priority);
+      row.setAttribute("data-created", String(data.created_at));
+      var link = row.querySelector(".c-ref a");
+      link.textContent = data.ref;
+      link.setAttribute("href", "/desk/cases/" + encodeURIComponent(data.ref));
+      setText(row, ".c-category", data.category_label);
+      setText(row, ".c-excerpt", data.excerpt);
+      setText(row, ".c-neighbourhood", data.neighbourhood);
+      setText(row, ".c-district", data.district);
+      setText(row, ".c-assignee", data.assignee);
+      var age = row.querySelector("time.age");
+      age.setAttribute("datetime", String(data.created_at));
+      age.textContent = String(data.age || "");
+      var statusBadge = row.querySelector(".badge.status");
+      statusBadge.className = "badge status status-" + status;
+      statusBadge.textContent = String(data.status_label || status);
+      var priorityBadge = row.querySelector(".badge.priority");
+      priorityBadge.className = "badge priority priority-" + priority;
+      priorityBadge.textContent = String(data.priority_label || priority);
+      row.querySelector(".badge.handoff").hidden = !data.handoff;
+    }
+
+    function upsert(data) {
+      if (!data || typeof data.ref !== "string" || !REF.test(data.ref)) return;
+      var row = document.getElementById("case-" + data.ref);
+      if (!data.open) {
+        if (row) row.remove();
+        updateCounts();
+        return;
+      }
+      var isNew = !row;
+      if (isNew) {
+        row = template.content.firstElementChild.cloneNode(true);
+        row.id = "case-" + data.ref;
+      }
+      fill(row, data);
+      var created = Date.parse(data.created_at);
+      var before = null;
+      var rows = body.querySelectorAll("tr.case-row");
+      for (var i = 0; i < rows.length; i += 1) {
+        if (rows[i] !== row && comesBefore(data.priority, created, rows[i])) { before = rows[i]; break; }
+      }
+      if (before !== row.nextElementSibling || !row.parentNode) body.insertBefore(row, before);
+      if (isNew) {
+        row.classList.add("fresh");
+        if (document.hidden) {
+          unseen += 1;
+          document.title = "(" + unseen + " new) " + baseTitle;
+        }
+      }
+      updateCounts();
+      refreshAges();
+    }
+
+    document.addEventListener("visibilitychange", function () {
+      if (!document.hidden) { unseen = 0; document.title = baseTitle; }
+    });
+
+    body.addEventListener("click", function (event) {
+      if (event.target.closest("a") || (window.getSelection && String(window.getSelection()))) return;
+      var row = event.target.closest("tr.case-row");
+      var link = row && row.querySelector(".c-ref a");
+      if (link) window.location.assign(link.getAttribute("href"));
+    });
+
+    if (!window.EventSource) {
+      setLive("lost", "Live updates unavailable: reload to refresh");
+      return;
+    }
+    var url = new URL(section.getAttribute("data-events-url"), window.location.href);
+    url.searchParams.set("since", section.getAttribute("data-since"));
+    var source = new EventSource(url.toString());
+    source.addEventListener("open", function () { setLive("live", "Live"); });
+    source.addEventListener("ready", function () { setLive("live", "Live"); });
+    source.addEventListener("error", function () {
+      if (source.readyState === EventSource.CLOSED) {
+        setLive("lost", "Disconnected: reload the page");
+      } else {
+        setLive("connecting", "Reconnecting…");
+      }
+    });
+    source.addEventListener("case", function (event) {
+      var data;
+      try { data = JSON.parse(event.data); } catch (error) { return; }
+      upsert(data);
+    });
+    source.addEventListener("signed_out", function () {
+      source.close();
+      setLive("lost", "Your session ended: sign in again");
+    });
+  }
+
+  /* ------------------------------------------------------------ case form */
+
+  function setupCaseForm() {
+    var status = document.getElementById("status");
+    var duplicate = document.getElementById("duplicate-field");
+    if (!status || !duplicate) return;
+    function sync() { duplicate.hidden = status.value !== duplicate.getAttribute("data-show-when"); }
+    status.addEventListener("change", sync);
+    sync();
+  }
+
+  function start() {
+    var queue = document.getElementById("queue");
+    if (queue) setupQueue(queue);
+    setupCaseForm();
+    refreshAges();
+    window.setInterval(refreshAges, 30000);
+  }
+
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", start);
+  } else {
+    start();
+  }
+})();

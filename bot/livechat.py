@@ -5,12 +5,16 @@ reach the assistant, so the citizen is never stuck."""
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from sqlalchemy import Engine
 
 from bot.channels.base import IncomingMessage
 from storage.db import session_scope
 from storage.desk import add_chat_message, live_case_for_sender
+from storage.errors import StorageError
+
+log = logging.getLogger(__name__)
 
 
 class LiveChat:
@@ -30,4 +34,9 @@ class LiveChat:
                 add_chat_message(session=session, case=case, text=message.text, actor="citizen", from_citizen=True)
                 return True
 
-        return await asyncio.to_thread(route)
+        try:
+            return await asyncio.to_thread(route)
+        except StorageError:
+            # the database is down: the assistant answers instead of a silent loss
+            log.warning("live chat check failed; the message goes to the assistant")
+            return False

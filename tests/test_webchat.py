@@ -5,11 +5,13 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 
 from bot.app import create_app
 from bot.settings import Settings
+from storage.db import create_db_engine
 from tests.conftest import Stack, free_port, make_settings
 
 REF = re.compile(r"\b(?!SHA-256)[2-9A-Z]{3}-[2-9A-Z]{3}\b")
@@ -185,4 +187,33 @@ async def test_forget_me_erases_the_conversation_in_the_engine_and_the_case_text
         dump = "\n".join(connection.iterdump())
     for secret in ("Jordi Vilanova", "Montserrat", "612 345 678", "dealing drugs", sender):
         assert secret not in dump
+    await ws.close()
+
+
+async def test_photo_uploads_are_checked_and_refused_clearly(tmp_path: Path, aiohttp_client) -> None:
+    settings = make_settings(tmp_path, rasa_port=free_port(), actions_port=free_port(), max_photo_bytes=2048)
+    from storage.migrate import upgrade_database
+
+    upgrade_database(settings.database_url)
+    client = await aiohttp_client(create_app(settings))
+    ws = await client.ws_connect("/webchat/ws")
+    await ws.send_json({"type": "hello", "session": None, "locale": "es-ES"})
+    token = (await ws.receive_json(timeout=5))["session"]
+    auth = {"Authorization": f"Bearer {token}"}
+
+    def form(data: bytes, name: str = "photo") -> aiohttp.FormData:
+        body = aiohttp.FormData()
+        body.add_field(name, data, filename="x.jpg", content_type="image/jpeg")  # the claim is not trusted
+        return body
+
+    no_session = await client.post("/webchat/upload", data=form(b"\xff\xd8\xff" + b"0" * 10))
+    assert no_session.status == 401
+    not_image = await client.post("/webchat/upload", data=form(b"%PDF-1.4 not a photo"), headers=auth)
+    assert not_image.status == 415
+    assert (await not_image.json())["error"] == "Envía la foto como imagen JPEG, PNG o WebP."
+    too_big = await client.post("/webchat/upload", data=form(b"\xff\xd8\xff" + b"0" * 5000), headers=auth)
+    assert too_big.status == 413 and "MB" in (await too_big.json())["error"]
+    db = create_db_engine(settings.database_url)
+    with db.connect() as connection:
+        assert connection.exec_driver_sql("SELECT count(*) FROM attachments").scalar() == 0  # nothing half-stored
     await ws.close()

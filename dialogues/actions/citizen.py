@@ -21,18 +21,22 @@ from storage.refs import normalise_ref
 
 log = logging.getLogger(__name__)
 
-_REF_CANDIDATE = re.compile(r"\b([0-9A-Za-z]{3})[\s-]?([0-9A-Za-z]{3})\b")
+_DASHED_REF = re.compile(r"\b([0-9A-Za-z]{3})-([0-9A-Za-z]{3})\b")
+_PLAIN_REF = re.compile(r"\b([0-9A-Za-z]{3})\s?([0-9A-Za-z]{3})\b")
 
 
 def find_ref(text: str, entity: object) -> str | None:
-    """A case reference from the entity, else from a ref-shaped word of the text that has a digit."""
+    """A case reference from the entity, else from the text: "K7Q-4M2" as written, or six
+    characters without the dash when they hold a digit (so ordinary words are not taken)."""
     if entity:
         ref = normalise_ref(str(entity))
         if ref:
             return ref
-    for match in _REF_CANDIDATE.finditer(text):
-        candidate = match.group(1) + match.group(2)
-        if any(ch.isdigit() for ch in candidate):
+    for pattern, needs_digit in ((_DASHED_REF, False), (_PLAIN_REF, True)):
+        for match in pattern.finditer(text):
+            candidate = match.group(1) + match.group(2)
+            if needs_digit and not any(ch.isdigit() for ch in candidate):
+                continue
             ref = normalise_ref(candidate)
             if ref:
                 return ref

@@ -17,11 +17,12 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from bot.geo import Neighbourhoods
 from bot.i18n import Catalogs
-from dialogues.actions.citizen import ActionCheckStatus, ActionForgetMe
+from dialogues.actions.citizen import ActionChangeLanguage, ActionCheckStatus, ActionForgetMe, ActionRequestHandoff
 from dialogues.actions.context import Services
 from dialogues.actions.report import ActionSaveCase, ActionStartReport, ValidateReportForm
 from storage import cases as case_store
 from storage.db import create_db_engine, session_scope
+from storage.desk import is_live, live_case_for_sender
 from storage.migrate import upgrade_database
 from tests.conftest import make_settings
 
@@ -225,3 +226,35 @@ async def test_an_answer_that_is_not_a_type_is_asked_again(services: Services) -
     result = form.validate_incident_type(extracted["incident_type"], dispatcher, tracker, {})
     assert result == {"incident_type": None, "failed_attempts": 1.0}
     assert dispatcher.messages[0]["text"] == "Please choose one of the options."
+
+
+async def test_handoff_is_recorded_on_the_latest_open_case_and_opens_a_live_chat(services: Services) -> None:
+    slots = {"incident_type": "drugs", "description": "people dealing at the park every afternoon",
+             "place": "Parc de la Ciutadella", "incident_time": {"unknown": True}, "contact_mode": "chat",
+             "report_confirmed": True}
+    await ActionSaveCase(services).run(CollectingDispatcher(), make_tracker(sender="web:h", slots=slots), {})
+    dispatcher = CollectingDispatcher()
+    await ActionRequestHandoff(services).run(dispatcher, make_tracker(sender="web:h", intent="human_handoff",
+                                                                      text="I want to talk to a person"), {})
+    ref = REF.search(dispatcher.messages[0]["text"]).group(0)
+    with session_scope(services.db) as session:
+        case = case_store.get_case_by_ref(session=session, ref=ref)
+        assert case.handoff_requested_at is not None
+        assert is_live(session=session, case=case)
+        assert live_case_for_sender(session=session, sender_id="web:h").ref == ref
+
+    nobody = CollectingDispatcher()
+    await ActionRequestHandoff(services).run(nobody, make_tracker(sender="web:new", intent="human_handoff"), {})
+    assert nobody.messages[0]["buttons"][0]["payload"] == "/report_incident"
+
+
+async def test_language_switch_answers_in_the_new_language(services: Services) -> None:
+    dispatcher = CollectingDispatcher()
+    tracker = make_tracker(text="en català, si us plau", intent="change_language",
+                           entities=[{"entity": "language", "value": "ca"}])
+    events = await ActionChangeLanguage(services).run(dispatcher, tracker, {})
+    assert events == [SlotSet("language", "ca")]
+    assert dispatcher.messages[0]["text"] == "Fet, a partir d'ara et parlaré en català."
+    asking = CollectingDispatcher()
+    assert await ActionChangeLanguage(services).run(asking, make_tracker(intent="change_language"), {}) == []
+    assert [b["payload"] for b in asking.messages[0]["buttons"]][0] == '/change_language{"language":"en"}'

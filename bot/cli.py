@@ -17,6 +17,7 @@ import getpass
 import logging
 import os
 import sys
+from typing import Any
 
 from aiohttp import web
 from pydantic import ValidationError
@@ -27,7 +28,7 @@ from bot.settings import PROJECT_ROOT, Settings
 def load_settings() -> Settings:
     """Settings from the environment; in a development checkout SECRET_KEY may come from
     var/secret_key, which `make run` generates."""
-    overrides = {}
+    overrides: dict[str, Any] = {}
     dev_secret = PROJECT_ROOT / "var" / "secret_key"
     if "SECRET_KEY" not in os.environ and dev_secret.exists():
         overrides["secret_key"] = dev_secret.read_text().strip()

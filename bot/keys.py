@@ -2,24 +2,23 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import aiohttp
 from aiohttp import web
 from sqlalchemy import Engine
 
+from bot.channels.telegram.channel import TelegramChannel
+from bot.channels.webchat.channel import WebChatChannel
+from bot.engine import Conversations, EngineClient
 from bot.i18n import Catalogs
+from bot.notify import Notifier
 from bot.settings import Settings
-
-if TYPE_CHECKING:
-    pass
 
 SETTINGS = web.AppKey("settings", Settings)
 HTTP = web.AppKey("http", aiohttp.ClientSession)
 DB = web.AppKey("db", Engine)
 CATALOGS = web.AppKey("catalogs", Catalogs)
-ENGINE = web.AppKey("engine", "EngineClient")
-CONVERSATIONS = web.AppKey("conversations", "Conversations")
-WEBCHAT = web.AppKey("webchat", "WebChatChannel")
-TELEGRAM = web.AppKey("telegram", "TelegramChannel")
-NOTIFIER = web.AppKey("notifier", "Notifier")
+ENGINE = web.AppKey("engine", EngineClient)
+CONVERSATIONS = web.AppKey("conversations", Conversations)
+WEBCHAT = web.AppKey("webchat", WebChatChannel)
+TELEGRAM = web.AppKey("telegram", TelegramChannel)
+NOTIFIER = web.AppKey("notifier", Notifier)

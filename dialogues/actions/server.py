@@ -134,7 +134,7 @@ def create_actions_app(settings: Settings, services: Services | None = None) -> 
     app = web.Application(client_max_size=4 * 1024 * 1024)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
-        built = services or await asyncio.to_thread(build_services, settings)
+        built: Services = services or await asyncio.to_thread(build_services, settings)
         await asyncio.to_thread(warm_up)
         app[SERVICES] = built
         app[EXECUTOR] = build_executor(built)

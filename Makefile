@@ -39,7 +39,7 @@ engine-env: $(ENGINE_VENV)/.installed
 
 # --- catalogs, model, database ------------------------------------------------------------
 locales: app-env
-	$(PYBABEL) compile --use-fuzzy=false -d locales -D messages --statistics 2>&1 | grep -v '^compiling' || true
+	$(PYBABEL) compile -d locales -D messages --statistics 2>&1 | grep -v '^compiling'
 	@for lang in en es ca; do test -f locales/$$lang/LC_MESSAGES/messages.mo || { echo "locales/$$lang not compiled"; exit 1; }; done
 
 extract: app-env

@@ -14,7 +14,7 @@ MODEL        = models/barri-$(shell scripts/engine-data.sh hash).tar.gz
 CHROMIUM    ?= /usr/bin/chromium
 
 .PHONY: help run test setup app-env engine-env locales model db secret chromium \
-        validate test-stories test-python nlu-crossval nlu-holdout extract update-catalogs lint bench clean
+        validate test-stories test-python nlu-crossval nlu-holdout extract update-catalogs lint bench clean screenshots
 
 help:
 	@echo "make run    set everything up, then start engine, action server and bot service"
@@ -84,6 +84,10 @@ test: setup chromium validate test-stories test-python
 nlu-crossval: engine-env
 	$(ENGINE_ENV) $(RASA) test nlu --config nlu/config.yml --nlu nlu/en nlu/es nlu/ca \
 	  --cross-validation --folds 3 --out results/crossval --no-plot
+
+# Refresh the README's dashboard screenshots from the last test run.
+screenshots:
+	mkdir -p docs/screenshots && cp results/screenshots/*.png docs/screenshots/
 
 lint: app-env
 	$(APP_VENV)/bin/ruff check bot storage dialogues tests

@@ -1,11 +1,12 @@
 """The dispatcher dashboard (/desk) on a real bot service and a real database: sign-in,
 sessions, CSRF and Origin checks, throttling, every route's access rules, the audit of
 photos and contact details; and in Debian's headless Chromium the live queue, the case page,
-the map, the stats, the escaping of citizen text, and the screenshots in docs/screenshots."""
+the map, the stats, the escaping of citizen text, and the screenshots (results/screenshots)."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import shutil
 from collections.abc import AsyncIterator
@@ -30,14 +31,15 @@ from storage import users
 from storage.db import create_db_engine, session_scope
 from storage.desk import CaseChange, update_case
 from storage.migrate import upgrade_database
-from storage.models import AuditLog, Case, CaseCreate, CaseEvent, StaffSession, utcnow
+from storage.models import Attachment, AuditLog, Case, CaseCreate, CaseEvent, StaffSession, utcnow
 from tests.conftest import free_port, make_settings
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
 PASSWORD = "correct horse battery staple"
-SCREENSHOTS = PROJECT_ROOT / "docs" / "screenshots"
+# Test runs write their screenshots under results/; `make screenshots` copies them to docs/.
+SCREENSHOTS = PROJECT_ROOT / "results" / "screenshots"
 # A 1x1 PNG.
 PNG = bytes.fromhex(
     "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
@@ -115,8 +117,11 @@ def backdate(session: Any, ref: str, age: timedelta, *, acknowledged: timedelta 
     if resolved is not None:
         values["resolved_at"] = created + resolved
     session.execute(update(Case).where(Case.id == case.id).values(**values))
-    for event in case_store.get_case_events(session=session, case_id=case.id):
-        session.execute(update(CaseEvent).where(CaseEvent.id == event.id).values(at=event.at - shift))
+    later = created + (acknowledged or timedelta(minutes=30))
+    for index, event in enumerate(case_store.get_case_events(session=session, case_id=case.id)):
+        at = event.at - shift if index == 0 or acknowledged is None else later + (index - 1) * timedelta(minutes=9)
+        session.execute(update(CaseEvent).where(CaseEvent.id == event.id).values(at=at))
+    session.execute(update(Attachment).where(Attachment.case_id == case.id).values(created_at=created))
     session.commit()
 
 
@@ -275,6 +280,7 @@ async def test_sign_in_sets_a_strict_session_cookie_and_sessions_end(desk: Desk,
     assert "Secure" in next(c for c in response.headers.getall("Set-Cookie") if c.startswith("barri_desk="))
 
 
+@pytest.mark.browser
 async def test_five_wrong_passwords_then_429(desk: Desk, browser: Browser) -> None:
     tab = await open_tab(browser, desk, name=None)
     await tab.page.goto(desk.url("/desk/login"))
@@ -406,6 +412,46 @@ async def test_every_desk_route_needs_a_session_and_the_right_role(desk: Desk) -
     community = await desk.client("community1")  # signed out by the logout route above
     community_page = await community.get("/desk/")
     assert community_page.status == 403 and "community" in await community_page.text()
+
+
+async def test_the_event_stream_catches_up_then_pushes_changes(desk: Desk) -> None:
+    dispatcher = await desk.client("dispatcher1")
+    since = (utcnow() - timedelta(minutes=1)).isoformat()
+    missed = desk.new_case(category="theft")  # between the page and its stream
+
+    async def events(stream: Any) -> AsyncIterator[tuple[str, str]]:
+        while True:
+            block = (await asyncio.wait_for(stream.content.readuntil(b"\n\n"), timeout=20)).decode()
+            if not block:
+                return  # the server ended the stream
+            fields = dict(line.split(": ", 1) for line in block.strip().splitlines() if ": " in line)
+            if "event" in fields:
+                yield fields["event"], fields.get("data", "")
+
+    async def next_about(ref: str) -> dict[str, Any]:
+        """The next event about this case (an event may come twice: the page upserts)."""
+        async for kind, data in received:
+            row = json.loads(data)
+            if kind == "case" and row["ref"] == ref and row["updated_at"] not in seen.get(ref, ()):
+                seen.setdefault(ref, set()).add(row["updated_at"])
+                return row
+        raise AssertionError("the stream ended")
+
+    stream = await dispatcher.get("/desk/events", params={"since": since}, headers={"Accept": "text/event-stream"})
+    received = events(stream)
+    seen: dict[str, set[str]] = {}
+    assert (await anext(received))[0] == "ready"
+    assert (await next_about(missed))["category_label"] == "Theft"
+    later = desk.new_case(category="noise", priority="urgent")
+    row = await next_about(later)
+    assert row["open"] is True and row["priority"] == "urgent" and row["status_label"] == "New"
+    desk.change(later, status="rejected")
+    assert (await next_about(later))["open"] is False
+    stream.close()
+
+    old = (utcnow() - timedelta(hours=2)).isoformat()
+    stale = await dispatcher.get("/desk/events", params={"since": old}, headers={"Accept": "text/event-stream"})
+    assert [kind async for kind, _ in events(stale) if kind != "ready"][:1] == ["stale"]
 
 
 async def test_photos_and_contact_details_are_served_to_staff_and_audited(desk: Desk) -> None:
@@ -620,6 +666,7 @@ async def test_map_and_stats_are_svg_drawn_on_the_server(desk: Desk, browser: Br
 
     await page.goto(desk.url("/desk/stats"))
     await expect(page.locator(".charts svg.chart")).to_have_count(3)
+    await expect(page.locator("#chart-resolve")).to_contain_text("No report of this period has been resolved yet.")
     weekly = page.locator("#chart-weekly svg")
     await expect(weekly.locator("rect.segment")).to_have_count(4)  # theft, vandalism this week; noise last week
     await expect(page.locator("#chart-weekly .legend li")).to_have_text(["Theft", "Vandalism", "Noise", "Other"])
@@ -661,7 +708,8 @@ async def test_citizen_text_never_runs_as_script(desk: Desk, browser: Browser) -
     await expect(page.locator("#contact-name")).to_have_text(IMG)
     await expect(page.locator("#history .kind-note_internal .event-text")).to_have_text(SCRIPT + IMG)
     await page.goto(desk.url("/desk/stats"))
-    await expect(page.locator("#chart-places svg text.name").first).to_have_text(IMG)
+    await expect(page.locator("#chart-places svg text.name").first).to_have_text(IMG[:27] + "…")  # shortened
+    await expect(page.locator("#chart-places svg rect.bar title").first).to_have_text(f"{IMG}: 2")
     await page.goto(desk.url("/desk/map"))
     titles = await page.locator("svg.city-map a.point-link title").all_text_contents()
     assert any(IMG in t for t in titles)
@@ -674,35 +722,50 @@ async def test_citizen_text_never_runs_as_script(desk: Desk, browser: Browser) -
 
 
 SAMPLES = [
-    # category, priority, place (lat, lon), address, description, age (h), status, contact, extra
+    # category, priority, (lat, lon), address, description, locale, age in hours, status, contact, handoff
     ("assault", "urgent", (41.38021, 2.17529), "Plaça Reial, next to the fountain",
-     "Two men are fighting outside the bar, one of them has a bottle. People are shouting.", 0.3, "new", "chat", {}),
+     "Two men are fighting outside the bar, one of them has a bottle. People are shouting.", "en", 0.3, "new", "chat",
+     False),
     ("harassment", "urgent", (41.37920, 2.14010), "Estació de Sants, main hall",
-     "Un hombre está siguiendo a una chica por la estación y no la deja en paz.", 1.2, "acknowledged", "contact",
-     {"handoff": True}),
+     "Un hombre está siguiendo a una chica por la estación y no la deja en paz.", "es", 1.2, "acknowledged",
+     "contact", True),
     ("theft", "high", (41.38700, 2.17010), "Plaça de Catalunya, metro L3 exit",
-     "Me han robado el móvil del bolsillo al salir del metro. Eran dos chicos jóvenes.", 2.5, "in_progress", "chat", {}),
+     "Me han robado el móvil del bolsillo al salir del metro. Eran dos chicos jóvenes.", "es", 2.5, "in_progress",
+     "chat", False),
+    ("theft", "normal", (41.37950, 2.16900), "Carrer de l'Hospital 56",
+     "Pickpocket on the 59 bus, my wallet is gone and my cards with it.", "en", 3.6, "new", "chat", False),
     ("noise", "normal", (41.40210, 2.15650), "Carrer de Verdi 18",
-     "Música altíssima cada nit fins a les 4 des del local de baix.", 5, "new", "chat", {}),
+     "Música altíssima cada nit fins a les 4 des del local de baix.", "ca", 5, "new", "chat", False),
+    ("incivility", "normal", (41.38260, 2.16650), "Plaça dels Àngels, in front of the MACBA",
+     "Group drinking and throwing bottles against the wall every evening.", "en", 7.2, "new", "anonymous", False),
     ("vandalism", "normal", (41.40350, 2.20400), "Rambla del Poblenou 70",
-     "Someone sprayed graffiti all over the door of the school last night.", 9, "acknowledged", "anonymous", {}),
+     "Someone sprayed graffiti all over the door of the school last night.", "en", 9, "acknowledged", "anonymous",
+     False),
+    ("noise", "normal", (41.38320, 2.17650), "Plaça de Sant Felip Neri",
+     "Festa a un pis turístic, crits i música des de les 11 de la nit.", "ca", 11.5, "acknowledged", "chat", False),
     ("drugs", "high", (41.38090, 2.17340), "Carrer de Joaquín Costa 32",
-     "Venta de droga en el portal todas las tardes, hay jeringuillas en el suelo.", 14, "in_progress", "contact", {}),
+     "Venta de droga en el portal todas las tardes, hay jeringuillas en el suelo.", "es", 14, "in_progress",
+     "contact", False),
+    ("vandalism", "normal", (41.38170, 2.17170), "La Rambla 91, next to the Boqueria",
+     "Han quemado dos contenedores esta madrugada, todavía huele a humo.", "es", 18, "new", "chat", False),
     ("suspicious_activity", "normal", (41.38530, 2.18300), "Passeig del Born 12",
-     "A van has been parked for three days and people unload boxes at night.", 20, "new", "chat", {"handoff": True}),
+     "A van has been parked for three days and people unload boxes at night.", "en", 20, "new", "chat", True),
     ("traffic", "normal", (41.40360, 2.17440), "Carrer de Mallorca with Carrer de Sardenya",
-     "Motos circulando por la acera a toda velocidad delante de la Sagrada Família.", 26, "new", "anonymous", {}),
+     "Motos circulando por la acera a toda velocidad delante de la Sagrada Família.", "es", 26, "new", "anonymous",
+     False),
     ("incivility", "normal", (41.37840, 2.19250), "Passeig Marítim de la Barceloneta",
-     "Botellón en la playa cada noche, dejan toda la basura en la arena.", 30, "acknowledged", "chat", {}),
+     "Botellón en la playa cada noche, dejan toda la basura en la arena.", "es", 30, "acknowledged", "chat", False),
     ("theft", "normal", (41.37860, 2.16170), "Mercat de Sant Antoni",
-     "Bike stolen from the rack in front of the market, the lock was cut.", 40, "new", "chat", {}),
+     "Bike stolen from the rack in front of the market, the lock was cut.", "en", 40, "new", "chat", False),
     ("noise", "normal", (41.37370, 2.16200), "Carrer de Blai 25",
-     "Terrasses obertes fins molt tard, molt de soroll al carrer.", 52, "in_progress", "chat", {}),
+     "Terrasses obertes fins molt tard, molt de soroll al carrer.", "ca", 52, "in_progress", "chat", False),
     ("vandalism", "normal", (41.40900, 2.18700), "Plaça del Mercadal, Clot",
-     "Han roto las marquesinas de la parada del autobús otra vez.", 70, "new", "anonymous", {}),
+     "Han roto las marquesinas de la parada del autobús otra vez.", "es", 70, "new", "anonymous", False),
     ("other", "normal", (41.44100, 2.17700), None,
-     "Streetlights off in the whole street since Monday, it's very dark at night.", 90, "acknowledged", "chat", {}),
+     "Streetlights off in the whole street since Monday, it's very dark at night.", "en", 90, "acknowledged", "chat",
+     False),
 ]
+FEATURED = 8  # the drugs case with a photo, contact details and a history
 HISTORY_SAMPLES = [  # closed cases over the last weeks, for the stats
     ("theft", (41.38090, 2.17340)), ("noise", (41.40210, 2.15650)), ("vandalism", (41.40350, 2.20400)),
     ("theft", (41.38700, 2.17010)), ("incivility", (41.37840, 2.19250)), ("noise", (41.37370, 2.16200)),
@@ -738,34 +801,31 @@ def seed_realistic_desk(desk: Desk, photo: bytes) -> str:
     the reference of the case to show on the case page."""
     places = Neighbourhoods.from_geojson(desk.settings.neighbourhoods_geojson)
     featured = ""
-    for index, (category, priority, (lat, lon), address, text, hours, status, contact, extra) in enumerate(SAMPLES):
+    for index, sample in enumerate(SAMPLES):
+        category, priority, (lat, lon), address, text, locale, hours, status, contact, handoff = sample
         where = places.at(lat, lon)
         fields: dict[str, Any] = {"category": category, "priority": priority, "description": text, "address": address,
-                                  "latitude": lat, "longitude": lon, "contact_mode": contact,
-                                  "locale": "ca" if "ssim" in text or "Terrasses" in text else "es" if " el " in text
-                                  or "Han " in text or "Me " in text else "en"}
+                                  "latitude": lat, "longitude": lon, "contact_mode": contact, "locale": locale}
         if where:
             fields |= {"neighbourhood_code": where.code, "neighbourhood_name": where.name,
                        "district_name": where.district}
-        if index == 5:
-            fields["locale"] = "es"
-            fields["occurred_text"] = "todas las tardes, sobre las 6"
         if contact == "contact":
             fields |= {"contact_name": "Marta Vidal", "contact_phone": "+34 611 204 318",
                        "contact_email": "marta.vidal@example.org"}
-        ref = desk.new_case(photo=photo if index == 5 else None, **fields)
-        if index == 5:
-            featured = ref
+        if index == FEATURED:
+            fields["occurred_text"] = "todas las tardes, sobre las 6"
+        ref = desk.new_case(photo=photo if index == FEATURED else None, **fields)
         if status != "new":
-            desk.change(ref, actor="dispatcher1", status="acknowledged",
-                        assignee="Guàrdia Urbana – Ciutat Vella" if index == 5 else None)
-        if index == 5:
-            desk.change(ref, actor="dispatcher1", internal_note="Third report about this doorway in two weeks. "
+            desk.change(ref, status="acknowledged",
+                        assignee="Guàrdia Urbana – Ciutat Vella" if index == FEATURED else None)
+        if index == FEATURED:
+            desk.change(ref, internal_note="Third report about this doorway in two weeks. "
                         "Coordinate with the social services outreach team.")
+            featured = ref
         if status == "in_progress":
-            desk.change(ref, actor="dispatcher1", status="in_progress",
-                        public_note="Una patrulla pasará por la zona esta tarde." if index == 5 else None)
-        if extra.get("handoff"):
+            desk.change(ref, status="in_progress",
+                        public_note="Una patrulla pasará por la zona esta tarde." if index == FEATURED else None)
+        if handoff:
             with session_scope(desk.db) as session:
                 case_store.request_handoff(session=session, case=case_store.get_case_by_ref(session=session, ref=ref))
         with session_scope(desk.db) as session:
@@ -779,7 +839,7 @@ def seed_realistic_desk(desk: Desk, photo: bytes) -> str:
         desk.change(ref, status="acknowledged")
         desk.change(ref, status="resolved")
         desk.change(ref, status="closed")
-        weeks = 1 + (index * 7) % 11
+        weeks = 1 + (index * index + index // 3) % 11  # some weeks busier than others
         with session_scope(desk.db) as session:
             backdate(session, ref, timedelta(weeks=weeks, hours=index * 5 % 90),
                      acknowledged=timedelta(minutes=40 + (index * 37) % (60 * (2 + weeks % 5))),
@@ -810,7 +870,9 @@ async def test_screenshots_of_a_realistic_desk(desk: Desk, browser: Browser) -> 
     for path in ("/desk/", f"/desk/cases/{featured}", "/desk/map", "/desk/stats"):
         await page.goto(desk.url(path))
         await page.wait_for_load_state("networkidle")
-        overflow = await page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        overflow = await page.evaluate("""() => Math.max(
+            document.documentElement.scrollWidth - window.innerWidth,
+            ...[...document.querySelectorAll('.queue, .card')].map(box => box.scrollWidth - box.clientWidth))""")
         assert overflow <= 0, (path, overflow)
     assert tab.problems == []
     await page.context.close()

@@ -204,7 +204,7 @@ def desk_route(*roles: str, touch: bool = True) -> Callable[[Handler], Handler]:
                                   "Go back, reload the page and try again.")
             return await handler(request)
 
-        checked.required_roles = roles  # type: ignore[attr-defined] - read by the route tests
+        checked.required_roles = roles  # type: ignore[attr-defined]  # read by the route tests
         return checked
 
     return decorate
@@ -267,8 +267,14 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
                            error="Wrong name or password.")
     throttle.succeeded(name)
 
+    previous = request.cookies.get(SESSION_COOKIE)
+
     def open_session() -> str:
         with session_scope(request.app[DB]) as session:
+            if previous:  # never keep two sessions for one browser
+                signed_in = resume_session(session=session, token=previous, touch=False)
+                if signed_in is not None:
+                    end_session(session=session, signed_in=signed_in)
             return start_session(session=session, user=user)
 
     token = await asyncio.to_thread(open_session)

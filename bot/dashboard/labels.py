@@ -108,6 +108,7 @@ def case_row(case: Case, catalogs: Catalogs, now: datetime) -> dict[str, Any]:
         "neighbourhood": case.neighbourhood_name or NOT_LOCATED,
         "district": case.district_name or "",
         "created_at": case.created_at.isoformat(),
+        "updated_at": case.updated_at.isoformat(),
         "age": age_text((now - case.created_at).total_seconds()),
         "status": case.status,
         "status_label": STATUS_NAMES.get(case.status, case.status),

@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 POLL_SECONDS = 2.0
 OVERLAP = timedelta(seconds=10)
+MAX_CATCH_UP = timedelta(hours=1)  # a page older than this reloads instead
 KEEPALIVE_SECONDS = 15.0
 SESSION_CHECK_SECONDS = 30.0
 QUEUE_SIZE = 64
@@ -55,6 +56,9 @@ class CaseFeed:
             return queue
         self._subscribers.add(queue)
         if self._task is None or self._task.done():
+            # a fresh start: what changed while nobody watched is each page's own catch-up
+            self._cursor = None
+            self._sent = {}
             self._task = asyncio.create_task(self._run(), name="desk-case-feed")
         return queue
 
@@ -154,6 +158,9 @@ async def events(request: web.Request) -> web.StreamResponse:
 
     try:
         await response.write(b"retry: 3000\n\n" + _event("ready", {"at": utcnow().isoformat()}))
+        if since is not None and since < utcnow() - MAX_CATCH_UP:
+            await response.write(_event("stale", {}))
+            return response
         if since is not None:
             def catch_up() -> list[Case]:
                 with session_scope(request.app[DB]) as session:

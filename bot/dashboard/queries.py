@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import case as when_then
@@ -20,7 +21,7 @@ QUEUE_LIMIT = 500
 FEED_LIMIT = 1000
 
 
-def _urgent_first() -> list[object]:
+def _urgent_first() -> list[Any]:
     rank = when_then((col(Case.priority) == "urgent", 0), (col(Case.priority) == "high", 1), else_=2)
     return [rank, col(Case.created_at).desc()]
 
@@ -80,6 +81,7 @@ class StatsView:
     per_week_category: dict[tuple[str, str], int]
     per_neighbourhood: list[tuple[str, int]]
     ack_median_per_week: list[float | None]
+    resolve_median_per_week: list[float | None]
     total: int
     open_now: int
     median_hours_to_acknowledge: float | None
@@ -114,6 +116,7 @@ def stats_view(session: Session, *, zone: ZoneInfo, weeks: int, now: datetime, t
         per_week_category=dict(per_week_category),
         per_neighbourhood=sorted(per_neighbourhood.items(), key=lambda item: (-item[1], item[0]))[:top],
         ack_median_per_week=[_median_hours(by_week.get(week.key, []), "acknowledged_at") for week in week_list],
+        resolve_median_per_week=[_median_hours(by_week.get(week.key, []), "resolved_at") for week in week_list],
         total=stats.total,
         open_now=count_open(session),
         median_hours_to_acknowledge=stats.median_hours_to_acknowledge,

@@ -194,14 +194,16 @@ def city_map(base: BaseMap, counts: dict[str, int], points: Sequence[MapPoint], 
                 out.append(Markup('<text x="{}" y="{}" text-anchor="middle">{}</text>').format(
                     _n(district.label_x), _n(district.label_y), district.name))
             out.append(Markup("</g>"))
-    radius = 7.5 * max(scale, 0.35)
+    radius = 7.5 if focus is None else focus_size / 30
+    sizes = {"urgent": 1.3, "high": 1.1}
     out.append(Markup('<g class="points">'))
     order = {"normal": 0, "high": 1, "urgent": 2}  # urgent drawn last, on top
     for point in sorted(points, key=lambda p: order.get(p.priority, 0)):
         x, y = projection.xy(point.longitude, point.latitude)
+        r = radius * sizes.get(point.priority, 1.0)
         out.append(Markup('<a href="{}" class="point-link"><circle class="point priority-{}" cx="{}" cy="{}" r="{}" '
                           'stroke-width="{}" data-ref="{}"/><title>{}</title></a>').format(
-            point.href, point.priority, _n(x), _n(y), _n(radius), _n(radius / 3.5), point.ref, point.label))
+            point.href, point.priority, _n(x), _n(y), _n(r), _n(radius / 3.5), point.ref, point.label))
     out.append(Markup("</g></svg>"))
     return Markup("").join(out)
 
@@ -265,7 +267,7 @@ def _y_axis(frame: _Frame, top_value: float, step: float, unit: str = "") -> lis
 
 
 def _x_labels(frame: _Frame, labels: Sequence[str], band: float) -> list[Markup]:
-    every = max(1, math.ceil(len(labels) / 13))
+    every = max(1, math.ceil(len(labels) / 8))
     out = [Markup('<g class="x-labels">')]
     for index, text in enumerate(labels):
         if index % every == 0:
@@ -277,9 +279,9 @@ def _x_labels(frame: _Frame, labels: Sequence[str], band: float) -> list[Markup]
 
 
 def stacked_bars(columns: Sequence[str], series: Sequence[Series], *, label: str,
-                 column_titles: Sequence[str] | None = None) -> Markup:
+                 column_titles: Sequence[str] | None = None, width: float = 600, height: float = 300) -> Markup:
     """Columns (weeks) of stacked segments (categories), with the total above each column."""
-    frame = _Frame(width=760, height=300, left=44, right=12, top=20, bottom=34)
+    frame = _Frame(width=width, height=height, left=40, right=8, top=20, bottom=30)
     totals = [sum(s.values[i] for s in series) for i in range(len(columns))]
     step = nice_step(max(totals, default=0))
     step = max(step, 1.0)
@@ -315,11 +317,11 @@ def stacked_bars(columns: Sequence[str], series: Sequence[Series], *, label: str
     return Markup("").join(out)
 
 
-def horizontal_bars(items: Sequence[tuple[str, float]], *, label: str, label_width: float = 210,
-                    max_label_chars: int = 30) -> Markup:
+def horizontal_bars(items: Sequence[tuple[str, float]], *, label: str, width: float = 600, label_width: float = 196,
+                    max_label_chars: int = 28) -> Markup:
     """One bar per item (name, value), longest first as given, names on the left."""
     row = 26.0
-    frame = _Frame(width=760, height=max(len(items), 1) * row + 30, left=label_width, right=40, top=6, bottom=24)
+    frame = _Frame(width=width, height=max(len(items), 1) * row + 30, left=label_width, right=36, top=6, bottom=24)
     step = max(nice_step(max((v for _, v in items), default=0), ticks=5), 1.0)
     top_value = max(step, math.ceil(max((v for _, v in items), default=0) / step) * step)
     out = [Markup('<svg xmlns="http://www.w3.org/2000/svg" class="chart" viewBox="0 0 {} {}" role="img" '
@@ -348,9 +350,10 @@ def horizontal_bars(items: Sequence[tuple[str, float]], *, label: str, label_wid
 
 
 def line_chart(columns: Sequence[str], values: Sequence[float | None], *, label: str, unit: str,
-               column_titles: Sequence[str] | None = None, value_text: Sequence[str] | None = None) -> Markup:
+               column_titles: Sequence[str] | None = None, value_text: Sequence[str] | None = None,
+               width: float = 600, height: float = 260) -> Markup:
     """A line through the known values (gaps where a value is None), a dot per value."""
-    frame = _Frame(width=760, height=260, left=50, right=12, top=20, bottom=34)
+    frame = _Frame(width=width, height=height, left=48, right=8, top=20, bottom=30)
     known = [v for v in values if v is not None]
     step = nice_step(max(known, default=0))
     top_value = max(step, math.ceil(max(known, default=0) / step) * step)

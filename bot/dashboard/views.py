@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,7 +30,7 @@ from bot.dashboard.labels import (
     language_name,
     when_text,
 )
-from bot.dashboard.queries import latest_change, open_by_neighbourhood, open_cases, stats_view
+from bot.dashboard.queries import open_by_neighbourhood, open_cases, stats_view
 from bot.dashboard.svg import (
     MapPoint,
     Series,
@@ -76,17 +77,18 @@ def _notified_code(outcome: str) -> str | None:
 
 @desk_route(*CASE_READERS)
 async def queue_page(request: web.Request) -> web.Response:
-    def read() -> tuple[list[Case], datetime | None]:
-        with session_scope(request.app[DB]) as session:
-            return open_cases(session), latest_change(session)
+    now = utcnow()  # before reading: the live stream catches up from here
 
-    cases, latest = await asyncio.to_thread(read)
-    now = utcnow()
+    def read() -> list[Case]:
+        with session_scope(request.app[DB]) as session:
+            return open_cases(session)
+
+    cases = await asyncio.to_thread(read)
     rows = [case_row(case, request.app[CATALOGS], now) for case in cases]
     return render(request, "queue.html", {
         "section": "queue", "rows": rows, "urgent": sum(1 for r in rows if r["priority"] == "urgent"),
         "handoffs": sum(1 for r in rows if r["handoff"]),
-        "since": (latest or now).isoformat(), "now": now.isoformat(),
+        "since": now.isoformat(), "now": now.isoformat(),
     })
 
 
@@ -138,6 +140,7 @@ def _case_context(db: Engine, ref: str, reader: Any, settings: Any, catalogs: An
 
     history = [{
         **event,
+        "text": _event_text(event["kind"], event["text"]),
         "label": EVENT_NAMES.get(event["kind"], event["kind"].replace("_", " ").capitalize()),
         "when": when(event["at"]),
         "from_label": STATUS_NAMES.get(event["from_status"] or "", event["from_status"]),
@@ -169,6 +172,17 @@ def _case_context(db: Engine, ref: str, reader: Any, settings: Any, catalogs: An
 
 
 STATUSES_IN_ORDER = ("acknowledged", "in_progress", "resolved", "closed", "rejected", "duplicate")
+_UPDATED = re.compile(r"priority=(?P<priority>[a-z_]+); assignee=(?P<assignee>.*)", re.DOTALL)
+
+
+def _event_text(kind: str, text: str | None) -> str | None:
+    """History text for people: storage writes "priority=high; assignee=-" for updates."""
+    found = _UPDATED.fullmatch(text or "") if kind == "updated" else None
+    if found is None:
+        return text
+    assignee = found["assignee"]
+    return (f"Priority: {PRIORITY_NAMES.get(found['priority'], found['priority'])} · "
+            f"Assigned to: {'nobody' if assignee == '-' else assignee}")
 
 
 async def _render_case(request: web.Request, *, status: int = 200, error: str | None = None,
@@ -342,13 +356,17 @@ async def stats_page(request: web.Request) -> web.Response:
     acknowledge = line_chart(columns, medians, unit=" h", column_titles=titles,
                              value_text=[duration_text(v) for v in medians],
                              label="Median time to acknowledge a report, per week of reporting")
+    resolve = line_chart(columns, view.resolve_median_per_week, unit=" h", column_titles=titles,
+                         value_text=[duration_text(v) for v in view.resolve_median_per_week],
+                         label="Median time to resolve a report, per week of reporting")
     table = [(w, [view.per_week_category.get((w.key, c), 0) for c in used],
-              sum(view.per_week_category.get((w.key, c), 0) for c in used), duration_text(m))
-             for w, m in zip(view.weeks, medians, strict=True)]
+              sum(view.per_week_category.get((w.key, c), 0) for c in used), duration_text(m), duration_text(r))
+             for w, m, r in zip(view.weeks, medians, view.resolve_median_per_week, strict=True)]
     return render(request, "stats.html", {
         "section": "stats", "weeks": weeks, "periods": STATS_PERIODS, "view": view, "weekly": weekly,
-        "places": places, "acknowledge": acknowledge, "legend": series, "table": table,
+        "places": places, "acknowledge": acknowledge, "resolve": resolve, "legend": series, "table": table,
         "any_ack": any(m is not None for m in medians),
+        "any_resolved": any(m is not None for m in view.resolve_median_per_week),
         "median_ack": duration_text(view.median_hours_to_acknowledge),
         "median_resolve": duration_text(view.median_hours_to_resolve),
         "since": when_text(view.since, settings.zone).rsplit(",", 1)[0],

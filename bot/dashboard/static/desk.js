@@ -103,6 +103,7 @@
       var priorityBadge = row.querySelector(".badge.priority");
       priorityBadge.className = "badge priority priority-" + priority;
       priorityBadge.textContent = String(data.priority_label || priority);
+      priorityBadge.hidden = priority === "normal";
       row.querySelector(".badge.handoff").hidden = !data.handoff;
     }
 
@@ -169,6 +170,10 @@
       var data;
       try { data = JSON.parse(event.data); } catch (error) { return; }
       upsert(data);
+    });
+    source.addEventListener("stale", function () {
+      source.close();
+      window.location.reload();  // away too long to catch up: start afresh
     });
     source.addEventListener("signed_out", function () {
       source.close();

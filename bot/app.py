@@ -13,8 +13,7 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from bot import open311
-from bot import dashboard
+from bot import dashboard, open311
 from bot.api import cases as cases_api
 from bot.channels.telegram.channel import TelegramChannel
 from bot.channels.webchat.channel import WebChatChannel

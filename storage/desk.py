@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
+from storage import cases as case_store
 from storage.cases import _add_event, _atomic, _load_case, record_audit
 from storage.errors import StorageError
 from storage.models import (
@@ -276,3 +277,20 @@ def chat_messages(*, session: Session, case: Case) -> list[CaseEvent]:
                                 col(CaseEvent.kind).in_((CHAT_FROM_CITIZEN, CHAT_FROM_STAFF, *_LIVE_KINDS)))
         .order_by(col(CaseEvent.at))
     ).all())
+
+
+def read_case_photo(
+    *, session: Session, ref: str, attachment_id: uuid.UUID, actor: str, via: str
+) -> tuple[str, bytes] | None:
+    """A photo of a case with its type, recorded in the audit log; None if it is not that case's."""
+    case = case_store.get_case_by_ref(session=session, ref=ref)
+    if case is None:
+        return None
+    found = next((a for a in case_store.get_attachments(session=session, case_id=case.id) if a.id == attachment_id),
+                 None)
+    data = case_store.get_attachment_data(session=session, attachment_id=attachment_id) if found else None
+    if found is None or data is None:
+        return None
+    record_audit(session=session, actor=actor, action="attachment.read", subject_type="attachment",
+                 subject_id=str(attachment_id), detail={"ref": case.ref, "via": via})
+    return found.mime_type, data

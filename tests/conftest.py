@@ -16,6 +16,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -103,3 +104,29 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         yield Stack(settings=settings, engine_log=engine_log, actions_log=actions_log)
     finally:
         stop(processes, grace=10)
+
+
+@dataclass(frozen=True)
+class StaffApp:
+    """The bot service on a fresh database with one staff user per role (engine not started)."""
+
+    client: Any
+    tokens: dict[str, str]
+    db: Any
+    settings: Settings
+
+
+async def start_staff_app(tmp: Path, aiohttp_client: Any, **overrides: object) -> StaffApp:
+    from bot.app import create_app
+    from storage import users
+    from storage.db import create_db_engine, session_scope
+
+    settings = make_settings(tmp, rasa_port=free_port(), actions_port=free_port(), **overrides)
+    upgrade_database(settings.database_url)
+    db = create_db_engine(settings.database_url)
+    tokens = {}
+    with session_scope(db) as session:
+        for role in users.ROLES:
+            _, tokens[role] = users.create_user(session=session, name=f"{role}1", role=role)
+    client = await aiohttp_client(create_app(settings))
+    return StaffApp(client=client, tokens=tokens, db=db, settings=settings)

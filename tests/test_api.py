@@ -17,13 +17,10 @@ from aiohttp.test_utils import TestClient
 from sqlmodel import select
 
 from bot.api.openapi import openapi_document
-from bot.app import create_app
 from storage import cases as case_store
-from storage import users
-from storage.db import create_db_engine, session_scope
-from storage.migrate import upgrade_database
+from storage.db import session_scope
 from storage.models import AuditLog, CaseCreate
-from tests.conftest import free_port, make_settings
+from tests.conftest import start_staff_app
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"x" * 40
 
@@ -48,15 +45,8 @@ class Desk:
 
 @pytest.fixture
 async def desk(tmp_path: Path, aiohttp_client) -> Desk:
-    settings = make_settings(tmp_path, rasa_port=free_port(), actions_port=free_port())
-    upgrade_database(settings.database_url)
-    db = create_db_engine(settings.database_url)
-    tokens = {}
-    with session_scope(db) as session:
-        for role in users.ROLES:
-            _, tokens[role] = users.create_user(session=session, name=f"{role}1", role=role)
-    client = await aiohttp_client(create_app(settings))
-    return Desk(client, tokens, db)
+    app = await start_staff_app(tmp_path, aiohttp_client)
+    return Desk(app.client, app.tokens, app.db)
 
 
 def api_routes(client: TestClient) -> list[tuple[str, str]]:

@@ -13,13 +13,10 @@ from aiohttp.test_utils import TestClient
 from sqlmodel import select
 
 from bot import open311
-from bot.app import create_app
 from storage import cases as case_store
-from storage import users
-from storage.db import create_db_engine, session_scope
-from storage.migrate import upgrade_database
+from storage.db import session_scope
 from storage.models import AuditLog, Case, CaseCreate, Reporter, utcnow
-from tests.conftest import free_port, make_settings
+from tests.conftest import start_staff_app
 
 BASE = "/open311/v2"
 NINE = ["theft", "vandalism", "noise", "harassment", "assault", "drugs", "suspicious_activity", "traffic",
@@ -85,15 +82,8 @@ class City:
 
 @pytest.fixture
 async def city(tmp_path: Path, aiohttp_client) -> City:
-    settings = make_settings(tmp_path, rasa_port=free_port(), actions_port=free_port())
-    upgrade_database(settings.database_url)
-    db = create_db_engine(settings.database_url)
-    tokens = {}
-    with session_scope(db) as session:
-        for role in users.ROLES:
-            _, tokens[role] = users.create_user(session=session, name=f"{role}1", role=role)
-    client = await aiohttp_client(create_app(settings))
-    return City(client, tokens, db)
+    app = await start_staff_app(tmp_path, aiohttp_client)
+    return City(app.client, app.tokens, app.db)
 
 
 def parse(body: bytes) -> ET.Element:

@@ -29,6 +29,7 @@ from storage.desk import (
     is_live,
     likely_duplicates,
     list_cases,
+    read_case_photo,
     set_live,
     update_case,
 )
@@ -222,17 +223,8 @@ async def get_attachment(request: web.Request) -> web.StreamResponse:
 
     def read() -> tuple[str, bytes] | None:
         with session_scope(request.app[DB]) as session:
-            case = case_store.get_case_by_ref(session=session, ref=request.match_info["ref"])
-            if case is None:
-                return None
-            found = next((a for a in case_store.get_attachments(session=session, case_id=case.id)
-                          if a.id == attachment_id), None)
-            data = case_store.get_attachment_data(session=session, attachment_id=attachment_id) if found else None
-            if found is None or data is None:
-                return None
-            case_store.record_audit(session=session, actor=staff_of(request).name, action="attachment.read",
-                                    subject_type="attachment", subject_id=str(attachment_id))
-            return found.mime_type, data
+            return read_case_photo(session=session, ref=request.match_info["ref"], attachment_id=attachment_id,
+                                   actor=staff_of(request).name, via="api")
 
     found = await asyncio.to_thread(read)
     if found is None:

@@ -44,7 +44,7 @@ from bot.dashboard.svg import (
 from bot.keys import CATALOGS, DB, NOTIFIER, SETTINGS
 from storage import cases as case_store
 from storage.db import session_scope
-from storage.desk import TRANSITIONS, CaseChange, IllegalTransition, update_case
+from storage.desk import TRANSITIONS, CaseChange, IllegalTransition, read_case_photo, update_case
 from storage.models import CATEGORIES, PRIORITIES, Case, utcnow
 
 PHOTO_TYPES = ("image/jpeg", "image/png", "image/webp", "image/gif")
@@ -273,18 +273,8 @@ async def case_photo(request: web.Request) -> web.StreamResponse:
 
     def read() -> tuple[str, bytes] | None:
         with session_scope(request.app[DB]) as session:
-            case = case_store.get_case_by_ref(session=session, ref=request.match_info["ref"])
-            if case is None:
-                return None
-            found = next((a for a in case_store.get_attachments(session=session, case_id=case.id)
-                          if a.id == attachment_id), None)
-            data = case_store.get_attachment_data(session=session, attachment_id=attachment_id) if found else None
-            if found is None or data is None:
-                return None
-            case_store.record_audit(session=session, actor=actor, action="attachment.read",
-                                    subject_type="attachment", subject_id=str(attachment_id),
-                                    detail={"ref": case.ref, "via": "desk"})
-            return found.mime_type, data
+            return read_case_photo(session=session, ref=request.match_info["ref"], attachment_id=attachment_id,
+                                   actor=actor, via="desk")
 
     found = await asyncio.to_thread(read)
     if found is None:

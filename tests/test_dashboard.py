@@ -376,13 +376,14 @@ async def test_every_desk_route_needs_a_session_and_the_right_role(desk: Desk) -
     assert {(m, p) for m, p, _ in guarded} == {
         ("POST", "/desk/logout"), ("GET", "/desk/"), ("GET", "/desk/events"), ("GET", "/desk/cases/{ref}"),
         ("POST", "/desk/cases/{ref}"), ("GET", "/desk/cases/{ref}/photos/{attachment_id}"),
-        ("GET", "/desk/map"), ("GET", "/desk/stats"),
+        ("GET", "/desk/map"), ("GET", "/desk/stats"), ("POST", "/desk/cases/{ref}/chat"),
+        ("POST", "/desk/cases/{ref}/chat/close"),
     }
     assert (await anonymous.get("/desk", allow_redirects=False)).headers["Location"] == "/desk/"
     for method, path, roles in guarded:
         assert roles is not None, f"{method} {path} is not guarded by desk_route"
         url = path.replace("{ref}", ref).replace("{attachment_id}", photo_id)
-        data = {"internal_note": "route check"}
+        data = {"internal_note": "route check", "text": "route check"}
         nobody = await anonymous.request(method, url, data=data if method == "POST" else None, allow_redirects=False)
         if method == "GET":
             assert nobody.status == 303, (method, path, nobody.status)
@@ -876,3 +877,28 @@ async def test_screenshots_of_a_realistic_desk(desk: Desk, browser: Browser) -> 
         assert overflow <= 0, (path, overflow)
     assert tab.problems == []
     await page.context.close()
+
+
+async def test_a_live_conversation_from_the_case_page(desk: Desk) -> None:
+    """The dispatcher writes from the case page; the citizen on the web chat gets it; the
+    citizen's reply shows on the page; handing back tells the citizen."""
+    citizen = await desk.client()
+    ws = await citizen.ws_connect("/webchat/ws")
+    await ws.send_json({"type": "hello", "session": None, "locale": "en-GB"})
+    sender = (await ws.receive_json(timeout=5))["sender"]
+    ref = desk.new_case(sender_id=sender, contact_mode="chat", locale="en")
+    dispatcher = await desk.client("dispatcher1")
+    token = csrf_of(await (await dispatcher.get(f"/desk/cases/{ref}")).text())
+    sent = await dispatcher.post(f"/desk/cases/{ref}/chat", data={"csrf": token, "text": "Is the car still there?"},
+                                 allow_redirects=False)
+    assert sent.status == 303
+    assert "Is the car still there?" in (await ws.receive_json(timeout=5))["text"]
+    await ws.send_json({"type": "text", "text": "yes, a white van <b>now</b>"})
+    await ws.receive_json(timeout=5)  # typing on
+    await ws.receive_json(timeout=5)  # typing off: no assistant answer
+    page = await (await dispatcher.get(f"/desk/cases/{ref}")).text()
+    assert "yes, a white van &lt;b&gt;now&lt;/b&gt;" in page and ">Live<" in page
+    closed = await dispatcher.post(f"/desk/cases/{ref}/chat/close", data={"csrf": token}, allow_redirects=False)
+    assert closed.status == 303
+    assert "assistant again" in (await ws.receive_json(timeout=5))["text"]
+    await ws.close()

@@ -58,6 +58,8 @@ def setup(app: web.Application) -> None:
     router.add_get(PREFIX + "/events", live.events)
     router.add_get(PREFIX + "/cases/{ref}", views.case_page)
     router.add_post(PREFIX + "/cases/{ref}", views.case_update)
+    router.add_post(PREFIX + "/cases/{ref}/chat", views.case_chat)
+    router.add_post(PREFIX + "/cases/{ref}/chat/close", views.case_chat_close)
     router.add_get(PREFIX + "/cases/{ref}/photos/{attachment_id}", views.case_photo)
     router.add_get(PREFIX + "/map", views.map_page)
     router.add_get(PREFIX + "/stats", views.stats_page)

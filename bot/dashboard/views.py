@@ -44,7 +44,17 @@ from bot.dashboard.svg import (
 from bot.keys import CATALOGS, DB, NOTIFIER, SETTINGS
 from storage import cases as case_store
 from storage.db import session_scope
-from storage.desk import TRANSITIONS, CaseChange, IllegalTransition, read_case_photo, update_case
+from storage.desk import (
+    TRANSITIONS,
+    CaseChange,
+    IllegalTransition,
+    add_chat_message,
+    chat_messages,
+    is_live,
+    read_case_photo,
+    set_live,
+    update_case,
+)
 from storage.models import CATEGORIES, PRIORITIES, Case, utcnow
 
 PHOTO_TYPES = ("image/jpeg", "image/png", "image/webp", "image/gif")
@@ -132,6 +142,9 @@ def _case_context(db: Engine, ref: str, reader: Any, settings: Any, catalogs: An
         assert case is not None
         original = session.get(Case, case.duplicate_of_id) if case.duplicate_of_id else None
         counts = {case.neighbourhood_code: 1} if case.neighbourhood_code else {}
+        live = is_live(session=session, case=case)
+        chat = [{"kind": e.kind, "text": e.text or "", "who": "Citizen" if e.kind == "chat_citizen" else e.actor,
+                 "at": e.at} for e in chat_messages(session=session, case=case) if e.kind.startswith("chat_")]
     zone = settings.zone
     now = utcnow()
 
@@ -149,8 +162,13 @@ def _case_context(db: Engine, ref: str, reader: Any, settings: Any, catalogs: An
     photos = [{"url": f"/desk/cases/{case.ref}/photos/{a['id']}", "size_kb": max(1, round(a["size"] / 1024)),
                "mime": a["mime_type"], "sha256": a["sha256"], "when": when(a["created_at"])}
               for a in detail["attachments"]]
+    for message in chat:
+        message["when"] = when_text(message.pop("at"), zone)
     return {
         "case": case, "detail": detail, "history": history, "photos": photos,
+        "duplicates": detail.get("duplicate_candidates", []), "chat": chat, "live": live,
+        "can_chat": case.reporter_id is not None
+        and (case.contact_mode != "anonymous" or case.handoff_requested_at is not None),
         "category_label": category_label(catalogs, case.category),
         "status_label": STATUS_NAMES.get(case.status, case.status),
         "priority_label": PRIORITY_NAMES.get(case.priority, case.priority),
@@ -260,6 +278,52 @@ async def case_update(request: web.Request) -> web.StreamResponse:
     outcome = await request.app[NOTIFIER].case_changed(case, new_status=change.status, public_note=change.public_note)
     told = _notified_code(outcome)
     return see_other(f"/desk/cases/{case.ref}?saved=1" + (f"&told={told}" if told else ""))
+
+
+@desk_route(*CASE_READERS)
+async def case_chat(request: web.Request) -> web.StreamResponse:
+    """The dispatcher writes to the citizen; the chat becomes live until handed back."""
+    text = str((await request.post()).get("text") or "").strip()[:4000]
+    ref = request.match_info["ref"]
+    if not text:
+        return await _render_case(request, status=422, error="Write a message before sending it.")
+    user = request[SIGNED_IN]
+
+    def open_chat() -> Case | None:
+        with session_scope(request.app[DB]) as session:
+            case = case_store.get_case_by_ref(session=session, ref=ref)
+            if case is None or case.reporter_id is None:
+                return None
+            if case.contact_mode == "anonymous" and case.handoff_requested_at is None:
+                return None
+            set_live(session=session, case=case, live=True, actor=user.name)
+            add_chat_message(session=session, case=case, text=text, actor=user.name, from_citizen=False)
+            return case
+
+    case = await asyncio.to_thread(open_chat)
+    if case is None:
+        return await _render_case(request, status=409, error="This citizen cannot be contacted.")
+    await request.app[NOTIFIER].chat(case, text)
+    return see_other(f"/desk/cases/{case.ref}#chat")
+
+
+@desk_route(*CASE_READERS)
+async def case_chat_close(request: web.Request) -> web.StreamResponse:
+    """Hand the conversation back to the assistant and tell the citizen."""
+    user = request[SIGNED_IN]
+
+    def close() -> tuple[Case, bool] | None:
+        with session_scope(request.app[DB]) as session:
+            case = case_store.get_case_by_ref(session=session, ref=request.match_info["ref"])
+            return None if case is None else (case, set_live(session=session, case=case, live=False, actor=user.name))
+
+    found = await asyncio.to_thread(close)
+    if found is None:
+        return error_page(request, 404, "No such case", "There is no case with this reference.")
+    case, changed = found
+    if changed:
+        await request.app[NOTIFIER].chat(case, None)
+    return see_other(f"/desk/cases/{case.ref}#chat")
 
 
 @desk_route(*CASE_READERS)

@@ -130,7 +130,9 @@ def run_all(settings: Settings, model: str | None = None) -> int:
     def on_signal(signum: int, _frame: object) -> None:
         raise KeyboardInterrupt
 
+    # Ctrl-C and SIGTERM both stop everything (set explicitly: a shell may start us with SIGINT ignored)
     signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
     try:
         start([python, "-m", "bot.cli", "actions"], env)
         start(engine_command(settings, model_path, endpoints), engine_env(env))

@@ -1,10 +1,17 @@
-"""The trained engine on citizen messages it has never seen (tests/nlu/holdout_*.yml):
-at least 90% intent accuracy per language, 85% on incident_type where a message names one."""
+"""The trained engine on the held-out citizen messages (tests/nlu/holdout_*.yml): at least 90%
+intent accuracy per language, 85% on incident_type where a message names one.
+
+The held-out files were written apart from the training data, yet about a third of their
+messages also occur verbatim in training (common phrasings, and some copied while the data
+was tuned). The test gates on the whole file and also prints the figures on the strictly
+unseen part (messages not in training, ignoring case, accents and punctuation), which is the
+honest measure: see the README and the issue notes."""
 
 from __future__ import annotations
 
 import json
 import re
+import unicodedata
 import urllib.request
 from pathlib import Path
 
@@ -14,6 +21,7 @@ import yaml
 from tests.conftest import Stack
 
 HOLDOUT = Path(__file__).parent / "nlu"
+TRAINING = Path(__file__).parent.parent / "nlu"
 ANNOTATION = re.compile(r"\[(?P<text>[^\]]+)\](?:\((?P<name>[^)]+)\)|(?P<json>\{[^}]+\}))")
 
 
@@ -39,6 +47,16 @@ def load_examples(path: Path) -> list[tuple[str, str, str | None]]:
     return examples
 
 
+def folded(text: str) -> str:
+    text = unicodedata.normalize("NFKD", text.lower())
+    text = "".join(ch for ch in text if not unicodedata.combining(ch))
+    return " ".join(re.sub(r"[^a-z0-9 ]+", " ", text).split())
+
+
+def training_texts(language: str) -> set[str]:
+    return {folded(text) for path in sorted((TRAINING / language).glob("*.yml")) for text, _, _ in load_examples(path)}
+
+
 def parse(stack: Stack, text: str) -> dict:
     request = urllib.request.Request(
         f"{stack.settings.engine_url}/model/parse",
@@ -58,16 +76,21 @@ def predicted_intent(result: dict) -> str:
 
 @pytest.mark.engine
 @pytest.mark.parametrize("language", ["en", "es", "ca"])
-def test_unseen_messages(stack: Stack, language: str) -> None:
+def test_held_out_messages(stack: Stack, language: str) -> None:
+    seen = training_texts(language)
     examples = load_examples(HOLDOUT / f"holdout_{language}.yml")
     assert len(examples) > 200
     intent_hits, entity_hits, entity_total = 0, 0, 0
+    unseen_hits, unseen_total = 0, 0
     misses = []
     for text, intent, incident in examples:
         result = parse(stack, text)
         got = predicted_intent(result)
+        unseen = folded(text) not in seen
+        unseen_total += unseen
         if got == intent:
             intent_hits += 1
+            unseen_hits += unseen
         else:
             misses.append(f"{text!r}: {intent} -> {got}")
         if incident:
@@ -77,7 +100,8 @@ def test_unseen_messages(stack: Stack, language: str) -> None:
     intent_accuracy = intent_hits / len(examples)
     entity_accuracy = entity_hits / entity_total
     print(  # noqa: T201 - the figures quoted in the README
-        f"\n{language}: intent accuracy {intent_accuracy:.1%} on {len(examples)} unseen messages; "
-          f"incident_type {entity_accuracy:.1%} on {entity_total}")
+        f"\n{language}: intent accuracy {intent_accuracy:.1%} on {len(examples)} held-out messages "
+        f"({unseen_hits / unseen_total:.1%} on the {unseen_total} not in training); "
+        f"incident_type {entity_accuracy:.1%} on {entity_total}")
     assert intent_accuracy >= 0.90, "\n".join(misses[:40])
     assert entity_accuracy >= 0.85

@@ -143,6 +143,7 @@ class WebChatChannel(Channel):
                 self.sockets[sender_id].discard(ws)
                 if not self.sockets[sender_id]:
                     self.sockets.pop(sender_id, None)
+                    self.hints.pop(sender_id, None)  # kept only while the citizen is connected
         return ws
 
     async def _on_frame(self, ws: web.WebSocketResponse, sender_id: str, hint: str | None, data: dict[str, Any]) -> None:

@@ -12,10 +12,9 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from storage import cases as case_store
-from storage.cases import _add_event, _atomic, _load_case, record_audit
+from storage.cases import _STATUS_TIMESTAMPS, _add_event, _atomic, _load_case, record_audit
 from storage.errors import StorageError
 from storage.models import (
-    CATEGORIES,
     EVENT_NOTE_INTERNAL,
     EVENT_NOTE_PUBLIC,
     EVENT_STATUS_CHANGED,
@@ -42,7 +41,6 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     "rejected": frozenset(),
     "duplicate": frozenset(),
 }
-_STATUS_TIMESTAMPS = {"acknowledged": "acknowledged_at", "resolved": "resolved_at", "closed": "closed_at"}
 
 
 class IllegalTransition(StorageError):
@@ -175,10 +173,6 @@ def record_citizen_notification(
             text=f"{what} via {channel}: {outcome}",
         )
     return event
-
-
-def known_category(value: str) -> bool:
-    return value in CATEGORIES
 
 
 DUPLICATE_RADIUS_METRES = 150.0

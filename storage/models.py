@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal, get_args
 
 from pydantic import AwareDatetime
-from sqlalchemy import DateTime, LargeBinary, Text
+from sqlalchemy import DateTime, LargeBinary, Text, UniqueConstraint
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
@@ -183,6 +183,7 @@ class Case(SQLModel, table=True):
     resolved_at: datetime | None = _optional_timestamp()
     closed_at: datetime | None = _optional_timestamp()
     erased_at: datetime | None = _optional_timestamp()
+    escalated_at: datetime | None = _optional_timestamp()  # still new after the deadline
 
 
 class CaseEvent(SQLModel, table=True):
@@ -298,3 +299,110 @@ class CaseCreate(SQLModel):
     contact_email: str | None = Field(default=None, max_length=CONTACT_EMAIL_MAX)
     priority: Priority = "normal"
     attachment_ids: list[uuid.UUID] = Field(default_factory=list)
+
+
+# --- Follow-ups, alerts and the outbox (issue #5) -------------------------------------------
+
+Severity = Literal["info", "warning", "danger"]
+SEVERITIES: tuple[str, ...] = get_args(Severity)
+OutboxStatus = Literal["pending", "sending", "sent", "failed", "unreachable", "cancelled"]
+OUTBOX_STATUSES: tuple[str, ...] = get_args(OutboxStatus)
+# OutboxMessage.kind values
+OUTBOX_ALERT = "alert"
+OUTBOX_STATUS = "status"
+OUTBOX_FOLLOW_UP = "follow_up"
+OUTBOX_SURVEY = "survey"
+OUTBOX_CHAT = "chat"
+
+EVENT_ESCALATED = "escalated"
+EVENT_FOLLOW_UP_SENT = "follow_up_sent"
+EVENT_SURVEY_SENT = "survey_sent"
+EVENT_SURVEY_ANSWERED = "survey_answered"
+
+
+class Subscription(SQLModel, table=True):
+    """A citizen's wish to hear about alerts in one neighbourhood; goes with the reporter."""
+
+    __tablename__ = "subscriptions"
+    __table_args__ = (UniqueConstraint("reporter_id", "neighbourhood_code"),)
+
+    id: uuid.UUID = _uuid_pk()
+    reporter_id: uuid.UUID = Field(foreign_key="reporters.id", ondelete="CASCADE", index=True)
+    neighbourhood_code: str = Field(max_length=16, index=True)
+    created_at: datetime = _timestamp()
+
+
+class Alert(SQLModel, table=True):
+    """A neighbourhood alert written by a community or admin user.
+
+    ``neighbourhood_codes`` is a JSON list of codes, ``texts`` a JSON object locale -> text.
+    """
+
+    __tablename__ = "alerts"
+
+    id: uuid.UUID = _uuid_pk()
+    created_by: str = Field(max_length=100)
+    created_at: datetime = _timestamp(index=True)
+    severity: str = Field(default="info", max_length=16)
+    neighbourhood_codes: str = Field(sa_type=Text)
+    texts: str = Field(sa_type=Text)
+    expires_at: datetime | None = _optional_timestamp()
+    cancelled_at: datetime | None = _optional_timestamp()
+
+
+class OutboxMessage(SQLModel, table=True):
+    """One message to one citizen, written before it is sent (the transactional outbox).
+
+    ``dedupe_key`` is unique, so enqueueing the same thing twice (a retried job, a restarted
+    fan-out) adds nothing. ``payload`` is JSON: ``{"text": ..., "buttons": [[title, payload]]}``
+    already rendered in the citizen's language. Urgent messages ignore quiet hours.
+    The worker claims a row by setting ``status='sending'`` and a lease (``lease_owner``,
+    ``lease_until``); an expired lease means its worker died.
+    """
+
+    __tablename__ = "outbox"
+
+    id: uuid.UUID = _uuid_pk()
+    dedupe_key: str = Field(max_length=200, unique=True, index=True)
+    kind: str = Field(max_length=16, index=True)
+    reporter_id: uuid.UUID = Field(foreign_key="reporters.id", ondelete="CASCADE", index=True)
+    channel: str = Field(max_length=16)
+    alert_id: uuid.UUID | None = Field(default=None, foreign_key="alerts.id", ondelete="CASCADE", index=True)
+    case_id: uuid.UUID | None = Field(default=None, foreign_key="cases.id", ondelete="SET NULL", index=True)
+    payload: str = Field(sa_type=Text)
+    urgent: bool = Field(default=False)
+    status: str = Field(default="pending", max_length=16, index=True)
+    attempts: int = Field(default=0)
+    not_before: datetime = _timestamp(index=True)
+    lease_owner: str | None = Field(default=None, max_length=64)
+    lease_until: datetime | None = _optional_timestamp()
+    created_at: datetime = _timestamp()
+    sent_at: datetime | None = _optional_timestamp()
+    last_error: str | None = Field(default=None, max_length=200)
+
+
+class SurveyResponse(SQLModel, table=True):
+    """The after-resolution survey of one case. Kept when the reporter is erased (no personal
+    data but the optional comment, which erasure clears)."""
+
+    __tablename__ = "survey_responses"
+
+    id: uuid.UUID = _uuid_pk()
+    case_id: uuid.UUID = Field(foreign_key="cases.id", ondelete="CASCADE", unique=True, index=True)
+    neighbourhood_code: str | None = Field(default=None, max_length=16, index=True)
+    sent_at: datetime = _timestamp()
+    solved: bool | None = None
+    satisfaction: int | None = Field(default=None, ge=1, le=5)
+    safety: int | None = Field(default=None, ge=1, le=5)
+    comment: str | None = Field(default=None, sa_type=Text)
+    answered_at: datetime | None = _optional_timestamp()
+
+
+class Lease(SQLModel, table=True):
+    """A named lock held for a while by one process (the scheduler's leader lock)."""
+
+    __tablename__ = "leases"
+
+    name: str = Field(primary_key=True, max_length=64)
+    holder: str = Field(max_length=64)
+    expires_at: datetime = Field(sa_type=TZDateTime)

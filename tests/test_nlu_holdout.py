@@ -1,11 +1,13 @@
-"""The trained engine on the held-out citizen messages (tests/nlu/holdout_*.yml): at least 90%
-intent accuracy per language, 85% on incident_type where a message names one.
+"""The trained engine on sealed citizen messages (tests/nlu_sealed/sealed_*.yml): at least 90%
+intent accuracy per language on the messages not in training, 85% on incident_type where a
+message names one.
 
-The held-out files were written apart from the training data, yet about a third of their
-messages also occur verbatim in training (common phrasings, and some copied while the data
-was tuned). The test gates on the whole file and also prints the figures on the strictly
-unseen part (messages not in training, ignoring case, accents and punctuation), which is the
-honest measure: see the README and the issue notes."""
+The sealed files were written by someone who never saw the training data, and the data
+writers never see them (their path is not in nlu/README.md). A few short, common messages
+("hola", "gracias") still occur in training too; the gate is on the messages that do not
+(ignoring case, accents and punctuation), and the whole-file figure is printed beside it.
+An earlier held-out set leaked into training while the data was tuned; it was retired and
+its messages became training data."""
 
 from __future__ import annotations
 
@@ -20,8 +22,10 @@ import yaml
 
 from tests.conftest import Stack
 
-HOLDOUT = Path(__file__).parent / "nlu"
+SEALED = Path(__file__).parent / "nlu_sealed"
 TRAINING = Path(__file__).parent.parent / "nlu"
+INTENT_GOAL = 0.90
+INCIDENT_TYPE_GOAL = 0.85
 ANNOTATION = re.compile(r"\[(?P<text>[^\]]+)\](?:\((?P<name>[^)]+)\)|(?P<json>\{[^}]+\}))")
 
 
@@ -76,10 +80,10 @@ def predicted_intent(result: dict) -> str:
 
 @pytest.mark.engine
 @pytest.mark.parametrize("language", ["en", "es", "ca"])
-def test_held_out_messages(stack: Stack, language: str) -> None:
+def test_sealed_messages(stack: Stack, language: str) -> None:
     seen = training_texts(language)
-    examples = load_examples(HOLDOUT / f"holdout_{language}.yml")
-    assert len(examples) > 200
+    examples = load_examples(SEALED / f"sealed_{language}.yml")
+    assert len(examples) > 150
     intent_hits, entity_hits, entity_total = 0, 0, 0
     unseen_hits, unseen_total = 0, 0
     misses = []
@@ -98,10 +102,12 @@ def test_held_out_messages(stack: Stack, language: str) -> None:
             values = {e["value"] for e in result.get("entities", []) if e["entity"] == "incident_type"}
             entity_hits += incident in values
     intent_accuracy = intent_hits / len(examples)
+    unseen_accuracy = unseen_hits / unseen_total
     entity_accuracy = entity_hits / entity_total
     print(  # noqa: T201 - the figures quoted in the README
-        f"\n{language}: intent accuracy {intent_accuracy:.1%} on {len(examples)} held-out messages "
-        f"({unseen_hits / unseen_total:.1%} on the {unseen_total} not in training); "
+        f"\n{language}: intent accuracy {unseen_accuracy:.1%} on the {unseen_total} sealed messages "
+        f"not in training ({intent_accuracy:.1%} on all {len(examples)}); "
         f"incident_type {entity_accuracy:.1%} on {entity_total}")
-    assert intent_accuracy >= 0.90, "\n".join(misses[:40])
-    assert entity_accuracy >= 0.85
+    assert unseen_total >= 0.7 * len(examples), "the sealed set has leaked into training"
+    assert unseen_accuracy >= INTENT_GOAL, "\n".join(misses[:40])
+    assert entity_accuracy >= INCIDENT_TYPE_GOAL

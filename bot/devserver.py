@@ -16,6 +16,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 import yaml
 from sqlalchemy.engine import make_url
@@ -24,6 +25,7 @@ from bot.settings import PROJECT_ROOT, Settings
 
 ENGINE_VENV = PROJECT_ROOT / ".venv-engine"
 MODELS_DIR = PROJECT_ROOT / "models"
+ATOMIC_REDIS_LOCK_STORE = "nlu.lock_store.AtomicRedisLockStore"
 
 
 def newest_model(models_dir: Path = MODELS_DIR) -> Path:
@@ -53,14 +55,44 @@ def tracker_store_config(url: str) -> dict[str, object]:
     return config
 
 
+def lock_store_config(url: str) -> dict[str, object]:
+    """Rasa's Redis lock store settings for a ``redis://[user:password@]host[:port][/db]`` URL.
+
+    Engines that share the tracker store must share the lock store too, or two of them may
+    process the same conversation at once and overwrite each other's events. Rasa's own
+    ``redis`` lock store is not safe between processes (see nlu/lock_store.py): ours is.
+    """
+    parsed = urlsplit(url)
+    if parsed.scheme not in ("redis", "rediss"):
+        raise ValueError("REDIS_URL must start with redis:// or rediss://")
+    config: dict[str, object] = {
+        "type": ATOMIC_REDIS_LOCK_STORE,
+        "url": parsed.hostname or "127.0.0.1",
+        "port": parsed.port or 6379,
+        "db": int(parsed.path.strip("/") or 1),  # Rasa's own default for its locks
+    }
+    if parsed.username:
+        config["username"] = unquote(parsed.username)
+    if parsed.password:
+        config["password"] = unquote(parsed.password)
+    if parsed.scheme == "rediss":
+        config["use_ssl"] = True
+    return config
+
+
 def write_engine_endpoints(settings: Settings, path: Path) -> Path:
     actions = settings.action_server_url
-    endpoints = {
+    endpoints: dict[str, object] = {
         "action_endpoint": {"url": f"{actions}/webhook"},
         "nlg": {"url": f"{actions}/nlg"},
         "tracker_store": tracker_store_config(settings.tracker_store_url),
     }
+    if settings.redis_url:
+        endpoints["lock_store"] = lock_store_config(settings.redis_url)
     path.parent.mkdir(parents=True, exist_ok=True)
+    # it may hold database and Redis passwords
+    path.touch(mode=0o600, exist_ok=True)
+    path.chmod(0o600)
     path.write_text(yaml.safe_dump(endpoints, sort_keys=False), encoding="utf-8")
     return path
 

@@ -14,12 +14,12 @@ MODEL        = models/barri-$(shell scripts/engine-data.sh hash).tar.gz
 CHROMIUM    ?= /usr/bin/chromium
 
 .PHONY: help run test setup app-env engine-env locales model db secret chromium \
-        validate test-stories test-python nlu-crossval nlu-holdout extract update-catalogs lint bench clean screenshots
+        validate test-stories test-python nlu-crossval nlu-sealed extract update-catalogs lint bench clean screenshots
 
 help:
 	@echo "make run    set everything up, then start engine, action server and bot service"
 	@echo "make test   set everything up, then run every test"
-	@echo "other: setup model locales db validate test-stories nlu-crossval nlu-holdout extract update-catalogs lint clean"
+	@echo "other: setup model locales db validate test-stories nlu-crossval nlu-sealed extract update-catalogs lint clean"
 
 # --- environments ----------------------------------------------------------------------
 $(APP_VENV)/.installed: pyproject.toml
@@ -86,6 +86,16 @@ nlu-crossval: engine-env
 	for lang in en es ca; do cp -r nlu/$$lang results/nlu-data/$$lang; done; cp nlu/regex.yml results/nlu-data/
 	$(ENGINE_ENV) $(RASA) test nlu --config nlu/config.yml --nlu results/nlu-data \
 	  --cross-validation --folds 3 --out results/crossval --no-plot
+
+# The sealed-set NLU figures alone (also part of `make test`), with the printed accuracies.
+nlu-sealed: setup
+	BARRI_TEST_MODEL=$(MODEL) $(APP_PY) -m pytest -q -s -p no:cacheprovider tests/test_nlu_holdout.py
+
+# Benchmarks (figures in the README): case writes on SQLite and PostgreSQL, then N = 1, 10, 50
+# citizens through the web chat and straight to the engine. Cold start: bench/cold_start.sh (slow).
+bench: setup
+	$(APP_PY) bench/case_writes.py
+	$(APP_PY) bench/load.py --model $(MODEL)
 
 # Refresh the README's dashboard screenshots from the last test run.
 screenshots:

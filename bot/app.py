@@ -14,16 +14,36 @@ import jinja2
 from aiohttp import web
 
 from bot import dashboard, open311
+from bot.api import alerts as alerts_api
 from bot.api import cases as cases_api
 from bot.channels.telegram.channel import TelegramChannel
 from bot.channels.webchat.channel import WebChatChannel
+from bot.dbdown import database_errors
 from bot.dispatch import DispatchDesk
 from bot.engine import Conversations, EngineClient
 from bot.i18n import Catalogs
-from bot.keys import CATALOGS, CONVERSATIONS, DB, ENGINE, HTTP, NOTIFIER, SETTINGS, TELEGRAM, WEBCHAT
+from bot.jobs import JobContext
+from bot.keys import (
+    CATALOGS,
+    CONVERSATIONS,
+    DB,
+    ENGINE,
+    HTTP,
+    LEADERSHIP,
+    NOTIFIER,
+    OUTBOXES,
+    SETTINGS,
+    TELEGRAM,
+    WEBCHAT,
+)
 from bot.language import warm_up
+from bot.limits import body_limits
 from bot.livechat import LiveChat
 from bot.notify import Notifier
+from bot.outbox import Outboxes, OutboxWorker
+from bot.ratelimit import create_rate_limiter
+from bot.replay import Inbox, Replayer
+from bot.scheduler import Leadership
 from bot.settings import Settings
 from storage.db import create_db_engine, ping
 from storage.errors import DatabaseUnavailable
@@ -39,16 +59,13 @@ CONTENT_SECURITY_POLICY = (
 )
 
 
-@web.middleware
-async def security_headers(
-    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
-    response = await handler(request)
+async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """On every response, as it is sent: error pages (404, 405, 413, 500) never pass through
+    a middleware's return value, so this is a response-prepare signal."""
     response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("Referrer-Policy", "no-referrer")
     response.headers.setdefault("X-Frame-Options", "DENY")
-    return response
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -77,9 +94,10 @@ async def healthz(request: web.Request) -> web.Response:
 
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(
-        middlewares=[security_headers], client_max_size=settings.max_photo_bytes + 256 * 1024
+        middlewares=[database_errors, body_limits], client_max_size=settings.max_photo_bytes + 256 * 1024
     )
     app[SETTINGS] = settings
+    app.on_response_prepare.append(security_headers)
     aiohttp_jinja2.setup(
         app,
         loader=jinja2.FileSystemLoader(str(WEBCHAT_DIR / "templates")),
@@ -100,7 +118,11 @@ def create_app(settings: Settings) -> web.Application:
             async def erase(sender_id: str) -> None:
                 await asyncio.to_thread(erase_conversation, engine=tracker_db, sender_id=sender_id)
 
-            conversations = Conversations(engine, catalogs, erase, LiveChat(db))
+            limiter = create_rate_limiter(settings.redis_url, settings.max_messages_per_minute,
+                                          settings.rate_limit_window_seconds)
+            # messages written while the engine is down are kept and replayed (bot.replay)
+            inbox = Inbox(db, lease_seconds=2 * settings.engine_timeout_seconds + 10)
+            conversations = Conversations(engine, catalogs, erase, LiveChat(db), rate_limiter=limiter, inbox=inbox)
             webchat = WebChatChannel(settings, catalogs, conversations, db)
             app[CATALOGS] = catalogs
             app[HTTP] = http
@@ -115,7 +137,19 @@ def create_app(settings: Settings) -> web.Application:
                 app[TELEGRAM] = telegram
                 await telegram.connect()
             channels = {"web": webchat, **({"telegram": telegram} if telegram else {})}
-            notifier = Notifier(db, catalogs, channels)
+            inbox.channels.update(channels)
+            replayer = Replayer(inbox, engine.engine_ready, conversations.replay, settings.replay_probe_seconds)
+            replayer.start()
+            # the outbox: web chat on every instance (its citizens' sockets are here), Telegram
+            # only on the scheduler leader (one sender keeps the bot under Telegram's limits)
+            outboxes = Outboxes()
+            web_outbox = OutboxWorker(db=db, settings=settings, channel="web", pusher=webchat,
+                                      recipients=webchat.connected, pace=False)
+            outboxes.workers["web"] = web_outbox
+            webchat.on_connect.append(web_outbox.flush)
+            web_outbox.start()
+            app[OUTBOXES] = outboxes
+            notifier = Notifier(db, catalogs, channels, wake=outboxes.wake)
             app[NOTIFIER] = notifier
             desk = None
             if telegram is not None and telegram.application is not None and settings.dispatch_chat_id:
@@ -123,13 +157,32 @@ def create_app(settings: Settings) -> web.Application:
                                     notifier)
                 telegram.desk = desk
                 desk.start()
+            # the scheduler runs on the one instance holding the leader lease (bot.scheduler)
+            leadership = Leadership(settings, db, JobContext(settings=settings, db=db, tracker_db=tracker_db,
+                                                             catalogs=catalogs, desk=desk))
+            app[LEADERSHIP] = leadership
+            if telegram is not None:
+                telegram_outbox = OutboxWorker(db=db, settings=settings, channel="telegram", pusher=telegram)
+                outboxes.workers["telegram"] = telegram_outbox
+
+                async def send_telegram_outbox() -> None:
+                    telegram_outbox.start()
+
+                leadership.on_elected.append(send_telegram_outbox)
+                leadership.on_deposed.append(telegram_outbox.stop)
+            leadership.start()
             try:
                 yield
             finally:
+                await replayer.stop()
+                await leadership.stop()
+                await outboxes.stop()
                 if desk is not None:
                     await desk.stop()
                 if telegram is not None:
                     await telegram.disconnect()
+                if limiter is not None:
+                    await limiter.close()
         db.dispose()
         tracker_db.dispose()
 
@@ -146,6 +199,7 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/webchat/ws", _via_webchat("socket"))
     app.router.add_post("/webchat/upload", _via_webchat("upload"))
     cases_api.add_routes(app)
+    alerts_api.add_routes(app)
     dashboard.setup(app)
     open311.add_routes(app)
     if settings.telegram_token and settings.telegram_webhook_url:

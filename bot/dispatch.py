@@ -115,6 +115,17 @@ class DispatchDesk:
             sent += 1
         return sent
 
+    async def announce_escalated(self, case: Case, waited_minutes: int) -> int:
+        """Send a case nobody acknowledged in time again, marked as escalated; returns the
+        Telegram message id (the caller records it on the case)."""
+        photos = await asyncio.to_thread(self._photo_count, case)
+        head = f"⏰ ESCALATED · still new after {waited_minutes} min, nobody has acknowledged it"
+        message = await self.bot.send_message(
+            self.chat_id, head + "\n" + dispatch_text(case, photos, self.catalogs, self.settings),
+            reply_markup=dispatch_buttons(case.ref),
+        )
+        return message.message_id
+
     def _photo_count(self, case: Case) -> int:
         with session_scope(self.db) as session:
             return len(session.exec(select(Attachment.id).where(Attachment.case_id == case.id)).all())

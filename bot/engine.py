@@ -15,6 +15,8 @@ from bot.channels.base import Button, IncomingMessage, OutgoingMessage
 from bot.i18n import Catalogs, current_locale
 from bot.language import confident_language
 from bot.livechat import LiveChat
+from bot.ratelimit import RateLimiter, Verdict
+from bot.replay import Inbox
 from dialogues.actions.responses import ADAPTER_MESSAGES
 
 log = logging.getLogger(__name__)
@@ -107,7 +109,8 @@ class Conversations:
 
     Messages of one sender are processed strictly in order; different senders run
     concurrently. When the engine or the action server is down, the citizen is told so in
-    their language and the service keeps serving everyone else.
+    their language and the service keeps serving everyone else; with an ``Inbox`` the message
+    is kept and replayed, in order, once the engine is back (bot.replay).
     """
 
     def __init__(
@@ -116,8 +119,12 @@ class Conversations:
         catalogs: Catalogs,
         erase_conversation: Callable[[str], Awaitable[None]],
         live_chat: LiveChat | None = None,
+        rate_limiter: RateLimiter | None = None,
+        inbox: Inbox | None = None,
     ) -> None:
         self._engine = engine
+        self._rate_limiter = rate_limiter
+        self._inbox = inbox  # keeps messages while the engine is down (bot.replay)
         self._live_chat = live_chat
         self._catalogs = catalogs
         self._erase_conversation = erase_conversation
@@ -141,19 +148,44 @@ class Conversations:
         locale = self.adapter_locale(message)
         current_locale.set(locale)
         metadata = {"locale": message.locale_hint} if message.locale_hint else {}
+        if self._rate_limiter is not None:  # before the lock: a flood must not queue up
+            verdict = await self._rate_limiter.check(message.sender_id)
+            if verdict is not Verdict.ALLOW:
+                log.info("rate limit: a citizen's message was not read")
+                return [self.notice("rate_limited", locale)] if verdict is Verdict.NOTIFY else []
         async with self._lock(message.sender_id):
             if self._live_chat is not None and await self._live_chat.take(message):
                 return []  # a dispatcher is talking with this citizen: no assistant reply
+            if self._inbox is not None and not await self._inbox.replay(message.sender_id, self._turn,
+                                                                         EngineUnavailable):
+                return await self._keep(message, metadata, locale)  # queue behind the older ones
             try:
-                answer = await self._engine.send(message.sender_id, message.text, metadata)
+                return await self._turn(message, metadata)
             except EngineUnavailable as error:
                 log.warning("engine unavailable: %s", error)
-                return [self.notice("unavailable", locale)]
-            messages, controls = to_outgoing(answer)
-            if "erase_conversation" in controls:
-                await self._erase_conversation(message.sender_id)
-                messages.append(OutgoingMessage(custom={"forget": True}))
+                return await self._keep(message, metadata, locale)
+
+    async def replay(self, sender_id: str) -> bool:
+        """Replay the sender's kept messages now (bot.replay.Replayer); True when none is left."""
+        if self._inbox is None:
+            return True
+        async with self._lock(sender_id):
+            return await self._inbox.replay(sender_id, self._turn, EngineUnavailable)
+
+    async def _keep(self, message: IncomingMessage, metadata: dict[str, Any], locale: str) -> list[OutgoingMessage]:
+        if self._inbox is not None and await self._inbox.keep(message, metadata):
+            return [self.notice("queued", locale)]
+        return [self.notice("unavailable", locale)]  # not kept: the citizen must send it again
+
+    async def _turn(self, message: IncomingMessage, metadata: dict[str, Any]) -> list[OutgoingMessage]:
+        """One engine turn (the caller holds the sender's lock); raises EngineUnavailable."""
+        answer = await self._engine.send(message.sender_id, message.text, metadata)
+        messages, controls = to_outgoing(answer)
+        if "erase_conversation" in controls:
+            await self._erase_conversation(message.sender_id)
+            messages.append(OutgoingMessage(custom={"forget": True}))
         if not messages:
+            locale = self.adapter_locale(message)
             if not await self._engine.actions_ready():
                 log.warning("action server unavailable")
                 return [self.notice("unavailable", locale)]

@@ -11,6 +11,8 @@ from bot.channels.webchat.channel import WebChatChannel
 from bot.engine import Conversations, EngineClient
 from bot.i18n import Catalogs
 from bot.notify import Notifier
+from bot.outbox import Outboxes
+from bot.scheduler import Leadership
 from bot.settings import Settings
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -22,3 +24,5 @@ CONVERSATIONS = web.AppKey("conversations", Conversations)
 WEBCHAT = web.AppKey("webchat", WebChatChannel)
 TELEGRAM = web.AppKey("telegram", TelegramChannel)
 NOTIFIER = web.AppKey("notifier", Notifier)
+LEADERSHIP = web.AppKey("leadership", Leadership)
+OUTBOXES = web.AppKey("outboxes", Outboxes)

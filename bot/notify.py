@@ -1,11 +1,13 @@
 """Telling citizens what happened to their reports, on the channel they used, in their
-language, and recording on the case whether it reached them."""
+language, and recording it on the case. Status changes and public notes go through the outbox
+(``storage.outbox``, sent by ``bot.outbox``); a dispatcher's live chat goes at once."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+import uuid
+from collections.abc import Callable, Mapping
 
 from sqlalchemy import Engine
 
@@ -14,7 +16,8 @@ from bot.i18n import N_, Catalogs
 from dialogues.actions.responses import STATUS_LABELS
 from storage.db import session_scope
 from storage.desk import record_citizen_notification
-from storage.models import Case, Reporter
+from storage.models import Case, Reporter, utcnow
+from storage.outbox import OutgoingItem, enqueue
 
 log = logging.getLogger(__name__)
 
@@ -25,21 +28,23 @@ PUBLIC_NOTE = N_("Message from the dispatchers about your report {ref}: {note}")
 
 
 class Notifier:
-    def __init__(self, db: Engine, catalogs: Catalogs, channels: Mapping[str, Channel]) -> None:
+    def __init__(self, db: Engine, catalogs: Catalogs, channels: Mapping[str, Channel],
+                 wake: Callable[[str], None] | None = None) -> None:
         self._db = db
         self._catalogs = catalogs
         self._channels = channels
+        self._wake = wake  # tells the channel's outbox worker that a row is waiting
 
     async def case_changed(self, case: Case, *, new_status: str | None, public_note: str | None) -> str:
-        """Tell the reporter; returns the outcome recorded on the case."""
+        """Queue the news for the reporter in the outbox (quiet hours, rate limits and retries
+        apply there); returns the outcome recorded on the case."""
         if new_status is None and not public_note:
             return "nothing to tell"
         if case.contact_mode == "anonymous":
             return "not sent: the citizen chose no contact"
-        sender_id = await asyncio.to_thread(self._sender_of, case)
-        if sender_id is None:
+        reporter_id = await asyncio.to_thread(self._reachable_reporter, case)
+        if reporter_id is None:
             return "not sent: the citizen's data was erased"
-        channel = self._channels.get(case.channel)
         locale = case.locale
         texts = []
         if new_status is not None:
@@ -47,11 +52,19 @@ class Notifier:
             texts.append(self._catalogs.gettext(STATUS_UPDATE, locale, ref=case.ref, status=status))
         if public_note:
             texts.append(self._catalogs.gettext(PUBLIC_NOTE, locale, ref=case.ref, note=public_note))
-        if channel is None:
+        if case.channel not in self._channels:
             outcome = f"not sent: the {case.channel} channel is not running"
         else:
-            delivered = await channel.respond(sender_id, [OutgoingMessage(text="\n\n".join(texts))])
-            outcome = "delivered" if delivered else "not delivered (citizen not reachable now)"
+            # one row per change of the case: a repeated call for the same change adds nothing
+            stamp = (case.updated_at or utcnow()).isoformat()
+            item = OutgoingItem(
+                reporter_id=reporter_id, channel=case.channel, kind="status", text="\n\n".join(texts),
+                dedupe_key=f"status:{case.id}:{stamp}:{new_status or 'note'}", case_id=case.id,
+            )
+            await asyncio.to_thread(self._enqueue, item)
+            if self._wake is not None:
+                self._wake(case.channel)
+            outcome = "queued"
         what = "status " + new_status if new_status else "public note"
         await asyncio.to_thread(self._record, case, outcome, what)
         return outcome
@@ -66,6 +79,17 @@ class Notifier:
                    else self._catalogs.gettext(BACK_TO_ASSISTANT, case.locale, ref=case.ref))
         delivered = await channel.respond(sender_id, [OutgoingMessage(text=message)])
         return "delivered" if delivered else "not delivered (citizen not reachable now)"
+
+    def _reachable_reporter(self, case: Case) -> uuid.UUID | None:
+        if case.reporter_id is None:
+            return None
+        with session_scope(self._db) as session:
+            reporter = session.get(Reporter, case.reporter_id)
+            return reporter.id if reporter and not reporter.unreachable else None
+
+    def _enqueue(self, item: OutgoingItem) -> None:
+        with session_scope(self._db) as session:
+            enqueue(session=session, items=[item])
 
     def _sender_of(self, case: Case) -> str | None:
         if case.reporter_id is None:

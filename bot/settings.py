@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from datetime import time as dt_time
 from functools import cached_property
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -36,6 +37,9 @@ class Settings(BaseSettings):
 
     database_url: str = f"sqlite:///{PROJECT_ROOT / 'var' / 'barri.db'}"
     tracker_store_url: str = f"sqlite:///{PROJECT_ROOT / 'var' / 'tracker.db'}"
+    # redis://host:port/db: state shared by several instances, e.g. the engine's lock store so
+    # that engines take turns on one conversation (empty: in memory, fine for one instance)
+    redis_url: str = Field(default="", repr=False)
 
     secret_key: str = Field(default="", repr=False)
 
@@ -54,14 +58,60 @@ class Settings(BaseSettings):
     max_message_chars: int = 4000
     max_photo_bytes: int = 10 * 1024 * 1024
     max_photos_per_report: int = 5
+    max_messages_per_minute: int = 20  # per citizen, all channels; 0 = no limit
+    rate_limit_window_seconds: float = 60.0  # the "minute" above (shorter in tests)
+    max_socket_frame_bytes: int = 64 * 1024  # one web-chat WebSocket frame
+    max_json_body_bytes: int = 64 * 1024  # JSON and form bodies of the staff API and Open311
     engine_timeout_seconds: float = 30.0
+    # while messages written during an engine outage are kept, the engine is probed this often
+    replay_probe_seconds: float = Field(default=5.0, gt=0)
     allowed_origins: tuple[str, ...] = ()  # extra origins allowed to open the web-chat socket
+
+    # Scheduler (bot.scheduler, bot.jobs): one leader among the bot-service instances.
+    leader_lease_seconds: float = Field(default=30.0, gt=0)  # a dead leader is replaced after this
+    leader_renew_seconds: float = Field(default=5.0, gt=0)  # well under the lease
+    sweep_interval_seconds: float = Field(default=60.0, gt=0)  # how often each sweep job runs
+    escalate_after_seconds: float = 30 * 60  # a case still `new` after this is escalated
+    escalate_urgent_after_seconds: float = 5 * 60  # the same for urgent cases
+    follow_up_after_seconds: float = 7 * 24 * 3600  # reporter hears the status of an open case
+    survey_delay_seconds: float = 3600  # satisfaction survey after resolution
+    survey_window_seconds: float = 14 * 24 * 3600  # cases resolved longer ago get no survey
+    retention_days: float = Field(default=180, gt=0)  # personal data kept after the last case closes
+
+    # Outbox (bot.outbox): messages Barri sends on its own (alerts, status changes, follow-ups).
+    outbox_rate_per_second: float = Field(default=30.0, gt=0)  # Telegram: about 30 messages/s per bot
+    outbox_per_chat_interval_seconds: float = Field(default=1.0, ge=0)  # Telegram: 1 message/s per chat
+    outbox_max_attempts: int = Field(default=5, ge=1)  # then the row is failed (flood waits do not count)
+    outbox_retry_base_seconds: float = Field(default=5.0, gt=0)  # backoff after a 5xx/network error, doubling
+    outbox_retry_max_seconds: float = Field(default=600.0, gt=0)
+    outbox_poll_seconds: float = Field(default=1.0, gt=0)  # how often an idle worker looks for due rows
+    outbox_lease_seconds: float = Field(default=30.0, gt=0)  # a claimed row of a dead worker is retried after this
+    outbox_batch_size: int = Field(default=10, ge=1)  # rows claimed at a time
+    outbox_concurrency: int = Field(default=4, ge=1)  # sends in flight at once (the kill -9 window)
+    quiet_hours_start: str = "22:00"  # no non-urgent message to a citizen from here (TIME_ZONE) ...
+    quiet_hours_end: str = "08:00"  # ... to here; deferred, never dropped. Equal values: no quiet hours
 
     @field_validator("default_locale")
     @classmethod
     def _known_locale(cls, value: str) -> str:
         if value not in SUPPORTED_LOCALES:
             raise ValueError(f"DEFAULT_LOCALE must be one of {SUPPORTED_LOCALES}")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str) -> str:
+        if value and not value.startswith(("redis://", "rediss://")):
+            raise ValueError("REDIS_URL must look like redis://host:6379/1")
+        return value
+
+    @field_validator("quiet_hours_start", "quiet_hours_end")
+    @classmethod
+    def _clock_time(cls, value: str) -> str:
+        try:
+            dt_time.fromisoformat(value)
+        except ValueError as error:
+            raise ValueError(f"{value!r} is not a time of day like 22:00") from error
         return value
 
     @field_validator("time_zone")

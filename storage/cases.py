@@ -37,7 +37,9 @@ from storage.models import (
     Case,
     CaseCreate,
     CaseEvent,
+    PendingMessage,
     Reporter,
+    SurveyResponse,
     utcnow,
 )
 from storage.refs import new_case_ref, normalise_ref
@@ -154,6 +156,7 @@ def _get_or_create_reporter(
             raise RuntimeError("reporter vanished right after its insertion")
     reporter.locale = locale
     reporter.last_seen_at = utcnow()
+    reporter.unreachable = False  # they are writing to us: a block (Telegram 403) was lifted
     session.add(reporter)
     return reporter
 
@@ -536,6 +539,13 @@ def erase_reporter(*, session: Session, sender_id: str) -> ErasureResult:
                 .values(text=None)
                 .execution_options(synchronize_session="fetch")
             )
+            # the survey's scores stay for statistics; the citizen's own words go
+            session.execute(
+                update(SurveyResponse)
+                .where(col(SurveyResponse.case_id).in_(case_ids))
+                .values(comment=None)
+                .execution_options(synchronize_session="fetch")
+            )
         for case in cases:
             case.description = None
             case.address = None
@@ -547,6 +557,8 @@ def erase_reporter(*, session: Session, sender_id: str) -> ErasureResult:
             case.updated_at = now
             session.add(case)
             _add_event(session, case_id=case.id, kind=EVENT_ERASED, actor=ACTOR_CITIZEN, at=now)
+        # messages kept while the engine was down hold the citizen's words too
+        session.execute(delete(PendingMessage).where(col(PendingMessage.sender_id) == sender_id))
         session.flush()
         if reporter is not None:
             session.delete(reporter)

@@ -23,6 +23,7 @@ from storage.errors import DatabaseUnavailable
 log = logging.getLogger(__name__)
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+POSTGRES_CONNECT_TIMEOUT_S = 5
 
 _POSTGRES_DRIVERNAMES = {"postgres", "postgresql"}
 
@@ -70,7 +71,8 @@ def create_db_engine(database_url: str | URL) -> Engine:
         event.listen(engine, "connect", _set_sqlite_pragmas)
         return engine
     if backend == "postgresql":
-        return create_engine(url, pool_pre_ping=True)
+        # a database that hangs must fail a request, not stall it: connect within a few seconds
+        return create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": POSTGRES_CONNECT_TIMEOUT_S})
     raise ValueError(f"unsupported database backend {backend!r} (use sqlite or postgresql)")
 
 

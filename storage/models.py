@@ -406,3 +406,20 @@ class Lease(SQLModel, table=True):
     name: str = Field(primary_key=True, max_length=64)
     holder: str = Field(max_length=64)
     expires_at: datetime = Field(sa_type=TZDateTime)
+
+
+class PendingMessage(SQLModel, table=True):
+    """A citizen's message the engine could not take (it was down), kept until it is replayed.
+
+    ``id`` increases with every message, so ordering by it replays each sender's messages in
+    the order they arrived. ``meta`` is the JSON metadata sent with the message to the engine.
+    """
+
+    __tablename__ = "pending_messages"
+
+    id: int | None = Field(default=None, primary_key=True)
+    sender_id: str = Field(max_length=128, index=True)
+    channel: str = Field(max_length=16)
+    text: str = Field(sa_type=Text)
+    meta: str = Field(default="{}", sa_type=Text)
+    received_at: datetime = _timestamp()

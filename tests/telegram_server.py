@@ -23,6 +23,17 @@ What the bot did is kept in memory: ``calls``/``records`` (every method call, in
 its time and HTTP status), ``sent_messages()``, ``answered_callbacks``, ``chat_actions``,
 ``commands``, ``menu_buttons``, ``webhook``, ``webhook_deliveries``, ``downloads``.
 
+Rate limits (opt-in, ``FakeTelegram(enforce_limits=True)``): like Telegram's flood control, at
+most ``global_per_second`` (30) sendMessage per second over all chats and one per
+``per_chat_interval`` (1 s) to one private chat (``group_per_minute`` to a group), both over a
+sliding window; a send beyond them is refused with 429
+``{"ok":false,"error_code":429,"parameters":{"retry_after":N}}`` and not delivered.
+``rate_limited`` counts those answers. ``sends_per_chat()`` counts the messages each chat got
+and ``duplicates()`` lists the chats that got the same text more than once (an outbox that sends
+twice). ``hold("sendMessage")``/``release()`` park requests before Telegram looks at them: a
+parked request whose client went away meanwhile (a killed worker) is dropped unprocessed,
+as if it never reached Telegram (``dropped_requests``). By default none of this is on.
+
 Like the real server, and unlike a mock, it refuses what Telegram refuses: text that does not
 parse in the given parse_mode (HTML, MarkdownV2, Markdown), messages longer than 4096
 characters, callback_data longer than 64 bytes, inline buttons without an action, editing
@@ -45,7 +56,7 @@ import re
 import secrets
 import struct
 import time
-from collections import defaultdict, deque
+from collections import Counter, defaultdict, deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -666,6 +677,11 @@ class FakeTelegram:
         self._session: ClientSession | None = None
         self._runner: web.AppRunner | None = None
         self._closing = False
+        self.rate_limited = 0  # 429 answers given by enforce_limits
+        self.dropped_requests = 0  # parked by hold() and abandoned by their client
+        self._held: set[str] = set()
+        self._parked = 0
+        self._unparked: asyncio.Event | None = None
 
         self._handlers: dict[str, Callable[[dict[str, Any]], Any]] = {
             "getMe": self._get_me,
@@ -714,6 +730,7 @@ class FakeTelegram:
 
     async def stop(self) -> None:
         self._closing = True
+        self.release()
         self._wake_pollers()
         if self._webhook_task is not None:
             self._webhook_task.cancel()
@@ -873,6 +890,38 @@ class FakeTelegram:
         self.blocked.add(chat_id)
         if notify and isinstance(chat_id, int):
             self._emit("my_chat_member", self._chat_member_update(chat_id, "member", "kicked"))
+
+    def hold(self, method: str = "sendMessage") -> None:
+        """Park every new call of `method` until release() (see the module docstring)."""
+        self._held.add(method.lower())
+        if self._unparked is None:
+            self._unparked = asyncio.Event()
+        self._unparked.clear()
+
+    def release(self) -> None:
+        self._held.clear()
+        if self._unparked is not None:
+            self._unparked.set()
+
+    @property
+    def parked(self) -> int:
+        """Requests parked by hold() right now."""
+        return self._parked
+
+    def sends_per_chat(self) -> Counter[int | str]:
+        """How many messages (successful sendMessage) each chat received."""
+        return Counter(entry["chat_id"] for entry in self._sent if entry["method"] == "sendMessage")
+
+    def duplicates(self) -> dict[int | str, int]:
+        """Chats that received the same text more than once, with how many times."""
+        seen = Counter(
+            (entry["chat_id"], entry.get("text")) for entry in self._sent if entry["method"] == "sendMessage"
+        )
+        found: dict[int | str, int] = {}
+        for (chat_id, _), count in seen.items():
+            if count > 1:
+                found[chat_id] = max(found.get(chat_id, 0), count)
+        return found
 
     def unblock_user(self, chat_id: int | str, notify: bool = False) -> None:
         self.blocked.discard(chat_id)
@@ -1358,8 +1407,22 @@ class FakeTelegram:
         content_type = mimetypes.guess_type(file.file_path)[0] or "application/octet-stream"
         return web.Response(body=file.data, content_type=content_type)
 
-    async def _handle_method(self, request: web.Request) -> web.Response:
+    async def _handle_method(self, request: web.Request) -> web.StreamResponse:
         token = request.match_info["token"]
+        if request.match_info["method"].lower() in self._held:
+            if self._unparked is None:
+                self._unparked = asyncio.Event()
+            self._parked += 1
+            self._notify()
+            try:
+                await self._unparked.wait()
+            finally:
+                self._parked -= 1
+            transport = request.transport
+            if transport is None or transport.is_closing():
+                self.dropped_requests += 1  # its client died: Telegram never saw this request
+                self._notify()
+                return web.Response(status=499)
         try:
             params = await _read_params(request)
         except ApiError as error:
@@ -1491,10 +1554,12 @@ class FakeTelegram:
         while times and now - times[0] >= window:
             times.popleft()
         if len(times) >= allowed:
+            self.rate_limited += 1
             raise too_many_requests(max(1, math.ceil(window - (now - times[0]))))
         while self._global_send_times and now - self._global_send_times[0] >= 1.0:
             self._global_send_times.popleft()
         if len(self._global_send_times) >= self.global_per_second:
+            self.rate_limited += 1
             raise too_many_requests(1)
 
     def _count_send(self, chat_id: int | str) -> None:

@@ -8,6 +8,7 @@ import csv
 import io
 import json
 import uuid
+from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
@@ -34,6 +35,7 @@ from storage.desk import (
     update_case,
 )
 from storage.models import CATEGORIES, PRIORITIES, STATUSES, Attachment, Case, CaseEvent, Reporter
+from storage.safety import SafetyPoint, SurveySummary, safety_over_time, survey_summary
 from storage.stats import CaseStats, audit_entries, case_stats
 
 READERS = ("dispatcher", "admin")
@@ -299,15 +301,20 @@ async def get_stats(request: web.Request) -> web.Response:
         return error(400, str(problem))
     zone = request.app[SETTINGS].zone
 
-    def compute() -> CaseStats:
+    def compute() -> tuple[CaseStats, SurveySummary, list[SafetyPoint]]:
         with session_scope(request.app[DB]) as session:
-            return case_stats(session=session, filters=filters, zone=zone)
+            return (case_stats(session=session, filters=filters, zone=zone),
+                    survey_summary(session=session, since=filters.since),
+                    safety_over_time(session=session, zone=zone, since=filters.since))
 
-    stats = await asyncio.to_thread(compute)
+    stats, surveys, safety = await asyncio.to_thread(compute)
     return web.json_response({
         "total": stats.total, "by_category_neighbourhood_week": stats.counts,
         "median_hours_to_acknowledge": stats.median_hours_to_acknowledge,
         "median_hours_to_resolve": stats.median_hours_to_resolve,
+        # survey answers given since ``since`` (the other filters are about cases)
+        "surveys": asdict(surveys),
+        "safety_by_neighbourhood_week": [asdict(point) for point in safety],
     })
 
 

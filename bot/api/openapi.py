@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
-from storage.models import CATEGORIES, PRIORITIES, STATUSES
+from storage.models import CATEGORIES, PRIORITIES, SEVERITIES, STATUSES
 
 NULLABLE_STRING = {"type": ["string", "null"]}
 TIMESTAMP = {"type": ["string", "null"], "format": "date-time"}
@@ -105,6 +105,22 @@ SCHEMAS: dict[str, Any] = {
                                "cases": {"type": "integer"}}}},
             "median_hours_to_acknowledge": {"type": ["number", "null"]},
             "median_hours_to_resolve": {"type": ["number", "null"]},
+            "surveys": {"type": "object", "description": "after-resolution surveys answered since `since`",
+                        "required": ["answered", "mean_satisfaction", "solved_rate", "mean_safety"],
+                        "properties": {"answered": {"type": "integer"},
+                                       "mean_satisfaction": {"type": ["number", "null"]},
+                                       "satisfaction_answers": {"type": "integer"},
+                                       "solved_rate": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
+                                       "solved_answers": {"type": "integer"},
+                                       "mean_safety": {"type": ["number", "null"]},
+                                       "safety_answers": {"type": "integer"}}},
+            "safety_by_neighbourhood_week": {"type": "array", "description": "perceived safety (1 to 5) per "
+                                             "neighbourhood code and ISO week of the answer", "items": {
+                "type": "object", "required": ["neighbourhood", "period", "mean", "answers"],
+                "properties": {"neighbourhood": {"type": "string"},
+                               "period": {"type": "string", "pattern": "^[0-9]{4}-W[0-9]{2}$"},
+                               "mean": {"type": "number", "minimum": 1, "maximum": 5},
+                               "answers": {"type": "integer", "minimum": 1}}}},
         },
     },
     "AuditList": {
@@ -145,6 +161,52 @@ SCHEMAS: dict[str, Any] = {
 }
 
 
+ALERT_ID = {"name": "alert_id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
+SCHEMAS.update({
+    "DeliveryReport": {
+        "type": "object", "required": ["sent", "pending", "failed", "unreachable", "cancelled", "total"],
+        "description": "outbox messages of the alert by status; pending includes those being sent now",
+        "properties": {name: {"type": "integer", "minimum": 0}
+                       for name in ("sent", "pending", "failed", "unreachable", "cancelled", "total")},
+    },
+    "Alert": {
+        "type": "object",
+        "required": ["id", "created_by", "created_at", "severity", "neighbourhoods", "texts", "state", "delivery"],
+        "properties": {
+            "id": {"type": "string", "format": "uuid"}, "created_by": {"type": "string"},
+            "created_at": {"type": "string", "format": "date-time"}, "severity": {"enum": list(SEVERITIES)},
+            "neighbourhoods": {"type": "array", "items": {"$ref": "#/components/schemas/Neighbourhood"}},
+            "texts": {"type": "object", "propertyNames": {"enum": ["en", "es", "ca"]},
+                      "additionalProperties": {"type": "string"}},
+            "expires_at": TIMESTAMP, "cancelled_at": TIMESTAMP,
+            "state": {"enum": ["active", "expired", "cancelled"]},
+            "delivery": {"$ref": "#/components/schemas/DeliveryReport"},
+            "recipients": {"type": "integer", "description": "after a POST: messages queued for this alert"},
+            "withdrawn": {"type": "integer", "description": "after a cancel: unsent messages withdrawn now"},
+        },
+    },
+    "AlertList": {
+        "type": "object", "required": ["total", "limit", "offset", "items"],
+        "properties": {"total": {"type": "integer"}, "limit": {"type": "integer"}, "offset": {"type": "integer"},
+                       "items": {"type": "array", "items": {"$ref": "#/components/schemas/Alert"}}},
+    },
+    "AlertCreate": {
+        "type": "object", "additionalProperties": False, "required": ["neighbourhoods", "severity", "texts"],
+        "properties": {
+            "neighbourhoods": {"type": "array", "minItems": 1, "maxItems": 100, "items": {"type": "string"},
+                               "description": "neighbourhood codes, e.g. 01-01 (el Raval)"},
+            "severity": {"enum": list(SEVERITIES), "description": "danger is sent at once, even in quiet hours"},
+            "texts": {"type": "object", "minProperties": 1, "propertyNames": {"enum": ["en", "es", "ca"]},
+                      "additionalProperties": {"type": "string", "maxLength": 1000},
+                      "description": "the text per language; each subscriber gets theirs, else the default "
+                                     "language's, else any"},
+            "expires_at": {"type": ["string", "null"], "format": "date-time",
+                           "description": "in the future, with a time zone; unsent messages are dropped then"},
+        },
+    },
+})
+
+
 def openapi_document() -> dict[str, Any]:
     filters = [
         {"name": "status", "in": "query", "schema": {"enum": list(STATUSES)}},
@@ -153,8 +215,12 @@ def openapi_document() -> dict[str, Any]:
         {"name": "priority", "in": "query", "schema": {"enum": list(PRIORITIES)}},
         {"name": "since", "in": "query", "schema": {"type": "string", "format": "date-time"}},
         {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 200, "default": 50}},
-        {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0, "default": 0}},
+        {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": 1_000_000,
+                                                     "default": 0}},
     ]
+    # exports take up to 10,000 rows and default to all of them (EXPORT_MAX in cases.py)
+    export_filters = [*filters[:-2], {"name": "limit", "in": "query", "schema": {
+        "type": "integer", "minimum": 1, "maximum": 10_000, "default": 10_000}}, filters[-1]]
     json_of = lambda name: {"application/json": {"schema": {"$ref": f"#/components/schemas/{name}"}}}  # noqa: E731
     return {
         "openapi": "3.1.0",
@@ -195,14 +261,14 @@ def openapi_document() -> dict[str, Any]:
             }},
             "/api/v1/cases.csv": {"get": {
                 "summary": "Cases as CSV (same filters; up to 10,000 rows; every export is audited)",
-                "operationId": "exportCsv", "parameters": filters,
+                "operationId": "exportCsv", "parameters": export_filters,
                 "responses": {"200": {"description": "CSV, cells that look like formulas are quoted",
                                       "content": {"text/csv": {}}},
                               "400": _error("a filter is out of range"), **AUTH_ERRORS},
             }},
             "/api/v1/cases.geojson": {"get": {
                 "summary": "Cases as GeoJSON points (same filters; audited)", "operationId": "exportGeojson",
-                "parameters": filters,
+                "parameters": export_filters,
                 "responses": {"200": {"description": "a FeatureCollection",
                                       "content": {"application/geo+json": {"schema": {
                                           "$ref": "#/components/schemas/FeatureCollection"}}}},
@@ -248,6 +314,44 @@ def openapi_document() -> dict[str, Any]:
                            "responses": {"200": {"description": "closed", "content": {"application/json": {}}},
                                          "404": _error("no such case"), **AUTH_ERRORS}},
             },
+            "/api/v1/alerts": {
+                "get": {"summary": "Neighbourhood alerts, newest first, with their delivery (community, admin)",
+                        "operationId": "listAlerts",
+                        "parameters": [{"name": "limit", "in": "query",
+                                        "schema": {"type": "integer", "minimum": 1, "maximum": 200, "default": 50}},
+                                       {"name": "offset", "in": "query",
+                                        "schema": {"type": "integer", "minimum": 0, "maximum": 1_000_000}}],
+                        "responses": {"200": {"description": "a page of alerts", "content": json_of("AlertList")},
+                                      "400": _error("the pagination is out of range"), **AUTH_ERRORS}},
+                "post": {"summary": "Warn the subscribers of some neighbourhoods, each in their language "
+                                    "(community, admin)",
+                         "operationId": "createAlert",
+                         "parameters": [{"name": "Idempotency-Key", "in": "header", "schema": {
+                             "type": "string", "minLength": 1, "maxLength": 200},
+                             "description": "a retried POST with the same key returns the first alert (200)"}],
+                         "requestBody": {"required": True, "content": json_of("AlertCreate")},
+                         "responses": {"201": {"description": "stored, and one message queued per subscriber",
+                                               "content": json_of("Alert")},
+                                       "200": {"description": "a retry: the alert stored with this Idempotency-Key",
+                                               "content": json_of("Alert")},
+                                       "400": _error("the body is not JSON, or the Idempotency-Key is too long"),
+                                       "409": _error("the Idempotency-Key was used for a different alert"),
+                                       "422": _error("unknown neighbourhood, severity or language, no text, a text "
+                                                     "over 1000 characters, or an expiry in the past"),
+                                       **AUTH_ERRORS}},
+            },
+            "/api/v1/alerts/{alert_id}": {"get": {
+                "summary": "One alert and its delivery report (community, admin)", "operationId": "getAlert",
+                "parameters": [ALERT_ID],
+                "responses": {"200": {"description": "the alert", "content": json_of("Alert")},
+                              "404": _error("no such alert"), **AUTH_ERRORS},
+            }},
+            "/api/v1/alerts/{alert_id}/cancel": {"post": {
+                "summary": "Cancel an alert: its unsent messages are withdrawn (community, admin)",
+                "operationId": "cancelAlert", "parameters": [ALERT_ID],
+                "responses": {"200": {"description": "the cancelled alert", "content": json_of("Alert")},
+                              "404": _error("no such alert"), **AUTH_ERRORS},
+            }},
             "/api/v1/openapi.json": {"get": {
                 "summary": "This document", "operationId": "openapi", "security": [],
                 "responses": {"200": {"description": "OpenAPI 3.1", "content": {"application/json": {}}}},

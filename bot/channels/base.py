@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,25 @@ class OutgoingMessage:
     custom: dict[str, Any] = field(default_factory=dict)
 
 
+DeliveryStatus = Literal["sent", "retry", "unreachable", "failed", "offline"]
+
+
+@dataclass(frozen=True)
+class DeliveryOutcome:
+    """What the platform did with one message Barri sent on its own (the outbox's send).
+
+    ``sent``: the platform took it. ``retry``: try again later (flood control, with the
+    platform's ``retry_after`` in seconds; or a server/network error). ``unreachable``: the
+    citizen blocked the bot. ``failed``: it will never go (e.g. the chat does not exist).
+    ``offline``: the citizen cannot be reached from here right now (a web-chat citizen not
+    connected to this instance); nothing was tried.
+    """
+
+    status: DeliveryStatus
+    retry_after: float | None = None
+    error: str = ""
+
+
 class Channel(abc.ABC):
     """A messaging platform: connect, listen (push IncomingMessage to the hub), respond, disconnect."""
 
@@ -45,3 +64,9 @@ class Channel(abc.ABC):
 
     @abc.abstractmethod
     async def disconnect(self) -> None: ...
+
+    async def push(self, sender_id: str, message: OutgoingMessage) -> DeliveryOutcome:
+        """Send one message the citizen did not ask for right now (an alert, a status change)
+        and report exactly what happened, without retrying: the outbox worker paces, retries
+        and records. Channels that cannot do this keep the default."""
+        return DeliveryOutcome("failed", error=f"the {self.name} channel cannot send on its own")

@@ -16,6 +16,10 @@ dispatcher or admin role):
     GET  /desk/cases/{ref}/photos/{id}    a photo (audited)
     GET  /desk/map                        neighbourhood map (SVG)
     GET  /desk/stats                      charts (SVG)
+    GET  /desk/alerts                     neighbourhood alerts and the form (community, admin)
+    POST /desk/alerts                     send an alert
+    GET  /desk/alerts/{id}                one alert's delivery report
+    POST /desk/alerts/{id}/cancel         cancel it
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from bot.dashboard import auth, live, views
+from bot.dashboard import alerts, auth, live, views
 from bot.dashboard.base import PREFIX, STATIC_DIR, STATIC_URL, TEMPLATES, TEMPLATES_DIR, see_other
 
 
@@ -63,4 +67,5 @@ def setup(app: web.Application) -> None:
     router.add_get(PREFIX + "/cases/{ref}/photos/{attachment_id}", views.case_photo)
     router.add_get(PREFIX + "/map", views.map_page)
     router.add_get(PREFIX + "/stats", views.stats_page)
+    alerts.add_routes(router, PREFIX)
     router.add_static(STATIC_URL, STATIC_DIR)

@@ -45,6 +45,7 @@ LOGIN_COOKIE_MAX_AGE = 3600
 MAX_FAILURES = 5
 WINDOW_SECONDS = 15 * 60
 CASE_READERS = ("dispatcher", "admin")
+ROLE_GROUPS = {"dispatcher": "dispatchers", "community": "community teams", "admin": "administrators"}
 
 
 class LoginThrottle:
@@ -196,8 +197,10 @@ def desk_route(*roles: str, touch: bool = True) -> Callable[[Handler], Handler]:
                 if _is_xhr(request):
                     return web.Response(status=403, text="Your role may not use this page.\n")
                 return error_page(request, 403, "Not available for your role",
-                                  f"Signed in as {signed_in.name} ({signed_in.role}). Case pages are for "
-                                  "dispatchers and administrators; community pages are coming soon.")
+                                  f"Signed in as {signed_in.name} ({signed_in.role}). This page is for "
+                                  + " and ".join(ROLE_GROUPS.get(r, r) for r in roles) + ". "
+                                  + ("Community teams send neighbourhood alerts from the Alerts page."
+                                     if signed_in.role == "community" else ""))
             if request.method not in ("GET", "HEAD") and not await check_csrf(request):
                 return error_page(request, 403, "The form could not be verified",
                                   "This form has expired or did not come from this dashboard. "
@@ -266,6 +269,8 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
         return _login_form(request, status=401, name=name, next_url=next_url,
                            error="Wrong name or password.")
     throttle.succeeded(name)
+    if user.role == "community" and next_url == PREFIX + "/":
+        next_url = PREFIX + "/alerts"  # the queue is for dispatchers; alerts are what community teams do
 
     previous = request.cookies.get(SESSION_COOKIE)
 

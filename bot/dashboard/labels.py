@@ -115,6 +115,8 @@ def case_row(case: Case, catalogs: Catalogs, now: datetime) -> dict[str, Any]:
         "priority": case.priority,
         "priority_label": PRIORITY_NAMES.get(case.priority, case.priority),
         "handoff": case.handoff_requested_at is not None,
+        # nobody acknowledged it in time (set by the escalation job); highlighted while still new
+        "escalated": case.escalated_at is not None and case.status == "new",
         "assignee": case.assignee or "",
         "open": case.status in OPEN_STATUSES,
     }

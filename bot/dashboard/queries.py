@@ -15,6 +15,7 @@ from sqlmodel import Session, col, select
 from bot.dashboard.labels import NOT_LOCATED, OPEN_STATUSES
 from storage.desk import CaseFilters, list_cases
 from storage.models import Case
+from storage.safety import SurveySummary, safety_over_time, survey_summary
 from storage.stats import _median_hours, case_stats, iso_week  # the API's figures, per week
 
 QUEUE_LIMIT = 500
@@ -123,3 +124,46 @@ def stats_view(session: Session, *, zone: ZoneInfo, weeks: int, now: datetime, t
         median_hours_to_resolve=stats.median_hours_to_resolve,
         since=since,
     )
+
+
+# --------------------------------------------------------------------------- perceived safety
+
+
+@dataclass(frozen=True)
+class SafetyRow:
+    code: str
+    name: str
+    cells: list[tuple[float, int] | None]  # per week: (mean, answers)
+    mean: float
+    answers: int
+
+
+@dataclass(frozen=True)
+class SafetyView:
+    summary: SurveySummary
+    overall: list[tuple[float, int] | None]  # every neighbourhood together, per week
+    rows: list[SafetyRow]  # most answers first
+
+
+def safety_view(session: Session, *, zone: ZoneInfo, weeks: list[Week], since: datetime,
+                names: dict[str, str]) -> SafetyView:
+    """Perceived safety (survey answers 1 to 5) per neighbourhood and week, with the counts."""
+    points = safety_over_time(session=session, zone=zone, since=since)
+    keys = [week.key for week in weeks]
+    by_code: defaultdict[str, dict[str, tuple[float, int]]] = defaultdict(dict)
+    for point in points:
+        by_code[point.neighbourhood][point.period] = (point.mean, point.answers)
+
+    def combine(cells: list[tuple[float, int]]) -> tuple[float, int] | None:
+        answers = sum(n for _, n in cells)
+        return (round(sum(m * n for m, n in cells) / answers, 2), answers) if answers else None
+
+    overall = [combine([cells[key] for cells in by_code.values() if key in cells]) for key in keys]
+    rows = []
+    for code, cells in by_code.items():
+        total = combine(list(cells.values()))
+        assert total is not None
+        rows.append(SafetyRow(code=code, name=names.get(code, NOT_LOCATED if code == "unknown" else code),
+                              cells=[cells.get(key) for key in keys], mean=total[0], answers=total[1]))
+    rows.sort(key=lambda row: (-row.answers, row.name))
+    return SafetyView(summary=survey_summary(session=session, since=since), overall=overall, rows=rows)

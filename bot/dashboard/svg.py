@@ -391,3 +391,55 @@ def line_chart(columns: Sequence[str], values: Sequence[float | None], *, label:
     out += _x_labels(frame, columns, band)
     out.append(Markup("</svg>"))
     return Markup("").join(out)
+
+
+@dataclass
+class LineSeries:
+    name: str
+    css_class: str
+    values: list[float | None] = field(default_factory=list)
+    counts: list[int] = field(default_factory=list)  # how many answers each value is the mean of
+
+
+def scale_lines(columns: Sequence[str], series: Sequence[LineSeries], *, label: str, low: float = 1,
+                high: float = 5, column_titles: Sequence[str] | None = None, width: float = 600,
+                height: float = 260) -> Markup:
+    """Several lines on a fixed scale (1 to 5 for the survey answers), gaps where a value is None."""
+    frame = _Frame(width=width, height=height, left=40, right=8, top=14, bottom=30)
+    band = frame.plot_width / max(len(columns), 1)
+    titles = column_titles or columns
+
+    def y_of(value: float) -> float:
+        return frame.top + frame.plot_height * (1 - (value - low) / (high - low))
+
+    out = [Markup('<svg xmlns="http://www.w3.org/2000/svg" class="chart" viewBox="0 0 {} {}" role="img" '
+                  'aria-label="{}">').format(_n(frame.width), _n(frame.height), label)]
+    out.append(Markup('<g class="grid">'))
+    tick = low
+    while tick <= high + 1e-9:
+        out.append(Markup('<line x1="{}" x2="{}" y1="{}" y2="{}"/><text class="tick" x="{}" y="{}" '
+                          'text-anchor="end">{}</text>').format(
+            _n(frame.left), _n(frame.width - frame.right), _n(y_of(tick)), _n(y_of(tick)), _n(frame.left - 8),
+            _n(y_of(tick) + 4), _fmt(tick)))
+        tick += 1
+    out.append(Markup("</g>"))
+    for line in series:
+        out.append(Markup('<g class="line series {}">').format(line.css_class))
+        run: list[str] = []
+        for index, value in enumerate([*line.values, None]):
+            if value is None:
+                if len(run) > 1:
+                    out.append(Markup('<polyline points="{}"/>').format(" ".join(run)))
+                run = []
+                continue
+            run.append(f"{_n(frame.left + band * (index + 0.5))},{_n(y_of(value))}")
+        for index, value in enumerate(line.values):
+            if value is not None:
+                count = line.counts[index] if index < len(line.counts) else 0
+                out.append(Markup('<circle class="dot" cx="{}" cy="{}" r="3.5"><title>{} · {}: {} ({} answers)'
+                                  '</title></circle>').format(_n(frame.left + band * (index + 0.5)), _n(y_of(value)),
+                                                              titles[index], line.name, f"{value:.1f}", count))
+        out.append(Markup("</g>"))
+    out += _x_labels(frame, columns, band)
+    out.append(Markup("</svg>"))
+    return Markup("").join(out)

@@ -30,18 +30,21 @@ from bot.dashboard.labels import (
     language_name,
     when_text,
 )
-from bot.dashboard.queries import open_by_neighbourhood, open_cases, stats_view
+from bot.dashboard.queries import SafetyView, open_by_neighbourhood, open_cases, safety_view, stats_view
 from bot.dashboard.svg import (
+    LineSeries,
     MapPoint,
     Series,
     city_map,
     horizontal_bars,
     line_chart,
     load_base_map,
+    scale_lines,
     shade_legend,
     stacked_bars,
 )
 from bot.keys import CATALOGS, DB, NOTIFIER, SETTINGS
+from bot.open311 import NEIGHBOURHOODS
 from storage import cases as case_store
 from storage.db import session_scope
 from storage.desk import (
@@ -97,7 +100,7 @@ async def queue_page(request: web.Request) -> web.Response:
     rows = [case_row(case, request.app[CATALOGS], now) for case in cases]
     return render(request, "queue.html", {
         "section": "queue", "rows": rows, "urgent": sum(1 for r in rows if r["priority"] == "urgent"),
-        "handoffs": sum(1 for r in rows if r["handoff"]),
+        "handoffs": sum(1 for r in rows if r["handoff"]), "escalated": sum(1 for r in rows if r["escalated"]),
         "since": now.isoformat(), "now": now.isoformat(),
     })
 
@@ -393,11 +396,14 @@ async def stats_page(request: web.Request) -> web.Response:
         weeks = 12
     now = utcnow()
 
-    def compute() -> Any:
-        with session_scope(request.app[DB]) as session:
-            return stats_view(session, zone=settings.zone, weeks=weeks, now=now)
+    names = {item.code: item.name for item in request.app[NEIGHBOURHOODS].all()}
 
-    view = await asyncio.to_thread(compute)
+    def compute() -> tuple[Any, SafetyView]:
+        with session_scope(request.app[DB]) as session:
+            view = stats_view(session, zone=settings.zone, weeks=weeks, now=now)
+            return view, safety_view(session, zone=settings.zone, weeks=view.weeks, since=view.since, names=names)
+
+    view, safety = await asyncio.to_thread(compute)
     columns = [week.short for week in view.weeks]
     titles = [week.title for week in view.weeks]
     used = [c for c in CATEGORIES if any(view.per_week_category.get((w.key, c)) for w in view.weeks)]
@@ -416,7 +422,26 @@ async def stats_page(request: web.Request) -> web.Response:
     table = [(w, [view.per_week_category.get((w.key, c), 0) for c in used],
               sum(view.per_week_category.get((w.key, c), 0) for c in used), duration_text(m), duration_text(r))
              for w, m, r in zip(view.weeks, medians, view.resolve_median_per_week, strict=True)]
+    lines = [LineSeries(name="All neighbourhoods", css_class="all",
+                        values=[c[0] if c else None for c in safety.overall],
+                        counts=[c[1] if c else 0 for c in safety.overall])]
+    lines += [LineSeries(name=row.name, css_class=f"cat-{index}", values=[c[0] if c else None for c in row.cells],
+                         counts=[c[1] if c else 0 for c in row.cells]) for index, row in enumerate(safety.rows[:5])]
+    summary = safety.summary
     return render(request, "stats.html", {
+        "safety": safety, "safety_lines": lines,
+        "safety_chart": scale_lines(columns, lines, column_titles=titles,
+                                    label="Perceived safety per week (1 = very unsafe, 5 = very safe): all "
+                                          "neighbourhoods and the five with the most answers"),
+        "survey_kpis": [
+            ("kpi-surveys", str(summary.answered), "surveys answered"),
+            ("kpi-solved", f"{summary.solved_rate:.0%}" if summary.solved_rate is not None else "–",
+             f"say it was solved ({summary.solved_answers} answers)"),
+            ("kpi-satisfaction", f"{summary.mean_satisfaction:.1f} / 5" if summary.mean_satisfaction is not None
+             else "–", f"satisfaction ({summary.satisfaction_answers} answers)"),
+            ("kpi-safety", f"{summary.mean_safety:.1f} / 5" if summary.mean_safety is not None else "–",
+             f"feel safe in their neighbourhood ({summary.safety_answers} answers)"),
+        ],
         "section": "stats", "weeks": weeks, "periods": STATS_PERIODS, "view": view, "weekly": weekly,
         "places": places, "acknowledge": acknowledge, "resolve": resolve, "legend": series, "table": table,
         "any_ack": any(m is not None for m in medians),

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from rasa_sdk import Tracker
-from rasa_sdk.events import ActiveLoop, EventType, SlotSet
+from rasa_sdk.events import ActiveLoop, EventType, FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.forms import FormValidationAction
 from rasa_sdk.types import DomainDict
@@ -191,9 +191,11 @@ class ValidateReportForm(FormValidationAction):
                 latitude, longitude = float(entities["latitude"]), float(entities["longitude"])
             except (TypeError, ValueError):
                 return {}
-            return {"place": f"{latitude:.5f}, {longitude:.5f}", "latitude": latitude, "longitude": longitude}
+            # only the place here: rasa-sdk drops extracted slots the form does not require
+            # (latitude, longitude); validate_place sets them, and those are kept
+            return {"place": f"{latitude:.5f}, {longitude:.5f}"}
         answer = self._answer(tracker, "place")
-        return {"place": answer, "latitude": None, "longitude": None} if answer else {}
+        return {"place": answer} if answer else {}
 
     def validate_place(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
@@ -217,7 +219,7 @@ class ValidateReportForm(FormValidationAction):
             return self._failed(dispatcher, tracker, "place", "utter_place_too_short")
         found = self.services.neighbourhoods.named_in(text)
         return {"place": text[:300], "neighbourhood": found.code if found else None,
-                "failed_attempts": 0.0}
+                "latitude": None, "longitude": None, "failed_attempts": 0.0}
 
     # time ------------------------------------------------------------------------------
     async def extract_incident_time(
@@ -433,9 +435,10 @@ class ActionSaveCase(BarriAction):
         except StorageError:
             log.exception("could not save a case")
             self.say(dispatcher, tracker, "utter_case_not_saved")
-            # back to the summary, with everything the citizen said still there
+            # back to the summary, with everything the citizen said still there; then wait for
+            # the citizen (without the listen the form would re-read the same "yes" and loop)
             return [SlotSet("report_confirmed", None), SlotSet("requested_slot", "report_confirmed"),
-                    ActiveLoop("report_form")]
+                    ActiveLoop("report_form"), FollowupAction("action_listen")]
         received = format_when(case.created_at, locale, self.services.settings.zone)
         self.say(dispatcher, tracker, "utter_case_saved", ref=case.ref, received=received)
         if case.priority == "urgent":

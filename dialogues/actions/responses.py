@@ -356,11 +356,95 @@ RESPONSES: dict[str, Template] = {
     "utter_technical_problem": Template(
         N_("Sorry, something went wrong on our side. Please try again in a minute."),
     ),
+    # --- neighbourhood alerts (buttons are built by dialogues/actions/alerts.py) ---
+    "utter_alerts_choose_district": Template(
+        N_(
+            "Which neighbourhood do you want alerts for? Choose its district, write the "
+            "neighbourhood's name or share your location."
+        ),
+        request="location",
+    ),
+    "utter_alerts_choose_neighbourhood": Template(N_("Which neighbourhood of {district}?")),
+    "utter_alerts_subscribed": Template(
+        N_("Done: you will get alerts for {neighbourhood} here, in your language."),
+        extra=(N_("To stop them, write \"stop alerts\"."),),
+    ),
+    "utter_alerts_already_subscribed": Template(N_("You already get alerts for {neighbourhood}.")),
+    "utter_alerts_place_unknown": Template(
+        N_(
+            "I don't know a neighbourhood of {city} called \"{place}\". Choose its district below, "
+            "or share your location."
+        ),
+        request="location",
+    ),
+    "utter_alerts_location_outside": Template(
+        N_("That location is not in any neighbourhood of {city}. Choose a district below, or share another location."),
+        request="location",
+    ),
+    "utter_alerts_list": Template(N_("You get alerts for: {neighbourhoods}.")),
+    "utter_alerts_none": Template(
+        N_("You are not subscribed to any neighbourhood alerts."),
+        buttons=(Button(N_("Get alerts for a neighbourhood"), "/subscribe_alerts"),),
+    ),
+    "utter_alerts_choose_unsubscribe": Template(N_("Which alerts do you want to stop?")),
+    "utter_alerts_unsubscribed": Template(N_("Done: you will no longer get alerts for {neighbourhood}.")),
+    "utter_alerts_unsubscribed_all": Template(N_("Done: you will no longer get any neighbourhood alerts.")),
+    "utter_alerts_not_subscribed": Template(N_("You were not getting alerts for {neighbourhood}.")),
+    # --- follow-up of an open case (sent through the outbox, see outreach.py) ---
+    "utter_follow_up": Template(
+        N_("Some days ago you filed report {ref}. Its status now: {status}."),
+        extra=(N_("Is there anything you want to add? Something new that happened, or a detail you remembered?"),),
+    ),
+    "utter_ask_case_info": Template(
+        N_("Write what you want to add to report {ref}, in one message."),
+        buttons=(Button(N_("Cancel"), "/cancel"),),
+    ),
+    "utter_case_info_added": Template(
+        N_("Thank you: I've added it to report {ref}. The dispatchers will see it."),
+    ),
+    "utter_case_info_cancelled": Template(N_("All right, nothing was added to report {ref}.")),
+    "utter_case_info_empty": Template(
+        N_("Please write what you want to add in a message (text), or press \"Cancel\"."),
+        buttons=(Button(N_("Cancel"), "/cancel"),),
+    ),
+    # --- after-resolution survey (the first question is sent through the outbox) ---
+    "utter_survey_solved": Template(
+        N_("Your report {ref} has been marked as resolved. Could you answer three short questions to help us improve?"),
+        extra=(N_("First: was the problem solved?"),),
+    ),
+    "utter_ask_survey_solved": Template(N_("Was the problem of report {ref} solved?")),
+    "utter_ask_survey_satisfaction": Template(
+        N_("How satisfied are you with how report {ref} was handled? From 1 (not at all) to 5 (very satisfied)."),
+    ),
+    "utter_ask_survey_safety": Template(
+        N_("How safe do you feel in your neighbourhood? From 1 (very unsafe) to 5 (very safe)."),
+    ),
+    "utter_ask_survey_comment": Template(
+        N_("Anything else you want to tell us? Write it in one message, or press \"Skip\"."),
+    ),
+    "utter_survey_thanks": Template(N_("Thank you for your answers: they help {city} to improve.")),
+    "utter_survey_invalid_yes_no": Template(N_("Please answer yes or no, or press one of the buttons.")),
+    "utter_survey_invalid_score": Template(
+        N_("Please answer with a number from 1 to 5, or press one of the buttons."),
+    ),
+    "utter_survey_already_answered": Template(
+        N_("You have already answered the survey about report {ref}. Thank you!"),
+    ),
+    "utter_survey_not_found": Template(
+        N_("I couldn't find a survey about report {ref} for this chat."),
+    ),
+    "utter_survey_stopped": Template(
+        N_("All right, I've stopped the survey. Thank you for the answers you gave."),
+    ),
 }
 
 # Said by the channel adapters themselves, without the engine.
 ADAPTER_MESSAGES = {
     "unavailable": N_("The service is temporarily unavailable, please try again in a minute."),
+    "queued": N_(
+        "I received your message. The assistant is briefly unavailable; "
+        "I will answer here as soon as it is back, no need to send it again."
+    ),
     "empty": N_("Your message was empty. Please write what you want to tell me."),
     "too_long": N_("Your message is too long (more than {limit} characters). Please write it in shorter parts."),
     "unreadable": N_("I can read text, photos and locations. Please write your message."),
@@ -368,6 +452,10 @@ ADAPTER_MESSAGES = {
     "photo_too_big": N_("That photo is too big. The maximum size is {limit_mb} MB."),
     "not_understood": N_("Sorry, I didn't understand that. Could you say it in other words?"),
     "busy": N_("You are sending messages very fast. Please wait a moment."),
+    "rate_limited": N_(
+        "You are sending too many messages at once, so I did not read the last ones. "
+        "Please wait a minute, then send them again."
+    ),
     "session": N_("Your chat session has expired. Please reload the page."),
     "edited": N_("I only read new messages. Please send the correction as a new message."),
     "private_only": N_("Please write to me in a private chat: reports are personal."),

@@ -16,11 +16,13 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from rasa_sdk.executor import ActionExecutor
 from rasa_sdk.interfaces import ActionExecutionRejection, ActionMissingDomainException, ActionNotFoundException
+from sqlalchemy.exc import SQLAlchemyError
 
 from bot.geo import Neighbourhoods
 from bot.i18n import Catalogs
 from bot.language import warm_up
 from bot.settings import Settings
+from dialogues.actions.alerts import ActionListSubscriptions, ActionSubscribeAlerts, ActionUnsubscribeAlerts
 from dialogues.actions.citizen import (
     ActionChangeLanguage,
     ActionCheckStatus,
@@ -29,6 +31,7 @@ from dialogues.actions.citizen import (
     ActionRequestHandoff,
 )
 from dialogues.actions.context import Services, conversation_locale
+from dialogues.actions.followup import follow_up_actions
 from dialogues.actions.report import (
     ActionAskPhotosDone,
     ActionAskReportConfirmed,
@@ -39,6 +42,7 @@ from dialogues.actions.report import (
 )
 from dialogues.actions.responses import RESPONSES, render
 from storage.db import create_db_engine
+from storage.errors import StorageError
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +78,10 @@ def build_executor(services: Services) -> ActionExecutor:
         ActionChangeLanguage(services),
         ActionRequestHandoff(services),
         ActionForgetMe(services),
+        ActionSubscribeAlerts(services),
+        ActionUnsubscribeAlerts(services),
+        ActionListSubscriptions(services),
+        *follow_up_actions(services),
     ):
         executor.register_action(action)
     return executor
@@ -105,6 +113,16 @@ async def webhook(request: web.Request) -> web.Response:
         return web.json_response({"error": error.message, "action_name": error.action_name}, status=404)
     except ActionMissingDomainException as error:
         return web.json_response({"error": error.message, "action_name": error.action_name}, status=449)
+    except (StorageError, SQLAlchemyError) as error:
+        # an action that did not handle a database outage itself: the citizen is still told
+        # clearly (instead of a 500 the engine turns into silence) and no event is applied
+        log.warning("action %s: database unavailable: %s", action_call.get("next_action"), type(error).__name__)
+        services = request.app[SERVICES]
+        tracker = action_call.get("tracker") or {}
+        locale = conversation_locale(tracker.get("slots") or {}, tracker.get("events") or [], services.catalogs)
+        return web.json_response(
+            {"events": [], "responses": [render("utter_technical_problem", services.catalogs, locale)]}
+        )
     return web.json_response(result.model_dump() if result else None)
 
 

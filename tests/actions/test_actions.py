@@ -11,12 +11,14 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+import yaml
 from rasa_sdk import Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from bot.geo import Neighbourhoods
 from bot.i18n import Catalogs
+from bot.settings import PROJECT_ROOT
 from dialogues.actions.citizen import ActionChangeLanguage, ActionCheckStatus, ActionForgetMe, ActionRequestHandoff
 from dialogues.actions.context import Services
 from dialogues.actions.report import ActionSaveCase, ActionStartReport, ValidateReportForm
@@ -258,3 +260,23 @@ async def test_language_switch_answers_in_the_new_language(services: Services) -
     asking = CollectingDispatcher()
     assert await ActionChangeLanguage(services).run(asking, make_tracker(intent="change_language"), {}) == []
     assert [b["payload"] for b in asking.messages[0]["buttons"]][0] == '/change_language{"language":"en"}'
+
+
+async def test_a_shared_location_keeps_its_coordinates_through_the_whole_form_run(services: Services) -> None:
+    """rasa-sdk drops extracted slots that the form does not require: the coordinates must
+    come out of the validation step, or the case is saved without them."""
+    domain = {"forms": {"report_form": {"required_slots": []}}, "slots": {}}
+    for path in sorted((PROJECT_ROOT / "dialogues" / "domain").glob("*.yml")):
+        domain["slots"].update(yaml.safe_load(path.read_text(encoding="utf-8")).get("slots") or {})
+    entities = [{"entity": "latitude", "value": 41.3809}, {"entity": "longitude", "value": 2.1734}]
+    tracker = make_tracker(text='/inform{"latitude":41.3809,"longitude":2.1734}', entities=entities,
+                           slots={"requested_slot": "place"}, active_loop="report_form")
+    events = await ValidateReportForm(services).run(CollectingDispatcher(), tracker, domain)
+    slots = {event["name"]: event["value"] for event in events if event.get("event") == "slot"}
+    assert (slots.get("latitude"), slots.get("longitude"), slots.get("neighbourhood")) == (41.3809, 2.1734, "01-01")
+
+    typed = make_tracker(text="Carrer de Sants 20", slots={"requested_slot": "place", "latitude": 41.38,
+                                                           "longitude": 2.17}, active_loop="report_form")
+    events = await ValidateReportForm(services).run(CollectingDispatcher(), typed, domain)
+    slots = {event["name"]: event["value"] for event in events if event.get("event") == "slot"}
+    assert slots["place"] == "Carrer de Sants 20" and slots["latitude"] is None and slots["longitude"] is None

@@ -907,3 +907,14 @@ def test_reporter_can_report_again_after_erasure(session: Session) -> None:
     assert count(session, Case) == 2
     erased = session.exec(select(Case).where(col(Case.erased_at).is_not(None))).one()
     assert erased.id != again.id
+
+
+def test_erasure_removes_messages_kept_while_the_engine_was_down(session: Session) -> None:
+    from storage.models import PendingMessage
+
+    session.add(PendingMessage(sender_id=ALICE, channel="web", text="my name is Alice, 600 123 456"))
+    session.add(PendingMessage(sender_id=BOB, channel="web", text="hello"))
+    session.commit()
+    erase_reporter(session=session, sender_id=ALICE)
+    left = session.exec(select(PendingMessage)).all()
+    assert [message.sender_id for message in left] == [BOB]

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import warnings
 import weakref
 from collections.abc import Awaitable
+from datetime import timedelta
 from typing import Any
 
 from aiohttp import web
 from sqlalchemy import Engine
 from telegram import (
+    Bot,
     BotCommand,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
@@ -27,10 +30,12 @@ from telegram import (
     Update,
 )
 from telegram.constants import ChatAction, ChatType
-from telegram.error import Forbidden, TelegramError
+from telegram.error import BadRequest, Forbidden, InvalidToken, NetworkError, RetryAfter, TelegramError
 from telegram.ext import AIORateLimiter, Application, BaseUpdateProcessor, ContextTypes, TypeHandler
+from telegram.request import HTTPXRequest
+from telegram.warnings import PTBDeprecationWarning
 
-from bot.channels.base import Channel, IncomingMessage, OutgoingMessage
+from bot.channels.base import Channel, DeliveryOutcome, IncomingMessage, OutgoingMessage
 from bot.channels.media import PhotoRejected, location_payload, photo_payload, store_photo
 from bot.dispatch import DESK_PREFIX, DispatchDesk
 from bot.engine import Conversations
@@ -95,6 +100,62 @@ def chat_of(sender_id: str) -> int:
     return int(sender_id.removeprefix(SENDER_PREFIX))
 
 
+class TelegramPusher:
+    """Sends one outbox message and reports the raw outcome: no rate limiter and no retries
+    here (the Application's bot has AIORateLimiter, which would sleep and retry out of sight);
+    the outbox worker paces, retries and records instead."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._bot: Bot | None = None
+        self._ready = False
+
+    def _make_bot(self) -> Bot:
+        # timeouts well under the outbox lease, so a stuck send never outlives its claim
+        request = HTTPXRequest(connection_pool_size=16, connect_timeout=5.0, read_timeout=10.0,
+                               write_timeout=10.0, pool_timeout=5.0)
+        if self.settings.telegram_api_url:
+            return Bot(self.settings.telegram_token, base_url=self.settings.telegram_api_url.rstrip("/"),
+                       base_file_url=self.settings.telegram_file_url, request=request)
+        return Bot(self.settings.telegram_token, request=request)
+
+    async def push(self, sender_id: str, message: OutgoingMessage) -> DeliveryOutcome:
+        if self._bot is None:
+            self._bot = self._make_bot()
+        buttons = [
+            InlineKeyboardButton(button.title, callback_data=button.payload)
+            for button in message.buttons
+            if len(button.payload.encode()) <= CALLBACK_DATA_MAX_BYTES
+        ]
+        # no markup at all without buttons: a conversation's open keyboard stays as it is
+        markup = InlineKeyboardMarkup([[button] for button in buttons]) if buttons else None
+        try:
+            if not self._ready:
+                await self._bot.initialize()
+                self._ready = True
+            await self._bot.send_message(chat_of(sender_id), message.text, reply_markup=markup)
+        except RetryAfter as error:
+            with warnings.catch_warnings():  # PTB 22 warns that it will become a timedelta
+                warnings.simplefilter("ignore", PTBDeprecationWarning)
+                wait = error.retry_after
+            seconds = wait.total_seconds() if isinstance(wait, timedelta) else float(wait)
+            return DeliveryOutcome("retry", retry_after=seconds, error="429 flood control")
+        except Forbidden as error:
+            return DeliveryOutcome("unreachable", error=f"403 {error.message}")
+        except BadRequest as error:  # chat not found, text refused...: sending again would not help
+            return DeliveryOutcome("failed", error=f"400 {error.message}")
+        except InvalidToken as error:
+            return DeliveryOutcome("retry", error=f"token refused: {type(error).__name__}")
+        except (NetworkError, TelegramError) as error:  # 5xx, timeouts, connection errors
+            return DeliveryOutcome("retry", error=f"{type(error).__name__}: {error.message}"[:200])
+        return DeliveryOutcome("sent")
+
+    async def stop(self) -> None:
+        if self._bot is not None and self._ready:
+            await self._bot.shutdown()
+        self._bot, self._ready = None, False
+
+
 class TelegramChannel(Channel):
     name = "telegram"
 
@@ -105,6 +166,7 @@ class TelegramChannel(Channel):
         self.db = db
         self.application: Application | None = None
         self.desk: DispatchDesk | None = None  # set by the app when DISPATCH_CHAT_ID is configured
+        self.pusher = TelegramPusher(settings)  # the outbox's sends
 
     @property
     def webhook_mode(self) -> bool:
@@ -144,6 +206,7 @@ class TelegramChannel(Channel):
             log.info("telegram: long polling")
 
     async def disconnect(self) -> None:
+        await self.pusher.stop()
         application = self.application
         if application is None:
             return
@@ -181,6 +244,9 @@ class TelegramChannel(Channel):
                 log.warning("telegram: could not send a message: %s", error)
                 return False
         return True
+
+    async def push(self, sender_id: str, message: OutgoingMessage) -> DeliveryOutcome:
+        return await self.pusher.push(sender_id, message)
 
     # webhook ----------------------------------------------------------------------------
     async def webhook(self, request: web.Request) -> web.Response:

@@ -6,18 +6,20 @@ nobody can speak in someone else's conversation by guessing an id.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
 import logging
 import secrets
 from collections import defaultdict
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import aiohttp_jinja2
 from aiohttp import WSMsgType, web
 
-from bot.channels.base import Channel, IncomingMessage, OutgoingMessage
+from bot.channels.base import Channel, DeliveryOutcome, IncomingMessage, OutgoingMessage
 from bot.channels.media import PhotoRejected, location_payload, photo_payload, store_photo
 from bot.engine import Conversations
 from bot.i18n import LANGUAGE_NAMES, Catalogs
@@ -63,6 +65,10 @@ class WebChatChannel(Channel):
         self.tokens = SessionTokens(settings.secret_key)
         self.sockets: defaultdict[str, set[web.WebSocketResponse]] = defaultdict(set)
         self.hints: dict[str, str] = {}
+        # called (as a task) with the sender id after each `welcome`: the outbox delivers what
+        # waited for this citizen while they were away
+        self.on_connect: list[Callable[[str], Coroutine[Any, Any, object]]] = []
+        self._tasks: set[asyncio.Task[object]] = set()
 
     # Channel interface ------------------------------------------------------------------
     async def connect(self) -> None:
@@ -73,6 +79,23 @@ class WebChatChannel(Channel):
             for ws in list(sockets):
                 await ws.close(code=1001, message=b"server shutdown")
         self.sockets.clear()
+
+    def connected(self) -> list[str]:
+        """The citizens with an open socket on this instance."""
+        return [sender_id for sender_id, sockets in self.sockets.items() if sockets]
+
+    async def push(self, sender_id: str, message: OutgoingMessage) -> DeliveryOutcome:
+        """An outbox message to every open tab of the citizen; `offline` when none is open here."""
+        sockets = [ws for ws in self.sockets.get(sender_id, ()) if not ws.closed]
+        frame = {**self._frame(message), "kind": message.custom.get("kind")}
+        sent = 0
+        for ws in sockets:
+            try:
+                await ws.send_json(frame)
+                sent += 1
+            except (ConnectionResetError, RuntimeError):
+                log.debug("socket closed while pushing")
+        return DeliveryOutcome("sent") if sent else DeliveryOutcome("offline")
 
     async def respond(self, sender_id: str, messages: list[OutgoingMessage]) -> bool:
         sockets = [ws for ws in self.sockets.get(sender_id, ()) if not ws.closed]
@@ -109,7 +132,7 @@ class WebChatChannel(Channel):
     async def socket(self, request: web.Request) -> web.WebSocketResponse:
         if not self._origin_allowed(request):
             raise web.HTTPForbidden(text="cross-origin WebSocket refused")
-        ws = web.WebSocketResponse(heartbeat=30, max_msg_size=256 * 1024)
+        ws = web.WebSocketResponse(heartbeat=30, max_msg_size=self.settings.max_socket_frame_bytes)
         await ws.prepare(request)
         sender_id: str | None = None
         hint: str | None = None
@@ -136,6 +159,10 @@ class WebChatChannel(Channel):
                     if hint:
                         self.hints[sender_id] = hint
                     await self._send(ws, {"type": "welcome", "session": token, "sender": sender_id})
+                    for hook in self.on_connect:
+                        task: asyncio.Task[object] = asyncio.create_task(hook(sender_id))
+                        self._tasks.add(task)
+                        task.add_done_callback(self._tasks.discard)
                     continue
                 await self._on_frame(ws, sender_id, hint, data)
         finally:
@@ -146,7 +173,9 @@ class WebChatChannel(Channel):
                     self.hints.pop(sender_id, None)  # kept only while the citizen is connected
         return ws
 
-    async def _on_frame(self, ws: web.WebSocketResponse, sender_id: str, hint: str | None, data: dict[str, Any]) -> None:
+    async def _on_frame(
+        self, ws: web.WebSocketResponse, sender_id: str, hint: str | None, data: dict[str, Any]
+    ) -> None:
         kind = data.get("type")
         if kind == "text":
             text = data.get("text")
@@ -269,6 +298,8 @@ def _adapter_message(key: str) -> str:
 def _parse(raw: str) -> dict[str, Any] | None:
     try:
         data = json.loads(raw)
-    except (json.JSONDecodeError, ValueError):
+        # "\ud800" escapes decode to lone surrogates, which no later step can encode
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except (ValueError, RecursionError, UnicodeEncodeError):  # JSONDecodeError is a ValueError
         return None
     return data if isinstance(data, dict) else None

@@ -67,22 +67,24 @@
 
     function updateCounts() {
       var rows = body.querySelectorAll("tr.case-row");
-      var urgent = 0, handoff = 0;
+      var urgent = 0, handoff = 0, escalated = 0;
       rows.forEach(function (row) {
         if (row.getAttribute("data-priority") === "urgent") urgent += 1;
         var badge = row.querySelector(".badge.handoff");
         if (badge && !badge.hidden) handoff += 1;
+        if (row.classList.contains("escalated")) escalated += 1;
       });
       setText(document, "#count-open", rows.length);
       setText(document, "#count-urgent", urgent);
       setText(document, "#count-handoff", handoff);
+      setText(document, "#count-escalated", escalated);
       empty.hidden = rows.length > 0;
     }
 
     function fill(row, data) {
       var priority = oneOf(data.priority, PRIORITIES, "normal");
       var status = statusSet[data.status] ? data.status : "new";
-      row.className = "case-row priority-" + priority;
+      row.className = "case-row priority-" + priority + (data.escalated ? " escalated" : "");
       row.setAttribute("data-ref", data.ref);
       row.setAttribute("data-priority", priority);
       row.setAttribute("data-created", String(data.created_at));
@@ -105,6 +107,7 @@
       priorityBadge.textContent = String(data.priority_label || priority);
       priorityBadge.hidden = priority === "normal";
       row.querySelector(".badge.handoff").hidden = !data.handoff;
+      row.querySelector(".badge.escalated").hidden = !data.escalated;
     }
 
     function upsert(data) {

@@ -1,0 +1,185 @@
+"""REST API for neighbourhood alerts under /api/v1/alerts (community and admin users).
+
+``POST /api/v1/alerts`` stores the alert and queues one message per reachable subscriber of
+its neighbourhoods in one transaction; the outbox worker sends them. An optional
+``Idempotency-Key`` header makes a retried POST return the first alert instead of a second one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import datetime
+from typing import Any
+
+from aiohttp import web
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+
+from bot.alerts import AlertComposer
+from bot.api.auth import error, require, staff_of
+from bot.geo import Neighbourhoods
+from bot.keys import CATALOGS, DB, SETTINGS
+from bot.open311 import NEIGHBOURHOODS
+from storage import alerts as alert_store
+from storage.alerts import MAX_NEIGHBOURHOODS, AlertIn, DeliveryReport, IdempotencyConflict, InvalidAlert
+from storage.db import session_scope
+from storage.models import Alert
+
+ALERT_ROLES = ("community", "admin")
+MAX_PAGE = 200
+
+
+class AlertBody(BaseModel):
+    """A new alert (unknown fields are refused)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    neighbourhoods: list[str] = Field(min_length=1, max_length=MAX_NEIGHBOURHOODS)
+    severity: str
+    texts: dict[str, str] = Field(min_length=1)
+    expires_at: AwareDatetime | None = None
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+def alert_json(alert: Alert, report: DeliveryReport, places: Neighbourhoods) -> dict[str, Any]:
+    known = {item.code: item for item in places.all()}
+    return {
+        "id": str(alert.id),
+        "created_by": alert.created_by,
+        "created_at": _iso(alert.created_at),
+        "severity": alert.severity,
+        "neighbourhoods": [
+            {"code": code, "name": known[code].name if code in known else None,
+             "district": known[code].district if code in known else None}
+            for code in alert_store.alert_codes(alert)
+        ],
+        "texts": alert_store.alert_texts(alert),
+        "expires_at": _iso(alert.expires_at),
+        "cancelled_at": _iso(alert.cancelled_at),
+        "state": alert_store.alert_state(alert),
+        "delivery": report.as_dict(),
+    }
+
+
+def _details(problem: ValidationError) -> list[dict[str, str]]:
+    return [{"field": ".".join(str(p) for p in e["loc"]) or "body", "problem": e["msg"]} for e in problem.errors()]
+
+
+def _alert_id(request: web.Request) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(request.match_info["alert_id"])
+    except ValueError:
+        return None
+
+
+@require(*ALERT_ROLES, db_key=DB)
+async def post_alert(request: web.Request) -> web.Response:
+    raw = await request.read()
+    try:
+        body = AlertBody.model_validate_json(raw)
+    except ValidationError as problem:
+        if any(e["type"] == "json_invalid" for e in problem.errors()):
+            return error(400, "the body must be JSON")
+        if any(e["type"] == "model_type" for e in problem.errors()):
+            return error(422, "send a JSON object with neighbourhoods, severity and texts")
+        return error(422, "invalid alert", details=_details(problem))
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and not (1 <= len(key) <= alert_store.IDEMPOTENCY_KEY_MAX and key.isprintable()):
+        return error(400, f"Idempotency-Key must be 1 to {alert_store.IDEMPOTENCY_KEY_MAX} printable characters")
+    user = staff_of(request)
+    places = request.app[NEIGHBOURHOODS]
+    names = {item.code: item.name for item in places.all()}
+    compose = AlertComposer(request.app[CATALOGS])
+    default_locale = request.app[SETTINGS].default_locale
+    alert_in = AlertIn(neighbourhood_codes=body.neighbourhoods, severity=body.severity, texts=body.texts,
+                       expires_at=body.expires_at)
+
+    def create() -> alert_store.CreatedAlert:
+        with session_scope(request.app[DB]) as session:
+            return alert_store.create_alert(session=session, alert_in=alert_in, actor=user.name, places=names,
+                                            compose=compose, default_locale=default_locale, idempotency_key=key)
+
+    try:
+        created = await asyncio.to_thread(create)
+    except InvalidAlert as problem:
+        return error(422, "invalid alert", details=[{"field": f, "problem": p} for f, p in problem.problems])
+    except IdempotencyConflict as problem:
+        return error(409, str(problem))
+    payload = {**alert_json(created.alert, created.report, places), "recipients": created.report.total}
+    response = web.json_response(payload, status=200 if created.replayed else 201)
+    response.headers["Location"] = f"/api/v1/alerts/{created.alert.id}"
+    if created.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return response
+
+
+@require(*ALERT_ROLES, db_key=DB)
+async def get_alerts(request: web.Request) -> web.Response:
+    query = request.query
+    unknown = set(query) - {"limit", "offset"}
+    try:
+        if unknown:
+            raise ValueError(f"unknown parameter(s): {', '.join(sorted(unknown))}")
+        limit, offset = int(query.get("limit", "50")), int(query.get("offset", "0"))
+    except ValueError as problem:
+        message = str(problem) if unknown else "limit and offset must be whole numbers"
+        return error(400, message)
+    if not 1 <= limit <= MAX_PAGE or not 0 <= offset <= 1_000_000:
+        return error(400, f"limit must be between 1 and {MAX_PAGE} and offset between 0 and 1000000")
+
+    def read() -> tuple[list[tuple[Alert, DeliveryReport]], int]:
+        with session_scope(request.app[DB]) as session:
+            return alert_store.list_alerts(session=session, limit=limit, offset=offset)
+
+    items, total = await asyncio.to_thread(read)
+    places = request.app[NEIGHBOURHOODS]
+    return web.json_response({"total": total, "limit": limit, "offset": offset,
+                              "items": [alert_json(alert, report, places) for alert, report in items]})
+
+
+@require(*ALERT_ROLES, db_key=DB)
+async def get_alert(request: web.Request) -> web.Response:
+    alert_id = _alert_id(request)
+    if alert_id is None:
+        return error(404, "no such alert")
+
+    def read() -> tuple[Alert, DeliveryReport] | None:
+        with session_scope(request.app[DB]) as session:
+            alert = alert_store.get_alert(session=session, alert_id=alert_id)
+            return None if alert is None else (alert, alert_store.delivery_report(session=session, alert_id=alert_id))
+
+    found = await asyncio.to_thread(read)
+    if found is None:
+        return error(404, "no such alert")
+    return web.json_response(alert_json(*found, request.app[NEIGHBOURHOODS]))
+
+
+@require(*ALERT_ROLES, db_key=DB)
+async def cancel_alert(request: web.Request) -> web.Response:
+    alert_id = _alert_id(request)
+    if alert_id is None:
+        return error(404, "no such alert")
+    actor = staff_of(request).name
+
+    def cancel() -> tuple[Alert, int, DeliveryReport] | None:
+        with session_scope(request.app[DB]) as session:
+            done = alert_store.cancel_alert(session=session, alert_id=alert_id, actor=actor)
+            if done is None:
+                return None
+            return done[0], done[1], alert_store.delivery_report(session=session, alert_id=alert_id)
+
+    found = await asyncio.to_thread(cancel)
+    if found is None:
+        return error(404, "no such alert")
+    alert, withdrawn, report = found
+    return web.json_response({**alert_json(alert, report, request.app[NEIGHBOURHOODS]), "withdrawn": withdrawn})
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post("/api/v1/alerts", post_alert)
+    app.router.add_get("/api/v1/alerts", get_alerts)
+    app.router.add_get("/api/v1/alerts/{alert_id}", get_alert)
+    app.router.add_post("/api/v1/alerts/{alert_id}/cancel", cancel_alert)

@@ -1,0 +1,200 @@
+"""The dashboard's alert pages, for community and admin users: the list with delivery counts,
+the form to write one (neighbourhoods grouped by district, severity, text per language, optional
+expiry), one alert's delivery report, and cancelling it. The same storage functions as
+``POST /api/v1/alerts``; a hidden idempotency key makes a double-submitted form send once."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from aiohttp import web
+
+from bot.alerts import AlertComposer
+from bot.dashboard.auth import desk_route
+from bot.dashboard.base import SIGNED_IN, error_page, render, see_other
+from bot.dashboard.labels import language_name, when_text
+from bot.geo import Neighbourhoods
+from bot.keys import CATALOGS, DB, SETTINGS
+from bot.open311 import NEIGHBOURHOODS
+from storage import alerts as alert_store
+from storage.alerts import AlertIn, DeliveryReport, IdempotencyConflict, InvalidAlert
+from storage.db import session_scope
+from storage.models import LOCALES, SEVERITIES, Alert
+
+ALERT_ROLES = ("community", "admin")
+SEVERITY_NAMES = {"info": "Information", "warning": "Warning", "danger": "Danger"}
+SEVERITY_HINTS = {
+    "info": "Useful to know; waits for the end of quiet hours.",
+    "warning": "Take care; waits for the end of quiet hours.",
+    "danger": "Act now; sent at once, even at night.",
+}
+STATE_NAMES = {"active": "Active", "expired": "Expired", "cancelled": "Cancelled"}
+FIELD_NAMES = {"neighbourhoods": "Neighbourhoods", "severity": "Severity", "texts": "Text", "expires_at": "Expiry",
+               "Idempotency-Key": "Form"}
+LIST_LIMIT = 100
+
+
+@dataclass
+class AlertForm:
+    """What the form sent, kept to fill it again after an error."""
+
+    codes: list[str] = field(default_factory=list)
+    severity: str = "warning"
+    texts: dict[str, str] = field(default_factory=dict)
+    expires: str = ""
+    key: str = field(default_factory=lambda: secrets.token_urlsafe(16))
+
+
+def _districts(places: Neighbourhoods) -> list[tuple[str, list[tuple[str, str]]]]:
+    groups: defaultdict[str, list[tuple[str, str]]] = defaultdict(list)
+    for item in sorted(places.all(), key=lambda n: n.code):
+        groups[item.district or "Other"].append((item.code, item.name))
+    return sorted(groups.items(), key=lambda group: group[1][0][0])
+
+
+def _row(alert: Alert, report: DeliveryReport, places: Neighbourhoods, zone: Any) -> dict[str, Any]:
+    known = {item.code: item.name for item in places.all()}
+    texts = alert_store.alert_texts(alert)
+    state = alert_store.alert_state(alert)
+    return {
+        "id": str(alert.id), "url": f"/desk/alerts/{alert.id}", "severity": alert.severity,
+        "severity_label": SEVERITY_NAMES.get(alert.severity, alert.severity),
+        "places": [known.get(code, code) for code in alert_store.alert_codes(alert)],
+        "texts": [(language_name(locale), texts[locale]) for locale in LOCALES if locale in texts],
+        "created": when_text(alert.created_at, zone), "created_by": alert.created_by,
+        "expires": when_text(alert.expires_at, zone) if alert.expires_at else None,
+        "cancelled": when_text(alert.cancelled_at, zone) if alert.cancelled_at else None,
+        "state": state, "state_label": STATE_NAMES[state], "report": report.as_dict(),
+    }
+
+
+async def _render_list(request: web.Request, *, form: AlertForm | None = None, status: int = 200,
+                       errors: list[str] | None = None) -> web.Response:
+    settings = request.app[SETTINGS]
+    places = request.app[NEIGHBOURHOODS]
+
+    def read() -> tuple[list[tuple[Alert, DeliveryReport]], int]:
+        with session_scope(request.app[DB]) as session:
+            return alert_store.list_alerts(session=session, limit=LIST_LIMIT)
+
+    items, total = await asyncio.to_thread(read)
+    return render(request, "alerts.html", {
+        "section": "alerts", "rows": [_row(a, r, places, settings.zone) for a, r in items], "total": total,
+        "districts": _districts(places), "form": form or AlertForm(), "errors": errors or [],
+        "severities": [(s, SEVERITY_NAMES[s], SEVERITY_HINTS[s]) for s in SEVERITIES],
+        "languages": [(locale, language_name(locale)) for locale in LOCALES],
+        "default_language": language_name(settings.default_locale), "zone": settings.time_zone,
+        "created": request.query.get("created"),
+    }, status=status)
+
+
+@desk_route(*ALERT_ROLES)
+async def alerts_page(request: web.Request) -> web.Response:
+    return await _render_list(request)
+
+
+@desk_route(*ALERT_ROLES)
+async def alerts_create(request: web.Request) -> web.StreamResponse:
+    posted = await request.post()
+    settings = request.app[SETTINGS]
+    form = AlertForm(
+        codes=[str(v) for v in posted.getall("neighbourhood", [])][:200],
+        severity=str(posted.get("severity", "")),
+        texts={locale: str(posted.get(f"text_{locale}", "")) for locale in LOCALES},
+        expires=str(posted.get("expires", "")).strip(),
+        key=str(posted.get("key", ""))[:100] or secrets.token_urlsafe(16),
+    )
+    expires_at = None
+    if form.expires:
+        try:  # <input type="datetime-local"> gives wall time in the deployment's zone
+            expires_at = datetime.fromisoformat(form.expires)
+        except ValueError:
+            return await _render_list(request, form=form, status=422,
+                                      errors=["Expiry: write a date and time, for example 2026-12-01 20:00."])
+        if expires_at.tzinfo is None:
+            expires_at = expires_at.replace(tzinfo=settings.zone)
+    places = request.app[NEIGHBOURHOODS]
+    names = {item.code: item.name for item in places.all()}
+    compose = AlertComposer(request.app[CATALOGS])
+    actor = request[SIGNED_IN].name
+    alert_in = AlertIn(neighbourhood_codes=form.codes, severity=form.severity, texts=form.texts,
+                       expires_at=expires_at)
+
+    def create() -> alert_store.CreatedAlert:
+        with session_scope(request.app[DB]) as session:
+            return alert_store.create_alert(session=session, alert_in=alert_in, actor=actor, places=names,
+                                            compose=compose, default_locale=settings.default_locale,
+                                            idempotency_key="desk:" + form.key)
+
+    try:
+        created = await asyncio.to_thread(create)
+    except InvalidAlert as problem:
+        errors = [f"{FIELD_NAMES.get(name.split('.')[0], name)}"
+                  f"{' (' + language_name(name.split('.')[1]) + ')' if '.' in name else ''}: {text}."
+                  for name, text in problem.problems]
+        return await _render_list(request, form=form, status=422, errors=errors)
+    except IdempotencyConflict:
+        form.key = secrets.token_urlsafe(16)
+        return await _render_list(request, form=form, status=409, errors=[
+            "This form was already sent with other contents. Check the list below, then send it again."])
+    return see_other(f"/desk/alerts/{created.alert.id}?sent=1")
+
+
+def _alert_id(request: web.Request) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(request.match_info["alert_id"])
+    except ValueError:
+        return None
+
+
+@desk_route(*ALERT_ROLES)
+async def alert_page(request: web.Request) -> web.Response:
+    alert_id = _alert_id(request)
+
+    def read() -> tuple[Alert, DeliveryReport] | None:
+        if alert_id is None:
+            return None
+        with session_scope(request.app[DB]) as session:
+            alert = alert_store.get_alert(session=session, alert_id=alert_id)
+            return None if alert is None else (alert, alert_store.delivery_report(session=session, alert_id=alert_id))
+
+    found = await asyncio.to_thread(read)
+    if found is None:
+        return error_page(request, 404, "No such alert", "There is no alert with this address.")
+    row = _row(*found, request.app[NEIGHBOURHOODS], request.app[SETTINGS].zone)
+    notice = None
+    if request.query.get("sent") == "1":
+        notice = f"Alert saved: {row['report']['total']} message(s) queued for the subscribers."
+    elif request.query.get("cancelled", "").isdigit():
+        notice = f"Alert cancelled: {int(request.query['cancelled'])} unsent message(s) withdrawn."
+    return render(request, "alert.html", {"section": "alerts", "alert": row, "notice": notice})
+
+
+@desk_route(*ALERT_ROLES)
+async def alert_cancel(request: web.Request) -> web.StreamResponse:
+    alert_id = _alert_id(request)
+    actor = request[SIGNED_IN].name
+
+    def cancel() -> tuple[Alert, int] | None:
+        if alert_id is None:
+            return None
+        with session_scope(request.app[DB]) as session:
+            return alert_store.cancel_alert(session=session, alert_id=alert_id, actor=actor)
+
+    done = await asyncio.to_thread(cancel)
+    if done is None:
+        return error_page(request, 404, "No such alert", "There is no alert with this address.")
+    return see_other(f"/desk/alerts/{done[0].id}?cancelled={done[1]}")
+
+
+def add_routes(router: web.UrlDispatcher, prefix: str) -> None:
+    router.add_get(prefix + "/alerts", alerts_page)
+    router.add_post(prefix + "/alerts", alerts_create)
+    router.add_get(prefix + "/alerts/{alert_id}", alert_page)
+    router.add_post(prefix + "/alerts/{alert_id}/cancel", alert_cancel)

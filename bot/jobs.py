@@ -1,0 +1,252 @@
+"""The scheduler's jobs: periodic sweeps over the database.
+
+Jobs are kept in a persistent job store (``bot.scheduler``), which stores a job as a
+reference to a module-level function ("bot.jobs:escalate_cases"), never as a pickled object.
+So the jobs take no arguments: they find what they need (settings, database engines,
+catalogs, the dispatch desk) in the ``JobContext`` installed here when this instance becomes
+the leader, and removed when it stops being one.
+
+Each sweep is idempotent (see ``storage.followups``): running it twice, or again after a
+crash part-way, sends nobody anything twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+from telegram.error import TelegramError
+
+from bot.dispatch import LOOK_BACK, DispatchDesk
+from bot.i18n import Catalogs
+from bot.settings import Settings
+from dialogues.actions import outreach
+from storage import alerts
+from storage import cases as case_store
+from storage import followups
+from storage.db import session_scope
+from storage.errors import StorageError
+from storage.models import OUTBOX_FOLLOW_UP, OUTBOX_SURVEY, Case, Reporter, utcnow
+from storage.outbox import OutgoingItem
+from storage.tracker import erase_conversation
+
+log = logging.getLogger(__name__)
+
+
+class JobsNotReady(RuntimeError):
+    """A job ran in a process that has no job context (it is not the leader)."""
+
+
+@dataclass(frozen=True)
+class JobContext:
+    """What the jobs need, set once by the bot service when it becomes the leader."""
+
+    settings: Settings
+    db: Engine
+    tracker_db: Engine  # the engine's tracker store (settings.tracker_store_url)
+    catalogs: Catalogs
+    desk: DispatchDesk | None = None  # None when no dispatch chat is configured
+
+
+_context: JobContext | None = None
+
+
+def install(context: JobContext) -> None:
+    global _context
+    _context = context
+
+
+def uninstall(context: JobContext | None = None) -> None:
+    """Remove the context (only ``context`` if given, so a stale leader cannot remove a new one's)."""
+    global _context
+    if context is None or _context is context:
+        _context = None
+
+
+def current() -> JobContext:
+    if _context is None:
+        raise JobsNotReady("the job context is not installed (this instance is not the leader)")
+    return _context
+
+
+# --------------------------------------------------------------------------- escalation
+
+
+async def escalate_cases() -> int:
+    """Mark cases still ``new`` past their deadline as escalated (the dashboard highlights them)
+    and send them to the dispatch chat again. Returns how many were escalated now."""
+    ctx = current()
+    s = ctx.settings
+
+    def mark() -> int:
+        now = utcnow()
+        with session_scope(ctx.db) as session:
+            overdue = followups.cases_to_escalate(
+                session=session, now=now, after=timedelta(seconds=s.escalate_after_seconds),
+                urgent_after=timedelta(seconds=s.escalate_urgent_after_seconds),
+            )
+            return sum(followups.mark_escalated(session=session, case_id=case.id, now=now) for case in overdue)
+
+    escalated = await asyncio.to_thread(mark)
+    if escalated:
+        log.info("escalated %d case(s)", escalated)
+    if ctx.desk is not None:
+        await _dispatch_escalations(ctx, ctx.desk)
+    return escalated
+
+
+async def _dispatch_escalations(ctx: JobContext, desk: DispatchDesk) -> None:
+    def pending() -> list[Case]:
+        with session_scope(ctx.db) as session:
+            return followups.escalations_to_dispatch(session=session, since=utcnow() - LOOK_BACK)
+
+    def mark(case: Case, message_id: int) -> None:
+        with session_scope(ctx.db) as session:
+            followups.mark_escalation_dispatched(session=session, case_id=case.id, message_id=message_id,
+                                                 now=utcnow())
+
+    for case in await asyncio.to_thread(pending):
+        waited = int((utcnow() - case.created_at).total_seconds() // 60)
+        try:
+            message_id = await desk.announce_escalated(case, waited)
+        except TelegramError as error:
+            log.warning("escalation not sent to the dispatch chat, next sweep retries: %s", type(error).__name__)
+            return
+        await asyncio.to_thread(mark, case, message_id)
+
+
+# --------------------------------------------------------------------------- follow-ups
+
+
+def _follow_up_item(ctx: JobContext, case: Case, reporter: Reporter) -> OutgoingItem:
+    text, buttons = outreach.follow_up_message(ctx.catalogs, reporter.locale, case_ref=case.ref, status=case.status)
+    return OutgoingItem.to(reporter, dedupe_key=f"follow_up:{case.id}", kind=OUTBOX_FOLLOW_UP, text=text,
+                           buttons=buttons, case_id=case.id)
+
+
+async def send_follow_ups() -> int:
+    """Queue, for each open case filed ``follow_up_after_seconds`` ago, its status and an
+    "Add information" button to its reporter (not anonymous, reachable). Returns how many."""
+    ctx = current()
+    after = timedelta(seconds=ctx.settings.follow_up_after_seconds)
+
+    def run() -> int:
+        now = utcnow()
+        sent = 0
+        with session_scope(ctx.db) as session:
+            due = followups.follow_ups_due(session=session, now=now, after=after)
+        for case, reporter in due:
+            item = _follow_up_item(ctx, case, reporter)
+            with session_scope(ctx.db) as session:
+                sent += followups.record_follow_up(session=session, case_id=case.id, item=item, now=now)
+        return sent
+
+    sent = await asyncio.to_thread(run)
+    if sent:
+        log.info("queued %d follow-up(s)", sent)
+    return sent
+
+
+# --------------------------------------------------------------------------- surveys
+
+
+def _survey_item(ctx: JobContext, case: Case, reporter: Reporter) -> OutgoingItem:
+    text, buttons = outreach.survey_opening(ctx.catalogs, reporter.locale, case_ref=case.ref)
+    return OutgoingItem.to(reporter, dedupe_key=f"survey:{case.id}", kind=OUTBOX_SURVEY, text=text,
+                           buttons=buttons, case_id=case.id)
+
+
+async def send_surveys() -> int:
+    """Queue the satisfaction survey of cases resolved ``survey_delay_seconds`` ago."""
+    ctx = current()
+    s = ctx.settings
+
+    def run() -> int:
+        now = utcnow()
+        sent = 0
+        with session_scope(ctx.db) as session:
+            due = followups.surveys_due(session=session, now=now, delay=timedelta(seconds=s.survey_delay_seconds),
+                                        window=timedelta(seconds=s.survey_window_seconds))
+        for case, reporter in due:
+            item = _survey_item(ctx, case, reporter)
+            with session_scope(ctx.db) as session:
+                sent += followups.record_survey(session=session, case=case, item=item, now=now)
+        return sent
+
+    sent = await asyncio.to_thread(run)
+    if sent:
+        log.info("queued %d survey(s)", sent)
+    return sent
+
+
+# --------------------------------------------------------------------------- retention
+
+
+async def purge_expired_reporters() -> int:
+    """Erase the personal data of reporters whose last case closed ``retention_days`` ago:
+    contact details, photos, their words on the cases, live-chat transcripts, queued messages
+    and their conversation in the engine's tracker store. Anonymised case facts stay."""
+    ctx = current()
+    retention = timedelta(days=ctx.settings.retention_days)
+
+    def run() -> int:
+        now = utcnow()
+        with session_scope(ctx.db) as session:
+            due = followups.reporters_past_retention(session=session, now=now, retention=retention)
+        erased = 0
+        for sender_id in due:
+            try:
+                last_active = followups.conversation_last_active(tracker=ctx.tracker_db, sender_id=sender_id)
+                if last_active is not None and last_active > now - retention:
+                    continue  # they still talk with the assistant: the clock restarts
+                # the conversation first: if the second step fails, the reporter row (and so
+                # the sender id) is still there for the next sweep to retry both
+                erase_conversation(engine=ctx.tracker_db, sender_id=sender_id)
+                with session_scope(ctx.db) as session:
+                    case_store.erase_reporter(session=session, sender_id=sender_id)
+            except (StorageError, SQLAlchemyError) as error:
+                log.warning("retention: a reporter could not be erased, next sweep retries: %s",
+                            type(error).__name__)
+                continue
+            erased += 1
+        if erased:
+            with session_scope(ctx.db) as session:
+                followups.record_retention_purge(session=session, erased=erased)
+        return erased
+
+    erased = await asyncio.to_thread(run)
+    if erased:
+        log.info("retention: erased %d reporter(s)", erased)
+    return erased
+
+
+# --------------------------------------------------------------------------- alerts
+
+
+async def expire_alerts() -> int:
+    """Withdraw what is still unsent of alerts past their expiry (the outbox worker also skips
+    them when it claims rows; this keeps the delivery reports right)."""
+    ctx = current()
+
+    def run() -> int:
+        with session_scope(ctx.db) as session:
+            return alerts.expire_due_alerts(session=session)
+
+    withdrawn = await asyncio.to_thread(run)
+    if withdrawn:
+        log.info("alerts: %d unsent message(s) of expired alerts withdrawn", withdrawn)
+    return withdrawn
+
+
+# job id -> function; bot.scheduler runs each every ``sweep_interval_seconds``
+SWEEPS = {
+    "escalate_cases": escalate_cases,
+    "send_follow_ups": send_follow_ups,
+    "send_surveys": send_surveys,
+    "purge_expired_reporters": purge_expired_reporters,
+    "expire_alerts": expire_alerts,
+}

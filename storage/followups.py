@@ -1,0 +1,240 @@
+"""What the scheduler's sweeps read and write (``bot.jobs``): escalations, reporter follow-ups,
+surveys after resolution, and which reporters' personal data has outlived its retention.
+
+Every sweep is idempotent: a case carries the mark of what was done to it (``escalated_at``
+and an ``escalated`` event; a ``follow_up_sent`` event; a ``survey_responses`` row), the mark
+is written in the same transaction as the outbox row, and the outbox deduplicates by key.
+A sweep that runs twice, or again after a crash, sends nobody anything twice.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import Engine, MetaData, Table, func, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import NoSuchTableError
+from sqlmodel import Session, col, select
+
+from storage.cases import _add_event, _atomic, record_audit
+from storage.models import (
+    ACTOR_SYSTEM,
+    EVENT_ESCALATED,
+    EVENT_FOLLOW_UP_SENT,
+    EVENT_STATUS_CHANGED,
+    EVENT_SURVEY_SENT,
+    Case,
+    CaseEvent,
+    Reporter,
+    SurveyResponse,
+)
+from storage.outbox import OutgoingItem, enqueue
+
+# The escalated case was re-sent to the dispatch chat (written after Telegram accepted it).
+EVENT_ESCALATION_DISPATCHED = "escalation_dispatched"
+
+# Statuses after which the reporter is not followed up and the retention clock runs.
+FINISHED_STATUSES = ("resolved", "closed", "rejected", "duplicate")
+# Channels on which Barri can write to a citizen first (Open311 clients have no chat).
+CHAT_CHANNELS = ("web", "telegram")
+BATCH = 200  # cases per sweep; the next run takes the rest
+
+
+def _reachable(query):  # type: ignore[no-untyped-def]
+    """Restrict a ``select(Case, Reporter)`` to citizens who want and can get messages."""
+    return query.join(Reporter, col(Case.reporter_id) == col(Reporter.id)).where(
+        col(Case.contact_mode) != "anonymous",
+        col(Reporter.unreachable).is_(False),
+        col(Reporter.channel).in_(CHAT_CHANNELS),
+        col(Case.erased_at).is_(None),
+    )
+
+
+# --------------------------------------------------------------------------- escalation
+
+
+def cases_to_escalate(
+    *, session: Session, now: datetime, after: timedelta, urgent_after: timedelta
+) -> list[Case]:
+    """Cases still ``new`` past their deadline (shorter for urgent ones) and not yet escalated."""
+    overdue = (col(Case.created_at) <= now - after) | (
+        (col(Case.priority) == "urgent") & (col(Case.created_at) <= now - urgent_after)
+    )
+    query = (
+        select(Case)
+        .where(col(Case.status) == "new", col(Case.escalated_at).is_(None), overdue)
+        .order_by(col(Case.created_at))
+        .limit(BATCH)
+    )
+    return list(session.exec(query).all())
+
+
+def mark_escalated(*, session: Session, case_id: uuid.UUID, now: datetime) -> bool:
+    """Set ``escalated_at`` and add the event, if the case is still new and unmarked.
+
+    The conditional update makes this safe against a second sweep running at the same time:
+    only one of them gets the row. Returns True if this call escalated the case.
+    """
+    with _atomic(session):
+        result = session.execute(
+            update(Case)
+            .where(col(Case.id) == case_id, col(Case.status) == "new", col(Case.escalated_at).is_(None))
+            .values(escalated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        if not getattr(result, "rowcount", 0):
+            return False
+        _add_event(session, case_id=case_id, kind=EVENT_ESCALATED, actor=ACTOR_SYSTEM, at=now)
+    return True
+
+
+def escalations_to_dispatch(*, session: Session, since: datetime) -> list[Case]:
+    """Escalated cases, still new, not yet re-sent to the dispatch chat (escalated after ``since``)."""
+    dispatched = select(CaseEvent.case_id).where(col(CaseEvent.kind) == EVENT_ESCALATION_DISPATCHED)
+    query = (
+        select(Case)
+        .where(
+            col(Case.status) == "new",
+            col(Case.escalated_at) >= since,
+            col(Case.id).not_in(dispatched),
+        )
+        .order_by((col(Case.priority) == "urgent").desc(), col(Case.escalated_at))
+        .limit(BATCH)
+    )
+    return list(session.exec(query).all())
+
+
+def mark_escalation_dispatched(*, session: Session, case_id: uuid.UUID, message_id: int, now: datetime) -> None:
+    with _atomic(session):
+        _add_event(session, case_id=case_id, kind=EVENT_ESCALATION_DISPATCHED, actor=ACTOR_SYSTEM, at=now,
+                   text=f"telegram message {message_id}")
+
+
+# --------------------------------------------------------------------------- follow-ups
+
+
+def follow_ups_due(*, session: Session, now: datetime, after: timedelta) -> list[tuple[Case, Reporter]]:
+    """Open cases filed at least ``after`` ago whose reporter has not been followed up."""
+    done = select(CaseEvent.case_id).where(col(CaseEvent.kind) == EVENT_FOLLOW_UP_SENT)
+    query = _reachable(select(Case, Reporter)).where(
+        col(Case.created_at) <= now - after,
+        col(Case.status).not_in(FINISHED_STATUSES),
+        col(Case.id).not_in(done),
+    ).order_by(col(Case.created_at)).limit(BATCH)
+    return [(case, reporter) for case, reporter in session.exec(query).all()]
+
+
+def record_follow_up(*, session: Session, case_id: uuid.UUID, item: OutgoingItem, now: datetime) -> bool:
+    """Queue the follow-up and mark the case in one transaction; False if already done."""
+    # lock the case row (PostgreSQL) so that two sweeps cannot both pass the check below
+    session.exec(select(Case.id).where(col(Case.id) == case_id).with_for_update()).first()
+    already = session.exec(
+        select(CaseEvent.id).where(col(CaseEvent.case_id) == case_id, col(CaseEvent.kind) == EVENT_FOLLOW_UP_SENT)
+    ).first()
+    if already is not None:
+        session.rollback()
+        return False
+    _add_event(session, case_id=case_id, kind=EVENT_FOLLOW_UP_SENT, actor=ACTOR_SYSTEM, at=now)
+    enqueue(session=session, items=[item])  # commits the event with the outbox row
+    return True
+
+
+# --------------------------------------------------------------------------- surveys
+
+
+def surveys_due(
+    *, session: Session, now: datetime, delay: timedelta, window: timedelta
+) -> list[tuple[Case, Reporter]]:
+    """Cases resolved between ``window`` and ``delay`` ago, not yet surveyed."""
+    surveyed = select(SurveyResponse.case_id)
+    query = _reachable(select(Case, Reporter)).where(
+        col(Case.status).in_(("resolved", "closed")),
+        col(Case.resolved_at) <= now - delay,
+        col(Case.resolved_at) >= now - window,
+        col(Case.id).not_in(surveyed),
+    ).order_by(col(Case.resolved_at)).limit(BATCH)
+    return [(case, reporter) for case, reporter in session.exec(query).all()]
+
+
+def record_survey(*, session: Session, case: Case, item: OutgoingItem, now: datetime) -> bool:
+    """Create the case's survey row, its event and its outbox message together; False if the
+    case already has a survey."""
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    created = session.execute(
+        insert(SurveyResponse)
+        .values(id=uuid.uuid4(), case_id=case.id, neighbourhood_code=case.neighbourhood_code, sent_at=now)
+        .on_conflict_do_nothing(index_elements=["case_id"])
+        .returning(col(SurveyResponse.id))
+    ).first()
+    if created is None:
+        session.rollback()
+        return False
+    _add_event(session, case_id=case.id, kind=EVENT_SURVEY_SENT, actor=ACTOR_SYSTEM, at=now)
+    enqueue(session=session, items=[item])  # commits all three
+    return True
+
+
+# --------------------------------------------------------------------------- retention
+
+
+def _closed_moment(case: Case, finished_at: datetime | None) -> datetime:
+    moments = [m for m in (case.closed_at, case.resolved_at, finished_at) if m is not None]
+    return max(moments) if moments else case.updated_at
+
+
+def reporters_past_retention(*, session: Session, now: datetime, retention: timedelta) -> list[str]:
+    """Sender ids of reporters whose cases are all finished, the last one longer than
+    ``retention`` ago, and who have not been seen since then either.
+
+    Reporters without any case are left alone (they left no contact details; ``forget_me``
+    erases them when they ask).
+    """
+    cutoff = now - retention
+    reporters: Sequence[Reporter] = session.exec(
+        select(Reporter).where(col(Reporter.last_seen_at) <= cutoff).order_by(col(Reporter.last_seen_at))
+    ).all()
+    due: list[str] = []
+    for reporter in reporters:
+        cases = session.exec(select(Case).where(col(Case.reporter_id) == reporter.id)).all()
+        if not cases or any(case.status not in FINISHED_STATUSES for case in cases):
+            continue
+        finished = dict(
+            session.execute(
+                select(CaseEvent.case_id, func.max(CaseEvent.at))
+                .where(
+                    col(CaseEvent.case_id).in_([case.id for case in cases]),
+                    col(CaseEvent.kind) == EVENT_STATUS_CHANGED,
+                    col(CaseEvent.to_status).in_(FINISHED_STATUSES),
+                )
+                .group_by(col(CaseEvent.case_id))
+            ).all()
+        )
+        if max(_closed_moment(case, finished.get(case.id)) for case in cases) <= cutoff:
+            due.append(reporter.sender_id)
+        if len(due) >= BATCH:
+            break
+    return due
+
+
+def conversation_last_active(*, tracker: Engine, sender_id: str) -> datetime | None:
+    """When the engine last stored an event of this conversation (Rasa's SQL tracker store,
+    ``events.timestamp`` in Unix seconds); ``None`` if it has none."""
+    try:
+        events = Table("events", MetaData(), autoload_with=tracker)
+    except NoSuchTableError:
+        return None
+    with tracker.connect() as connection:
+        latest = connection.execute(
+            select(func.max(events.c.timestamp)).where(events.c.sender_id == sender_id)
+        ).scalar()
+    return datetime.fromtimestamp(float(latest), UTC) if latest is not None else None
+
+
+def record_retention_purge(*, session: Session, erased: int) -> None:
+    """Audit one retention sweep (a count only: never who)."""
+    with _atomic(session):
+        record_audit(session=session, actor=ACTOR_SYSTEM, action="retention.purged", subject_type="reporter",
+                     subject_id="-", detail={"reporters_erased": erased})

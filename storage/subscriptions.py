@@ -1,0 +1,92 @@
+"""Citizens' neighbourhood-alert subscriptions (one row per reporter and neighbourhood).
+
+A citizen who has never filed a report gets a ``Reporter`` row when they first subscribe, so
+that alerts can reach them on their channel and in their language; subscribing again refreshes
+that language. Subscriptions go with the reporter on erasure (``ondelete=CASCADE``).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+
+from sqlalchemy import delete
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from storage.cases import get_or_create_reporter
+from storage.models import Reporter, Subscription
+
+
+def _reporter_id(session: Session, sender_id: str) -> uuid.UUID | None:
+    return session.exec(select(Reporter.id).where(Reporter.sender_id == sender_id)).first()
+
+
+def subscribe(
+    *, session: Session, sender_id: str, channel: str, locale: str, neighbourhood_code: str
+) -> bool:
+    """Subscribe the sender to one neighbourhood; False when they already were."""
+    reporter = get_or_create_reporter(session=session, sender_id=sender_id, channel=channel, locale=locale)
+    exists = session.exec(
+        select(Subscription.id).where(
+            Subscription.reporter_id == reporter.id, Subscription.neighbourhood_code == neighbourhood_code
+        )
+    ).first()
+    if exists is not None:
+        return False
+    session.add(Subscription(reporter_id=reporter.id, neighbourhood_code=neighbourhood_code))
+    try:
+        session.commit()
+    except IntegrityError:  # the same subscription added concurrently (double press)
+        session.rollback()
+        return False
+    return True
+
+
+def unsubscribe(*, session: Session, sender_id: str, neighbourhood_code: str) -> bool:
+    """Remove one subscription; False when there was none."""
+    reporter_id = _reporter_id(session, sender_id)
+    if reporter_id is None:
+        return False
+    result = session.execute(
+        delete(Subscription).where(
+            col(Subscription.reporter_id) == reporter_id,
+            col(Subscription.neighbourhood_code) == neighbourhood_code,
+        )
+    )
+    session.commit()
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def unsubscribe_all(*, session: Session, sender_id: str) -> int:
+    """Remove every subscription of the sender; how many there were."""
+    reporter_id = _reporter_id(session, sender_id)
+    if reporter_id is None:
+        return 0
+    result = session.execute(delete(Subscription).where(col(Subscription.reporter_id) == reporter_id))
+    session.commit()
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def list_subscriptions(*, session: Session, sender_id: str) -> list[str]:
+    """The sender's neighbourhood codes, sorted."""
+    statement = (
+        select(Subscription.neighbourhood_code)
+        .join(Reporter, col(Reporter.id) == col(Subscription.reporter_id))
+        .where(Reporter.sender_id == sender_id)
+        .order_by(col(Subscription.neighbourhood_code))
+    )
+    return list(session.exec(statement).all())
+
+
+def subscribers_of(*, session: Session, neighbourhood_codes: Iterable[str]) -> list[Reporter]:
+    """Every reporter subscribed to at least one of the neighbourhoods, each once.
+
+    Unreachable reporters are included: the caller decides (the delivery report counts them).
+    """
+    codes = sorted(set(neighbourhood_codes))
+    if not codes:
+        return []
+    ids = select(Subscription.reporter_id).where(col(Subscription.neighbourhood_code).in_(codes))
+    statement = select(Reporter).where(col(Reporter.id).in_(ids)).order_by(col(Reporter.created_at), col(Reporter.id))
+    return list(session.exec(statement).all())

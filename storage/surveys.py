@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from typing import Final
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
+from storage.cases import get_case_for_sender
 from storage.errors import StorageError
 from storage.models import (
     ACTOR_CITIZEN,
@@ -20,11 +21,9 @@ from storage.models import (
     EVENT_SURVEY_ANSWERED,
     Case,
     CaseEvent,
-    Reporter,
     SurveyResponse,
     utcnow,
 )
-from storage.refs import normalise_ref
 
 SOLVED: Final = "solved"
 SATISFACTION: Final = "satisfaction"
@@ -43,18 +42,6 @@ class SurveyAlreadyAnswered(StorageError):
     """The survey was completed before."""
 
 
-def _case_for_sender(session: Session, ref: str, sender_id: str) -> Case | None:
-    canonical = normalise_ref(ref)
-    if canonical is None:
-        return None
-    statement = (
-        select(Case)
-        .join(Reporter, col(Case.reporter_id) == col(Reporter.id))
-        .where(Case.ref == canonical, Reporter.sender_id == sender_id)
-    )
-    return session.exec(statement).first()
-
-
 def open_survey(*, session: Session, case: Case) -> SurveyResponse:
     """The case's survey, created (with the case's neighbourhood) if it did not exist yet."""
     survey = session.exec(select(SurveyResponse).where(SurveyResponse.case_id == case.id)).first()
@@ -68,7 +55,7 @@ def open_survey(*, session: Session, case: Case) -> SurveyResponse:
 
 def survey_for_sender(*, session: Session, ref: str, sender_id: str) -> SurveyResponse:
     """The survey of the sender's own case ``ref``; raises SurveyNotFound otherwise."""
-    case = _case_for_sender(session, ref, sender_id)
+    case = get_case_for_sender(session=session, ref=ref, sender_id=sender_id)
     if case is None:
         raise SurveyNotFound(ref)
     survey = session.exec(select(SurveyResponse).where(SurveyResponse.case_id == case.id)).first()

@@ -89,7 +89,7 @@ nlu-crossval: engine-env
 
 # The sealed-set NLU figures alone (also part of `make test`), with the printed accuracies.
 nlu-sealed: setup
-	BARRI_TEST_MODEL=$(MODEL) $(APP_PY) -m pytest -q -s -p no:cacheprovider tests/test_nlu_holdout.py
+	BARRI_TEST_MODEL=$(MODEL) $(APP_PY) -m pytest -q -s -p no:cacheprovider tests/test_nlu_sealed.py
 
 # Benchmarks (figures in the README): case writes on SQLite and PostgreSQL, then N = 1, 10, 50
 # citizens through the web chat and straight to the engine. Cold start: bench/cold_start.sh (slow).

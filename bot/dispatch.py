@@ -61,7 +61,8 @@ def dispatch_text(case: Case, photos: int, catalogs: Catalogs, settings: Setting
         place = f"{place} ({case.neighbourhood_name})"
     when = format_when(case.occurred_at, settings.default_locale, settings.zone) if case.occurred_at else "?"
     description = (case.description or "")[:MAX_DESCRIPTION]
-    head = f"{'🚨 URGENT · ' if case.priority == 'urgent' else '🆕 '}{case.ref} · {t(CATEGORY_LABELS.get(case.category, 'Other'))}"
+    mark = "🚨 URGENT · " if case.priority == "urgent" else "🆕 "
+    head = f"{mark}{case.ref} · {t(CATEGORY_LABELS.get(case.category, 'Other'))}"
     return "\n".join([head, f"📍 {place}", f"🕒 {when}", f"📷 {photos}", "", description])
 
 

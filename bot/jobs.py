@@ -25,9 +25,8 @@ from bot.dispatch import LOOK_BACK, DispatchDesk
 from bot.i18n import Catalogs
 from bot.settings import Settings
 from dialogues.actions import outreach
-from storage import alerts
+from storage import alerts, followups
 from storage import cases as case_store
-from storage import followups
 from storage.db import session_scope
 from storage.errors import StorageError
 from storage.models import OUTBOX_FOLLOW_UP, OUTBOX_SURVEY, Case, Reporter, utcnow

@@ -157,7 +157,8 @@ def parse_when(text: str, *, now: datetime, zone: ZoneInfo, locale: str = "en") 
             hour = 0
         elif marker is None and hour <= 12:
             # "a las 8": pick the reading that fits the part of day, else the latest past one
-            if part_name in ("night", "evening", "afternoon") and hour < 12 and not (part_name == "night" and hour <= 4):
+            early_night = part_name == "night" and hour <= 4
+            if part_name in ("night", "evening", "afternoon") and hour < 12 and not early_night:
                 hour += 12
             elif part_name is None:
                 candidates = [hour % 12 + 12, hour % 12]

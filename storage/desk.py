@@ -145,7 +145,8 @@ def update_case(*, session: Session, case: Case, change: CaseChange, actor: str)
         session.add(current)
         record_audit(
             session=session, actor=actor, action="case.updated", subject_type="case", subject_id=str(current.id),
-            detail={"status": change.status, "priority": change.priority, "assignee_changed": change.assignee is not None,
+            detail={"status": change.status, "priority": change.priority,
+                    "assignee_changed": change.assignee is not None,
                     "public_note": bool(change.public_note), "internal_note": bool(change.internal_note)},
         )
     return current

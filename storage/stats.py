@@ -35,7 +35,9 @@ def case_stats(*, session: Session, filters: CaseFilters, zone: ZoneInfo, limit:
     )
     counts = [
         {"category": category, "neighbourhood": neighbourhood, "week": week, "cases": n}
-        for (category, neighbourhood, week), n in sorted(counter.items(), key=lambda item: (item[0][2], item[0][0], item[0][1]))
+        for (category, neighbourhood, week), n in sorted(
+            counter.items(), key=lambda item: (item[0][2], item[0][0], item[0][1])
+        )
     ]
     return CaseStats(
         counts=counts,

@@ -95,7 +95,8 @@ SCHEMAS: dict[str, Any] = {
     },
     "Stats": {
         "type": "object",
-        "required": ["total", "by_category_neighbourhood_week", "median_hours_to_acknowledge", "median_hours_to_resolve"],
+        "required": ["total", "by_category_neighbourhood_week", "median_hours_to_acknowledge",
+                     "median_hours_to_resolve"],
         "properties": {
             "total": {"type": "integer"},
             "by_category_neighbourhood_week": {"type": "array", "items": {
@@ -125,7 +126,8 @@ SCHEMAS: dict[str, Any] = {
     },
     "AuditList": {
         "type": "object", "required": ["items", "limit", "offset"],
-        "properties": {"limit": {"type": "integer"}, "offset": {"type": "integer"}, "items": {"type": "array", "items": {
+        "properties": {"limit": {"type": "integer"}, "offset": {"type": "integer"},
+                       "items": {"type": "array", "items": {
             "type": "object", "required": ["at", "actor", "action", "subject_type", "subject_id"],
             "properties": {"at": {"type": "string", "format": "date-time"}, "actor": {"type": "string"},
                            "action": {"type": "string"}, "subject_type": {"type": "string"},

@@ -147,7 +147,8 @@ class ValidateReportForm(FormValidationAction):
         text = str(value or "").strip()
         if text.startswith("/") or len(text.split()) < MIN_DESCRIPTION_WORDS and len(text) < 15:
             return self._failed(dispatcher, tracker, "description", "utter_description_too_short")
-        result: dict[str, Any] = {"description": text[: self.services.settings.max_message_chars], "failed_attempts": 0.0}
+        limit = self.services.settings.max_message_chars
+        result: dict[str, Any] = {"description": text[:limit], "failed_attempts": 0.0}
         # the account may already say where and when
         if tracker.get_slot("incident_time") is None:
             try:
@@ -389,7 +390,8 @@ class ActionAskReportConfirmed(BarriAction):
     def summary(self, tracker: Tracker) -> str:
         t = lambda message, **args: self.t(tracker, message, **args)  # noqa: E731
         settings = self.services.settings
-        lines = [f"• {t(FIELD_LABELS['incident_type'])}: {t(CATEGORY_LABELS.get(tracker.get_slot('incident_type') or 'other', 'Other'))}"]
+        category = CATEGORY_LABELS.get(tracker.get_slot("incident_type") or "other", "Other")
+        lines = [f"• {t(FIELD_LABELS['incident_type'])}: {t(category)}"]
         lines.append(f"• {t(FIELD_LABELS['description'])}: {tracker.get_slot('description') or ''}")
         place = tracker.get_slot("place") or ""
         if tracker.get_slot("latitude") is not None:

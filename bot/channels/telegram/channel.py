@@ -284,7 +284,9 @@ class TelegramChannel(Channel):
             await self.notice(sender_id, "edited", hint, message.text or "")
             return
         for payload, display in await self.payloads(message, sender_id, hint):
-            await self.deliver(IncomingMessage(sender_id=sender_id, text=payload, locale_hint=hint, display_text=display))
+            await self.deliver(
+                IncomingMessage(sender_id=sender_id, text=payload, locale_hint=hint, display_text=display)
+            )
 
     async def payloads(self, message: Message, sender_id: str, hint: str | None) -> list[tuple[str, str | None]]:
         """What the engine is told for one Telegram message (a photo with a caption is two)."""
@@ -362,7 +364,9 @@ class TelegramChannel(Channel):
     async def on_desk_button(self, update: Update) -> None:
         """A dispatcher pressed Acknowledge or Take under a case in the dispatch group."""
         query = update.callback_query
-        assert query is not None and query.from_user is not None and query.message is not None
+        assert query is not None
+        assert query.from_user is not None
+        assert query.message is not None
         if self.desk is None or not (query.data or "").startswith(DESK_PREFIX):
             await query.answer()
             return

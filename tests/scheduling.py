@@ -13,9 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, create_engine, text, update
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import Engine, text, update
 from sqlmodel import col, select
 
 from bot import jobs
@@ -27,7 +25,7 @@ from storage.db import create_db_engine, session_scope
 from storage.migrate import upgrade_database
 from storage.models import Case, CaseCreate, CaseEvent, OutboxMessage, utcnow
 from tests.conftest import free_port, make_settings
-from tests.storage.conftest import POSTGRES_URL
+from tests.postgres import admin_engine, schema_url
 
 TOKEN = "123456:TEST-scheduler-token"
 
@@ -36,28 +34,14 @@ TOKEN = "123456:TEST-scheduler-token"
 
 @pytest.fixture(scope="module")
 def postgres_admin() -> Iterator[Engine]:
-    engine = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5})
-    try:
-        with engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
-    except SQLAlchemyError as exc:
-        engine.dispose()
-        pytest.skip(f"PostgreSQL not reachable: {exc}")
+    engine = admin_engine()
     yield engine
     engine.dispose()
 
 
 def postgres_schema_url(admin: Engine) -> Iterator[str]:
     """A fresh schema of its own (dropped afterwards), selected by the URL's search_path."""
-    schema = f"barri_sched_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = make_url(POSTGRES_URL).update_query_dict({"options": f"-csearch_path={schema}"})
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    return schema_url(admin, "barri_sched")
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

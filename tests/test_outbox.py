@@ -20,9 +20,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.engine import Engine
 from sqlmodel import select
 
 from bot.app import create_app
@@ -36,12 +34,12 @@ from storage.db import create_db_engine, session_scope
 from storage.migrate import upgrade_database
 from storage.models import Alert, OutboxMessage, Reporter, utcnow
 from tests.conftest import TEST_SECRET, free_port, make_settings
+from tests.postgres import admin_engine, schema_url
 from tests.telegram_server import FakeTelegram
 
 MADRID = ZoneInfo("Europe/Madrid")
 TOKEN = "123456:outbox-test-token"
 NO_QUIET = {"quiet_hours_start": "00:00", "quiet_hours_end": "00:00"}
-POSTGRES_URL = os.environ.get("BARRI_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
 class Clock:
@@ -398,22 +396,10 @@ async def test_web_chat_alerts_arrive_live_and_on_the_next_visit(tmp_path: Path,
 
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
-    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5})
+    admin = admin_engine()
     try:
-        with admin.connect() as connection:
-            connection.execute(text("SELECT 1"))
-    except SQLAlchemyError as error:
-        admin.dispose()
-        pytest.skip(f"PostgreSQL not reachable: {error}")
-    schema = f"barri_outbox_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = make_url(POSTGRES_URL).update_query_dict({"options": f"-csearch_path={schema}"})
-    try:
-        yield url.render_as_string(hide_password=False)
+        yield from schema_url(admin, "barri_outbox")
     finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
 
 

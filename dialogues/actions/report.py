@@ -45,9 +45,41 @@ MAX_FAILURES_BEFORE_OFFERING_TO_STOP = 3
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]{2,}$")
 _PHONE = re.compile(r"^\+?[\d\s().-]{9,20}$")
-_ANONYMOUS = re.compile(r"\b(anon\w*|an[oò]nim\w*|no contact\w*|sin contacto|sense contacte)\b", re.I)
-_CHAT = re.compile(r"\b(chat|xat|aqu[ií]|here|updates|actualizaciones|novetats|avisos)\b", re.I)
-_CONTACT = re.compile(r"\b(name|phone|email|nombre|tel[eè]fono|tel[eè]fon|nom|correu|correo|contact\w*)\b", re.I)
+# Typed answers to "how do you want to file it?": anonymity first, because "no name" and
+# "sin mis datos" name the contact words they refuse.
+_ANONYMOUS = re.compile(
+    r"\b(anon\w*|an[oò]n[iy]m\w*|no contact\w*|sin contacto|sense contacte"
+    r"|(no|without|sin|sense|don'?t|not|leave)\b.{0,24}\b(name|names|nombre|nom|details|datos|dades|data|contact)\b"
+    r"|(name|nombre|nom)\b.{0,6}\bout\b)",
+    re.I,
+)
+_CHAT = re.compile(
+    r"\b(chat|xat|aqu[ií]|here|updates|actualizaciones|novedades|novetats|avisos|avisad\w*|aviseu\w*)\b", re.I
+)
+_CONTACT = re.compile(
+    r"\b(name|phone|e-?mail|mail|call|nombre|tel[eè]fono?|m[oò]vil|m[oò]bil|n[uú]mero|number|nom|correu|correo"
+    r"|contact\w*|details|datos|dades|ll[aá]m\w*|truc\w*)\b",
+    re.I,
+)
+
+# "the first one", "la segona", "3": the buttons' order (anonymous, chat, contact)
+_ORDINALS = (
+    ("anonymous", re.compile(r"^\W*(1|one|first|primer[oa]?)\b", re.I)),
+    ("chat", re.compile(r"^\W*(2|two|second|segund[oa]|segona?)\b", re.I)),
+    ("contact", re.compile(r"^\W*(3|three|third|tercer[oa]?)\b", re.I)),
+)
+
+
+def contact_mode_of(answer: str) -> str | None:
+    """The contact mode a typed answer chooses, or None when it names none."""
+    for mode, pattern in (("anonymous", _ANONYMOUS), ("contact", _CONTACT), ("chat", _CHAT)):
+        if pattern.search(answer):
+            return mode
+    text = re.sub(r"^(the|el|la|lo)\s+", "", answer.strip(), flags=re.I)
+    for mode, pattern in _ORDINALS:
+        if pattern.search(text):
+            return mode
+    return None
 
 
 def reset_report_slots() -> list[EventType]:
@@ -298,10 +330,7 @@ class ValidateReportForm(FormValidationAction):
         answer = self._answer(tracker, "contact_mode")
         if not answer:
             return {}
-        for mode, pattern in (("anonymous", _ANONYMOUS), ("contact", _CONTACT), ("chat", _CHAT)):
-            if pattern.search(answer):
-                return {"contact_mode": mode}
-        return {"contact_mode": answer}
+        return {"contact_mode": contact_mode_of(answer) or answer}
 
     def validate_contact_mode(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict

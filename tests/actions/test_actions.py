@@ -280,3 +280,32 @@ async def test_a_shared_location_keeps_its_coordinates_through_the_whole_form_ru
     events = await ValidateReportForm(services).run(CollectingDispatcher(), typed, domain)
     slots = {event["name"]: event["value"] for event in events if event.get("event") == "slot"}
     assert slots["place"] == "Carrer de Sants 20" and slots["latitude"] is None and slots["longitude"] is None
+
+
+@pytest.mark.parametrize(
+    ("typed", "mode"),
+    [
+        ("anonimo", "anonymous"), ("de forma anònima", "anonymous"), ("keep me anonymous", "anonymous"),
+        ("no name", "anonymous"), ("leave my name out of it", "anonymous"), ("millor sense nom", "anonymous"),
+        ("sin dar mis datos", "anonymous"), ("la primera", "anonymous"), ("1", "anonymous"),
+        ("with my details", "contact"), ("em podeu trucar", "contact"), ("per mail", "contact"),
+        ("os dejo mi nombre y telefono", "contact"), ("the third one", "contact"),
+        ("just keep me updated here", "chat"), ("pel xat", "chat"), ("avisadme por aqui", "chat"),
+        ("la segona", "chat"),
+    ],
+)
+async def test_a_typed_contact_choice_is_understood(services: Services, typed: str, mode: str) -> None:
+    tracker = make_tracker(text=typed, slots={"requested_slot": "contact_mode"}, active_loop="report_form")
+    form = ValidateReportForm(services)
+    assert await form.extract_contact_mode(CollectingDispatcher(), tracker, {}) == {"contact_mode": mode}
+
+
+async def test_a_typed_contact_answer_that_chooses_nothing_is_asked_again(services: Services) -> None:
+    dispatcher = CollectingDispatcher()
+    tracker = make_tracker(text="mmm", slots={"requested_slot": "contact_mode"}, active_loop="report_form")
+    form = ValidateReportForm(services)
+    extracted = await form.extract_contact_mode(dispatcher, tracker, {})
+    assert form.validate_contact_mode(extracted["contact_mode"], dispatcher, tracker, {}) == {
+        "contact_mode": None, "failed_attempts": 1.0,
+    }
+    assert dispatcher.messages

@@ -123,7 +123,9 @@ def create_app(settings: Settings) -> web.Application:
             # messages written while the engine is down are kept and replayed (bot.replay)
             inbox = Inbox(db, lease_seconds=2 * settings.engine_timeout_seconds + 10)
             conversations = Conversations(engine, catalogs, erase, LiveChat(db), rate_limiter=limiter, inbox=inbox)
-            webchat = WebChatChannel(settings, catalogs, conversations, db)
+            address_limiter = create_rate_limiter(settings.redis_url, settings.max_messages_per_minute_per_address,
+                                                  settings.rate_limit_window_seconds, scope="address")
+            webchat = WebChatChannel(settings, catalogs, conversations, db, address_limiter=address_limiter)
             app[CATALOGS] = catalogs
             app[HTTP] = http
             app[DB] = db
@@ -181,8 +183,9 @@ def create_app(settings: Settings) -> web.Application:
                     await desk.stop()
                 if telegram is not None:
                     await telegram.disconnect()
-                if limiter is not None:
-                    await limiter.close()
+                for closing in (limiter, address_limiter):
+                    if closing is not None:
+                        await closing.close()
         db.dispose()
         tracker_db.dispose()
 

@@ -118,9 +118,9 @@ class RedisRateLimiter:
         self._counter = 0
 
     @classmethod
-    def from_url(cls, url: str, limit: int, window: float) -> RedisRateLimiter:
+    def from_url(cls, url: str, limit: int, window: float, prefix: str = "barri:ratelimit:") -> RedisRateLimiter:
         client = aioredis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
-        return cls(client, limit, window)
+        return cls(client, limit, window, prefix)
 
     async def check(self, sender_id: str) -> Verdict:
         self._counter += 1
@@ -137,10 +137,11 @@ class RedisRateLimiter:
         await self._client.aclose()
 
 
-def create_rate_limiter(redis_url: str, limit: int, window: float) -> RateLimiter | None:
-    """The limiter the settings ask for; None when the limit is off (``limit`` 0)."""
+def create_rate_limiter(redis_url: str, limit: int, window: float, scope: str = "") -> RateLimiter | None:
+    """The limiter the settings ask for; None when the limit is off (``limit`` 0). ``scope``
+    keeps the Redis keys of different limits apart (senders: none; "address")."""
     if limit <= 0:
         return None
     if redis_url:
-        return RedisRateLimiter.from_url(redis_url, limit, window)
+        return RedisRateLimiter.from_url(redis_url, limit, window, f"barri:ratelimit:{scope + ':' if scope else ''}")
     return MemoryRateLimiter(limit, window)

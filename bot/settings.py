@@ -60,6 +60,13 @@ class Settings(BaseSettings):
     max_photos_per_report: int = 5
     max_messages_per_minute: int = 20  # per citizen, all channels; 0 = no limit
     rate_limit_window_seconds: float = 60.0  # the "minute" above (shorter in tests)
+    # web chat: all sessions opened from one network address together (a new session per message
+    # must not dodge the limit above); generous, as a mobile carrier's NAT puts many citizens
+    # behind one address. 0 = no limit
+    max_messages_per_minute_per_address: int = Field(default=120, ge=0)
+    # reverse proxies in front of the bot service: the citizen's address is then read from
+    # X-Forwarded-For, this many entries from the right (0: the connection's own address)
+    trusted_proxies: int = Field(default=0, ge=0)
     max_socket_frame_bytes: int = 64 * 1024  # one web-chat WebSocket frame
     max_json_body_bytes: int = 64 * 1024  # JSON and form bodies of the staff API and Open311
     engine_timeout_seconds: float = 30.0
@@ -76,6 +83,7 @@ class Settings(BaseSettings):
     follow_up_after_seconds: float = 7 * 24 * 3600  # reporter hears the status of an open case
     survey_delay_seconds: float = 3600  # satisfaction survey after resolution
     survey_window_seconds: float = 14 * 24 * 3600  # cases resolved longer ago get no survey
+    survey_answer_window_seconds: float = 3 * 24 * 3600  # a bare typed yes/no answers a survey this recent
     retention_days: float = Field(default=180, gt=0)  # personal data kept after the last case closes
 
     # Outbox (bot.outbox): messages Barri sends on its own (alerts, status changes, follow-ups).

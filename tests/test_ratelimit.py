@@ -4,6 +4,7 @@ through real web-chat sockets while another citizen files a whole report on the 
 from __future__ import annotations
 
 import asyncio
+import io
 import math
 import sqlite3
 import time
@@ -228,3 +229,71 @@ async def test_a_flooder_is_limited_while_another_citizen_files_a_report(stack: 
     assert 0 < turns <= 20 * math.ceil(elapsed / 60)
     if elapsed < 60:
         assert turns == 20
+
+
+async def _fresh_session(client, forwarded_for: str) -> tuple[aiohttp.ClientWebSocketResponse, str]:
+    """A new web-chat session as seen from ``forwarded_for``; the socket and its session token."""
+    ws = await client.ws_connect("/webchat/ws", headers={"X-Forwarded-For": forwarded_for})
+    await ws.send_json({"type": "hello", "session": None, "locale": "en-GB"})
+    welcome = await ws.receive_json(timeout=10)
+    assert welcome["type"] == "welcome"
+    return ws, welcome["session"]
+
+
+async def test_new_sessions_from_one_address_share_its_limit(tmp_path: Path, aiohttp_client) -> None:
+    """A flooder opening a new web-chat session per message still meets a limit: the address's.
+    Behind one trusted proxy, the address is the last X-Forwarded-For entry (the ones before it
+    are whatever the client wrote)."""
+    settings = make_settings(tmp_path, rasa_port=free_port(), actions_port=free_port(), trusted_proxies=1,
+                             max_messages_per_minute=20, max_messages_per_minute_per_address=3)
+    client = await aiohttp_client(create_app(settings))
+    texts = []
+    for n in range(5):  # a new session each time, a forged first entry each time
+        ws, token = await _fresh_session(client, f"10.0.0.{n}, 203.0.113.5")
+        try:
+            if n < 4:
+                texts.append([r["text"] for r in await say(ws, {"type": "text", "text": "hello there"})])
+            else:  # told once: the rest is dropped without a word
+                await ws.send_json({"type": "text", "text": "hello there"})
+                with pytest.raises(asyncio.TimeoutError):
+                    await ws.receive_json(timeout=1)
+        finally:
+            await ws.close()
+    assert texts[3] == [NOTICE_EN]
+    assert all(t and t != [NOTICE_EN] for t in texts[:3])
+
+    # a photo upload from the limited address is refused the same way, in the citizen's language
+    upload = await client.post("/webchat/upload", data={"photo": io.BytesIO(b"x")}, headers={
+        "X-Forwarded-For": "203.0.113.5", "Authorization": f"Bearer {token}", "Accept-Language": "en-GB"})
+    assert upload.status == 429 and (await upload.json())["error"] == NOTICE_EN
+
+    ws, _ = await _fresh_session(client, "203.0.113.5, 203.0.113.9")  # another citizen's address
+    try:
+        assert [r["text"] for r in await say(ws, {"type": "text", "text": "hello there"})] != [NOTICE_EN]
+    finally:
+        await ws.close()
+
+
+async def test_forwarded_for_is_ignored_without_a_trusted_proxy(tmp_path: Path, aiohttp_client) -> None:
+    settings = make_settings(tmp_path, rasa_port=free_port(), actions_port=free_port(),
+                             max_messages_per_minute_per_address=2)
+    client = await aiohttp_client(create_app(settings))
+    texts = []
+    for n in range(3):  # every session claims another address: they all come from this one
+        ws, _ = await _fresh_session(client, f"198.51.100.{n}")
+        try:
+            texts.append([r["text"] for r in await say(ws, {"type": "text", "text": "hello there"})])
+        finally:
+            await ws.close()
+    assert texts[2] == [NOTICE_EN] and texts[0] != [NOTICE_EN]
+
+
+def test_client_address_reads_only_the_trusted_entry() -> None:
+    from aiohttp.test_utils import make_mocked_request
+
+    from bot.channels.webchat.channel import client_address
+
+    request = make_mocked_request("GET", "/", headers={"X-Forwarded-For": "6.6.6.6, 198.51.100.4, 10.1.2.3"})
+    assert client_address(request, 1) == "10.1.2.3"
+    assert client_address(request, 2) == "198.51.100.4"
+    assert client_address(request, 4) == client_address(request, 0)  # fewer entries than proxies: the peer

@@ -23,6 +23,7 @@ from bot.channels.base import Channel, DeliveryOutcome, IncomingMessage, Outgoin
 from bot.channels.media import PhotoRejected, location_payload, photo_payload, store_photo
 from bot.engine import Conversations
 from bot.i18n import LANGUAGE_NAMES, Catalogs
+from bot.ratelimit import RateLimiter, Verdict
 from bot.settings import Settings
 from dialogues.actions.responses import ADAPTER_MESSAGES
 from storage.errors import StorageError
@@ -57,8 +58,14 @@ class SessionTokens:
 class WebChatChannel(Channel):
     name = "web"
 
-    def __init__(self, settings: Settings, catalogs: Catalogs, conversations: Conversations, db) -> None:  # noqa: ANN001
+    def __init__(
+        self, settings: Settings, catalogs: Catalogs, conversations: Conversations, db,  # noqa: ANN001
+        address_limiter: RateLimiter | None = None,
+    ) -> None:
         self.settings = settings
+        # all sessions of one network address together: new sessions must not dodge the
+        # per-citizen limit (bot.engine.Conversations applies that one)
+        self.address_limiter = address_limiter
         self.catalogs = catalogs
         self.conversations = conversations
         self.db = db
@@ -136,6 +143,7 @@ class WebChatChannel(Channel):
         await ws.prepare(request)
         sender_id: str | None = None
         hint: str | None = None
+        address = client_address(request, self.settings.trusted_proxies)
         try:
             async for frame in ws:
                 if frame.type != WSMsgType.TEXT:
@@ -164,7 +172,9 @@ class WebChatChannel(Channel):
                         self._tasks.add(task)
                         task.add_done_callback(self._tasks.discard)
                     continue
-                await self._on_frame(ws, sender_id, hint, data)
+                message = await self._read_frame(ws, sender_id, hint, data)
+                if message is not None and await self._address_allows(ws, address, hint):
+                    await self.deliver(message)
         finally:
             if sender_id is not None:
                 self.sockets[sender_id].discard(ws)
@@ -173,45 +183,51 @@ class WebChatChannel(Channel):
                     self.hints.pop(sender_id, None)  # kept only while the citizen is connected
         return ws
 
-    async def _on_frame(
+    async def _address_allows(self, ws: web.WebSocketResponse, address: str, hint: str | None) -> bool:
+        if self.address_limiter is None:
+            return True
+        verdict = await self.address_limiter.check(address)
+        if verdict is Verdict.NOTIFY:
+            log.info("rate limit: messages from one address were not read")
+            await self._notice(ws, "rate_limited", hint)
+        return verdict is Verdict.ALLOW
+
+    async def _read_frame(
         self, ws: web.WebSocketResponse, sender_id: str, hint: str | None, data: dict[str, Any]
-    ) -> None:
+    ) -> IncomingMessage | None:
+        """The message a frame carries for the engine, or None (the citizen was told why)."""
         kind = data.get("type")
         if kind == "text":
             text = data.get("text")
             if not isinstance(text, str):
                 await self._notice(ws, "unreadable", hint)
-                return
+                return None
             text = text.strip()
             if not text:
                 await self._notice(ws, "empty", hint)
-                return
+                return None
             if len(text) > self.settings.max_message_chars:
                 await self._notice(ws, "too_long", hint, text=text, limit=self.settings.max_message_chars)
-                return
+                return None
             # typed text is never an engine command ("/intent{...}" comes only from buttons)
             text = text.lstrip("/").strip() or text
-            await self.deliver(IncomingMessage(sender_id=sender_id, text=text, locale_hint=hint))
-        elif kind == "button":
+            return IncomingMessage(sender_id=sender_id, text=text, locale_hint=hint)
+        if kind == "button":
             payload = data.get("payload")
             if not isinstance(payload, str) or not payload.startswith("/") or len(payload) > MAX_PAYLOAD_CHARS:
                 await self._notice(ws, "unreadable", hint)
-                return
-            await self.deliver(IncomingMessage(sender_id=sender_id, text=payload, locale_hint=hint,
-                                               display_text=str(data.get("title") or "")[:200]))
-        elif kind == "location":
+                return None
+            return IncomingMessage(sender_id=sender_id, text=payload, locale_hint=hint,
+                                   display_text=str(data.get("title") or "")[:200])
+        if kind == "location":
             try:
-                latitude, longitude = float(data["latitude"]), float(data["longitude"])
+                payload = location_payload(float(data["latitude"]), float(data["longitude"]))
             except (KeyError, TypeError, ValueError):
-                await self._notice(ws, "unreadable", hint)
-                return
-            payload = location_payload(latitude, longitude)
-            if payload is None:
-                await self._notice(ws, "unreadable", hint)
-                return
-            await self.deliver(IncomingMessage(sender_id=sender_id, text=payload, locale_hint=hint))
-        else:
-            await self._notice(ws, "unreadable", hint)
+                payload = None
+            if payload is not None:
+                return IncomingMessage(sender_id=sender_id, text=payload, locale_hint=hint)
+        await self._notice(ws, "unreadable", hint)
+        return None
 
     async def deliver(self, message: IncomingMessage) -> None:
         """Hand a message to the engine and send the answers to every open tab of this citizen."""
@@ -232,6 +248,10 @@ class WebChatChannel(Channel):
         locale = self.catalogs.negotiate((hint or "").split(",")[0])
         if sender_id is None:
             return web.json_response({"error": self.catalogs.gettext(_adapter_message("session"), locale)}, status=401)
+        address = client_address(request, self.settings.trusted_proxies)
+        if self.address_limiter is not None and await self.address_limiter.check(address) is not Verdict.ALLOW:
+            text = self.catalogs.gettext(_adapter_message("rate_limited"), locale)
+            return web.json_response({"error": text}, status=429)
 
         def error(key: str, status: int, **args: Any) -> web.Response:
             text = self.catalogs.gettext(_adapter_message(key), locale, **args)
@@ -303,3 +323,14 @@ def _parse(raw: str) -> dict[str, Any] | None:
     except (ValueError, RecursionError, UnicodeEncodeError):  # JSONDecodeError is a ValueError
         return None
     return data if isinstance(data, dict) else None
+
+
+def client_address(request: web.Request, trusted_proxies: int) -> str:
+    """The citizen's network address: the connection's, or with ``trusted_proxies`` reverse
+    proxies in front, the X-Forwarded-For entry that many from the right (the entries to its
+    left are whatever the client wrote, so they are never trusted)."""
+    if trusted_proxies > 0:
+        forwarded = [part.strip() for part in request.headers.get("X-Forwarded-For", "").split(",") if part.strip()]
+        if len(forwarded) >= trusted_proxies:
+            return forwarded[-trusted_proxies]
+    return request.remote or "unknown"

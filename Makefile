@@ -13,13 +13,13 @@ DATA_PATHS   = $(shell scripts/engine-data.sh paths)
 MODEL        = models/barri-$(shell scripts/engine-data.sh hash).tar.gz
 CHROMIUM    ?= /usr/bin/chromium
 
-.PHONY: help run test setup app-env engine-env locales model db secret chromium \
+.PHONY: help run test setup app-env engine-env locales lexicon-features model db secret chromium \
         validate test-stories test-python nlu-crossval nlu-sealed extract update-catalogs lint bench clean screenshots
 
 help:
 	@echo "make run    set everything up, then start engine, action server and bot service"
 	@echo "make test   set everything up, then run every test"
-	@echo "other: setup model locales db validate test-stories nlu-crossval nlu-sealed extract update-catalogs lint clean"
+	@echo "other: setup model lexicon-features locales db validate test-stories nlu-crossval nlu-sealed extract update-catalogs lint clean"
 
 # --- environments ----------------------------------------------------------------------
 $(APP_VENV)/.installed: pyproject.toml
@@ -45,6 +45,10 @@ locales: app-env
 extract: app-env
 	$(PYBABEL) extract -F babel.cfg -k N_ -k t:2 --sort-by-file --no-wrap \
 	  --project=barri --copyright-holder="Barri developers" -o locales/messages.pot bot dialogues
+
+# The incident lexicon as DIET features: run after editing nlu/lexicon/*.yml.
+lexicon-features: app-env
+	$(APP_VENV)/bin/python scripts/lexicon-features.py
 
 update-catalogs: extract
 	$(PYBABEL) update -i locales/messages.pot -d locales -D messages --no-wrap --ignore-obsolete
@@ -83,7 +87,7 @@ test: setup chromium validate test-stories test-python
 # Slow: 3-fold cross-validation of the NLU pipeline (figures go into the README).
 nlu-crossval: engine-env
 	rm -rf results/nlu-data && mkdir -p results/nlu-data
-	for lang in en es ca; do cp -r nlu/$$lang results/nlu-data/$$lang; done; cp nlu/regex.yml results/nlu-data/
+	for lang in en es ca; do cp -r nlu/$$lang results/nlu-data/$$lang; done; cp nlu/regex.yml nlu/lexicon_features.yml results/nlu-data/
 	$(ENGINE_ENV) $(RASA) test nlu --config nlu/config.yml --nlu results/nlu-data \
 	  --cross-validation --folds 3 --out results/crossval --no-plot
 

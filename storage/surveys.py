@@ -9,9 +9,10 @@ and only once.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Final
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from storage.cases import get_case_for_sender
 from storage.errors import StorageError
@@ -21,6 +22,7 @@ from storage.models import (
     EVENT_SURVEY_ANSWERED,
     Case,
     CaseEvent,
+    Reporter,
     SurveyResponse,
     utcnow,
 )
@@ -64,6 +66,24 @@ def survey_for_sender(*, session: Session, ref: str, sender_id: str) -> SurveyRe
             raise SurveyNotFound(ref)
         survey = open_survey(session=session, case=case)
     return survey
+
+
+def awaiting_first_answer(*, session: Session, sender_id: str, sent_after: datetime) -> str | None:
+    """The reference of the sender's latest survey sent after ``sent_after`` whose first
+    question (was it solved?) has no answer yet, or None."""
+    statement = (
+        select(Case.ref)
+        .join(SurveyResponse, col(SurveyResponse.case_id) == col(Case.id))
+        .join(Reporter, col(Case.reporter_id) == col(Reporter.id))
+        .where(
+            Reporter.sender_id == sender_id,
+            col(SurveyResponse.sent_at) > sent_after,
+            col(SurveyResponse.solved).is_(None),
+            col(SurveyResponse.answered_at).is_(None),
+        )
+        .order_by(col(SurveyResponse.sent_at).desc())
+    )
+    return session.exec(statement).first()
 
 
 def _check(question: str, value: bool | int | str | None) -> None:

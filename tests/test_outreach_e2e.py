@@ -1,5 +1,6 @@
 """Alerts, the follow-up and the survey through the real bot service, engine and action
-server (web chat): subscribing by buttons, adding information, a survey answered by buttons."""
+server (web chat): subscribing by buttons, adding information, a survey answered by buttons
+and one answered by typing."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from storage import cases as case_store
 from storage import subscriptions
 from storage.db import create_db_engine, session_scope
 from storage.models import EVENT_CITIZEN_INFO, EVENT_SURVEY_ANSWERED, CaseCreate, CaseEvent, SurveyResponse
+from storage.surveys import open_survey
 from tests.conftest import Stack
 from tests.test_webchat import app_settings, hello, say
 
@@ -88,5 +90,38 @@ async def test_subscribe_by_buttons_add_information_and_a_survey_by_buttons(stac
         kinds = [e.kind for e in session.exec(select(CaseEvent).where(CaseEvent.case_id == case.id)).all()]
     assert (survey.solved, survey.satisfaction, survey.safety, survey.comment) == (True, 4, 3, None)
     assert kinds.count(EVENT_SURVEY_ANSWERED) == 1 and kinds.count(EVENT_CITIZEN_INFO) == 1
+    await ws.close()
+    db.dispose()
+
+
+@pytest.mark.engine
+async def test_the_survey_answered_by_typing_from_its_first_question(stack: Stack, aiohttp_client) -> None:
+    """The first question went out through the outbox (the engine never saw it asked): a typed
+    "sí" answers it, and the rest follows in Spanish, typed too."""
+    settings = app_settings(stack)
+    client = await aiohttp_client(create_app(settings))
+    ws, welcome = await hello(client, locale="es-ES")
+    db = create_db_engine(settings.database_url)
+    replies = await say(ws, {"type": "text", "text": "no"})  # nothing was asked: what Barri can do
+    assert said(replies).startswith("No sé muy bien qué hacer con eso.")
+
+    with session_scope(db) as session:
+        case = case_store.create_case(session=session, case_in=CaseCreate(
+            sender_id=welcome["sender"], channel="web", locale="es", category="noise", contact_mode="chat",
+            description="Música muy alta cada noche en el bar de abajo", neighbourhood_code="06-31"))
+        case_store.change_status(session=session, case=case, to_status="resolved", actor="dispatcher1")
+        open_survey(session=session, case=case)  # as the survey sweep does when it queues the question
+    replies = await say(ws, {"type": "text", "text": "sí"})
+    assert said(replies).startswith(f"¿Hasta qué punto estás satisfecho con cómo se gestionó el aviso {case.ref}?")
+    replies = await say(ws, {"type": "text", "text": "4"})
+    assert said(replies).startswith("¿Cómo de seguro te sientes en tu barrio?")
+    replies = await say(ws, {"type": "text", "text": "un 3"})
+    replies = await say(ws, {"type": "text", "text": "no"})
+    assert said(replies).startswith("Gracias por tus respuestas")
+
+    with session_scope(db) as session:
+        survey = session.exec(select(SurveyResponse).where(SurveyResponse.case_id == case.id)).one()
+    assert (survey.solved, survey.satisfaction, survey.safety, survey.comment) == (True, 4, 3, None)
+    assert survey.answered_at is not None
     await ws.close()
     db.dispose()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
+from datetime import timedelta
 from typing import Any
 
 from rasa_sdk import Tracker
@@ -220,20 +221,27 @@ class ActionStartSurvey(BarriAction):
     asks only what is missing. A case that is not the sender's, or a survey answered
     before, gets a clear answer and ends the form at once (no ``survey_case``)."""
 
+    # what the citizen hears when there is nothing to answer
+    nothing_to_answer = "utter_invalid_choice"
+
     def name(self) -> str:
         return "action_start_survey"
+
+    async def answer_given(self, tracker: Tracker) -> tuple[str, str, str] | None:
+        """(case reference, payload step, answer) of the latest message, if it answers a survey."""
+        return parse_survey_value(latest_entities(tracker).get("survey"))
 
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
         reset = [SlotSet(slot, None) for slot in (SURVEY_CASE, *SURVEY_SLOTS)]
-        parsed = parse_survey_value(latest_entities(tracker).get("survey"))
-        if parsed is None:
-            self.say(dispatcher, tracker, "utter_invalid_choice")
-            return reset
-        ref, step, answer = parsed
-        question = SURVEY_SLOTS[STEP_SLOT[step]][1]
         try:
+            parsed = await self.answer_given(tracker)
+            if parsed is None:
+                self.say(dispatcher, tracker, self.nothing_to_answer)
+                return reset
+            ref, step, answer = parsed
+            question = SURVEY_SLOTS[STEP_SLOT[step]][1]
             value = stored_value(question, answer)
             survey = await self.in_db(
                 survey_store.record_survey_answer, ref=ref, sender_id=tracker.sender_id, question=question, value=value
@@ -249,6 +257,27 @@ class ActionStartSurvey(BarriAction):
             self.say(dispatcher, tracker, "utter_technical_problem")
             return reset
         return [SlotSet(SURVEY_CASE, ref)] + [SlotSet(k, v) for k, v in survey_slots(survey).items()]
+
+
+class ActionYesOrNo(ActionStartSurvey):
+    """A yes or a no typed outside any conversation. The survey's first question ("was it
+    solved?") goes out through the outbox, so the engine has no record of asking it: a survey
+    sent to this citizen lately and not answered yet is what the yes or no answers, and the
+    survey goes on as if its button had been pressed. Otherwise: what Barri can do."""
+
+    nothing_to_answer = "utter_default"
+
+    def name(self) -> str:
+        return "action_yes_or_no"
+
+    async def answer_given(self, tracker: Tracker) -> tuple[str, str, str] | None:
+        window = timedelta(seconds=self.services.settings.survey_answer_window_seconds)
+        ref = await self.in_db(
+            survey_store.awaiting_first_answer, sender_id=tracker.sender_id, sent_after=self.services.clock() - window
+        )
+        if ref is None:
+            return None
+        return ref, SURVEY_SOLVED, "yes" if latest_intent(tracker) == "affirm" else "no"
 
 
 class ValidateSurveyForm(FormValidationAction):
@@ -418,6 +447,7 @@ def follow_up_actions(services: Services) -> list[BarriAction | FormValidationAc
         ActionAskCaseInfo(services),
         ActionFinishCaseInfo(services),
         ActionStartSurvey(services),
+        ActionYesOrNo(services),
         ValidateSurveyForm(services),
         *(ActionAskSurvey(services, slot) for slot in SURVEY_SLOTS),
         ActionFinishSurvey(services),

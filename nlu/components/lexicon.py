@@ -156,3 +156,33 @@ def normalise_entities(
                 "confidence_entity": 0.5, "extractor": extractor,
             })
     return kept
+
+
+# --- the lexicon as DIET features -------------------------------------------------------
+# One regex per category, matched by Rasa's RegexFeaturizer: DIET then knows that "mangaron"
+# or "pixaven" is a theft or an incivility word even when no training sentence uses it, which
+# is what separates a report from a bare place or an FAQ. Written to nlu/lexicon_features.yml
+# by scripts/lexicon-features.py; a test keeps the file in step with the lexicon.
+
+# folded letter -> the letters citizens type for it (the text reaches DIET unfolded)
+_ACCENTED = {"a": "aàáâä", "e": "eèéêë", "i": "iìíîï", "o": "oòóôö", "u": "uùúûü", "n": "nñ", "c": "cç"}
+
+
+def _letters(word: Text) -> Text:
+    return "".join(f"[{_ACCENTED[ch]}]" if ch in _ACCENTED else re.escape(ch) for ch in word)
+
+
+def feature_patterns(lexicon: Lexicon) -> Dict[Text, Text]:
+    """``incident_<category>`` -> a case-insensitive regex of all its words, stems and phrases."""
+    alternatives: Dict[Text, List[Text]] = {category: [] for category in CATEGORIES}
+    for word, categories in sorted(lexicon.words.items()):
+        for category in categories:
+            alternatives[category].append(_letters(word) + r"\b")
+    for prefix, category in lexicon.prefixes:
+        alternatives[category].append(_letters(prefix) + r"\w*")
+    for phrase, category in lexicon.phrases:
+        alternatives[category].append(r"[\W_]+".join(_letters(w) for w in phrase.split()) + r"\b")
+    return {
+        f"incident_{category}": r"\b(?:" + "|".join(sorted(alternatives[category])) + ")"
+        for category in CATEGORIES
+    }

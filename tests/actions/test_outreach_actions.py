@@ -3,6 +3,7 @@ real rasa-sdk objects and a real SQLite database, exact events and exact texts."
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from dialogues.actions.followup import (
     ActionFinishSurvey,
     ActionStartCaseInfo,
     ActionStartSurvey,
+    ActionYesOrNo,
     ValidateCaseInfoForm,
     ValidateSurveyForm,
     parse_score,
@@ -32,6 +34,7 @@ from storage import subscriptions
 from storage.db import create_db_engine, session_scope
 from storage.migrate import upgrade_database
 from storage.models import EVENT_CITIZEN_INFO, EVENT_SURVEY_ANSWERED, CaseCreate, CaseEvent, SurveyResponse
+from storage.surveys import open_survey
 from tests.actions.test_actions import NOW, make_tracker
 from tests.conftest import make_settings
 
@@ -342,3 +345,38 @@ async def test_typed_yes_no_and_skip(services: Services, domain: dict[str, Any])
 def test_parse_score() -> None:
     assert [parse_score(t) for t in ("4", "un 4", "4/5", "cuatro", "quatre", "five", "nota: 3!")] == [4, 4, 4, 4, 4, 5, 3]
     assert [parse_score(t) for t in ("10", "3 o 4", "bé", "0", "2.5")] == [None, None, None, None, None]
+
+
+def survey_sent(services: Services, ref: str, sent_at: datetime) -> None:
+    with session_scope(services.db) as session:
+        case = case_store.get_case_by_ref(session=session, ref=ref)
+        assert case is not None
+        survey = open_survey(session=session, case=case)
+        survey.sent_at = sent_at
+        session.add(survey)
+        session.commit()
+
+
+async def test_a_typed_no_answers_the_survey_sent_lately(services: Services) -> None:
+    ref = new_case(services, "web:abc")
+    survey_sent(services, ref, NOW - timedelta(hours=5))
+    dispatcher = CollectingDispatcher()
+    events = await ActionYesOrNo(services).run(dispatcher, make_tracker(text="no", intent="deny"), {})
+    assert events == [SlotSet("survey_case", ref), SlotSet("survey_solved", "no"), SlotSet("survey_satisfaction", None),
+                      SlotSet("survey_safety", None), SlotSet("survey_comment", None)]
+    assert dispatcher.messages == []  # the form asks the next question
+    with session_scope(services.db) as session:
+        assert session.exec(select(SurveyResponse.solved)).one() is False
+
+
+async def test_a_typed_yes_with_no_survey_waiting_hears_what_barri_does(services: Services) -> None:
+    old = new_case(services, "web:abc")
+    survey_sent(services, old, NOW - timedelta(seconds=services.settings.survey_answer_window_seconds + 60))
+    someone_elses = new_case(services, "web:other")
+    survey_sent(services, someone_elses, NOW - timedelta(hours=1))
+    dispatcher = CollectingDispatcher()
+    events = await ActionYesOrNo(services).run(dispatcher, make_tracker(text="sí", intent="affirm"), {})
+    assert SlotSet("survey_case", None) in events
+    assert dispatcher.messages[0]["text"] == text(services, "utter_default")
+    with session_scope(services.db) as session:
+        assert session.exec(select(SurveyResponse.solved)).all() == [None, None]

@@ -53,7 +53,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import web
 from pydantic import ValidationError
@@ -74,7 +74,10 @@ from storage.models import (
     Case,
     CaseCreate,
     CaseEvent,
+    Category,
+    Channel,
     StaffUser,
+    is_locale,
     utcnow,
 )
 from storage.refs import normalise_ref
@@ -82,7 +85,7 @@ from storage.users import user_for_token
 
 PREFIX = "/open311/v2"
 FORMATS = ("json", "xml")
-CHANNEL = "open311"
+CHANNEL: Channel = "open311"
 WRITERS = ("dispatcher", "admin")
 GROUP = "security"
 SERVICE_CODES: tuple[str, ...] = tuple(code for code in CATEGORIES if code != "other")
@@ -324,6 +327,7 @@ async def _staff(request: web.Request, api_key: str | None) -> StaffUser:
     return user
 
 
+
 def _case_in(request: web.Request, form: Mapping[str, Any]) -> CaseCreate:
     code = _field(form, "service_code")
     if code is None:
@@ -341,12 +345,15 @@ def _case_in(request: web.Request, form: Mapping[str, Any]) -> CaseCreate:
         raise Problem(400, "email is not an e-mail address")
     contact = any((email, phone, name))
     place = _neighbourhood(request, where)
+    locale = request.app[SETTINGS].default_locale
+    if not is_locale(locale):  # Settings refuses any other DEFAULT_LOCALE; same answer CaseCreate gave
+        raise Problem(400, "invalid locale")
     try:
         return CaseCreate(
             sender_id=f"{CHANNEL}:{uuid.uuid4()}",
             channel=CHANNEL,
-            locale=request.app[SETTINGS].default_locale,
-            category=code,
+            locale=locale,
+            category=cast(Category, code),  # checked against SERVICE_CODES (all categories) above
             description=description or None,
             address=where.address,
             latitude=where.latitude,

@@ -210,7 +210,8 @@ def likely_duplicates(
     ).all()
     found = []
     for other in candidates:
-        if None not in (case.latitude, case.longitude, other.latitude, other.longitude):
+        if (case.latitude is not None and case.longitude is not None
+                and other.latitude is not None and other.longitude is not None):
             if distance_metres(case.latitude, case.longitude, other.latitude, other.longitude) <= radius_m:
                 found.append(other)
         elif (case.neighbourhood_code and case.neighbourhood_code == other.neighbourhood_code

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Any, Literal, get_args
+from typing import Any, Literal, TypeGuard, get_args
 
 from pydantic import AwareDatetime
 from sqlalchemy import DateTime, LargeBinary, Text, UniqueConstraint
@@ -56,6 +56,19 @@ CONTACT_MODES: tuple[str, ...] = get_args(ContactMode)
 STATUSES: tuple[str, ...] = get_args(Status)
 PRIORITIES: tuple[str, ...] = get_args(Priority)
 STAFF_ROLES: tuple[str, ...] = get_args(StaffRole)
+
+
+# Narrow a checked string to its Literal type (the types above are what CaseCreate accepts).
+def is_channel(value: str) -> TypeGuard[Channel]:
+    return value in CHANNELS
+
+
+def is_locale(value: str) -> TypeGuard[Locale]:
+    return value in LOCALES
+
+
+def is_contact_mode(value: str) -> TypeGuard[ContactMode]:
+    return value in CONTACT_MODES
 
 # CaseEvent.kind values written by storage; other layers may add their own kinds.
 EVENT_CREATED = "created"

@@ -140,6 +140,7 @@ def _case_context(db: Engine, ref: str, reader: Any, settings: Any, catalogs: An
     detail = _load_detail(db, ref, reader)
     if detail is None:
         return None
+    zone = settings.zone
     with session_scope(db) as session:
         case = case_store.get_case_by_ref(session=session, ref=detail["ref"])
         assert case is not None
@@ -147,8 +148,8 @@ def _case_context(db: Engine, ref: str, reader: Any, settings: Any, catalogs: An
         counts = {case.neighbourhood_code: 1} if case.neighbourhood_code else {}
         live = is_live(session=session, case=case)
         chat = [{"kind": e.kind, "text": e.text or "", "who": "Citizen" if e.kind == "chat_citizen" else e.actor,
-                 "at": e.at} for e in chat_messages(session=session, case=case) if e.kind.startswith("chat_")]
-    zone = settings.zone
+                 "when": when_text(e.at, zone)}
+                for e in chat_messages(session=session, case=case) if e.kind.startswith("chat_")]
     now = utcnow()
 
     def when(value: str | None) -> str:
@@ -165,8 +166,6 @@ def _case_context(db: Engine, ref: str, reader: Any, settings: Any, catalogs: An
     photos = [{"url": f"/desk/cases/{case.ref}/photos/{a['id']}", "size_kb": max(1, round(a["size"] / 1024)),
                "mime": a["mime_type"], "sha256": a["sha256"], "when": when(a["created_at"])}
               for a in detail["attachments"]]
-    for message in chat:
-        message["when"] = when_text(message.pop("at"), zone)
     return {
         "case": case, "detail": detail, "history": history, "photos": photos,
         "duplicates": detail.get("duplicate_candidates", []), "chat": chat, "live": live,

@@ -29,7 +29,7 @@ from dialogues.actions.context import Services
 from dialogues.actions.responses import CATEGORY_LABELS, CONTACT_LABELS, FIELD_LABELS, INCIDENT_TYPES
 from storage import cases as case_store
 from storage.errors import StorageError
-from storage.models import CaseCreate
+from storage.models import CaseCreate, is_channel, is_contact_mode, is_locale
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +80,9 @@ def contact_mode_of(answer: str) -> str | None:
         if pattern.search(text):
             return mode
     return None
+
+
+
 
 
 def reset_report_slots() -> list[EventType]:
@@ -485,11 +488,19 @@ class ActionSaveCase(BarriAction):
         code = slot("neighbourhood")
         neighbourhood = next((n for n in self.services.neighbourhoods.all() if n.code == code), None)
         mode = slot("contact_mode") or "anonymous"
+        channel = channel_of(tracker.sender_id)
+        # CaseCreate would reject these too (pydantic's ValidationError is a ValueError)
+        if not is_channel(channel):
+            raise ValueError(f"unknown channel {channel!r}")
+        if not is_locale(locale):
+            raise ValueError(f"unknown locale {locale!r}")
+        if not is_contact_mode(mode):
+            raise ValueError(f"unknown contact mode {mode!r}")
         contact = (slot("contact_phone") or "") if mode == "contact" else ""
         is_email = "@" in contact
         return CaseCreate(
             sender_id=tracker.sender_id,
-            channel=channel_of(tracker.sender_id),
+            channel=channel,
             locale=locale,
             category=slot("incident_type") or "other",
             description=slot("description"),

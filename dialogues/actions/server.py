@@ -152,7 +152,10 @@ def create_actions_app(settings: Settings, services: Services | None = None) -> 
     app = web.Application(client_max_size=4 * 1024 * 1024)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
-        built: Services = services or await asyncio.to_thread(build_services, settings)
+        if services is not None:
+            built = services
+        else:
+            built = await asyncio.to_thread(build_services, settings)
         await asyncio.to_thread(warm_up)
         app[SERVICES] = built
         app[EXECUTOR] = build_executor(built)

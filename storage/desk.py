@@ -225,6 +225,7 @@ LIVE_STARTED = "live_started"
 LIVE_ENDED = "live_ended"
 CHAT_FROM_CITIZEN = "chat_citizen"
 CHAT_FROM_STAFF = "chat_staff"
+CHAT_KINDS = (CHAT_FROM_CITIZEN, CHAT_FROM_STAFF)
 _LIVE_KINDS = (LIVE_STARTED, LIVE_ENDED)
 
 
@@ -270,7 +271,7 @@ def add_chat_message(*, session: Session, case: Case, text: str, actor: str, fro
 def chat_messages(*, session: Session, case: Case) -> list[CaseEvent]:
     return list(session.exec(
         select(CaseEvent).where(CaseEvent.case_id == case.id,
-                                col(CaseEvent.kind).in_((CHAT_FROM_CITIZEN, CHAT_FROM_STAFF, *_LIVE_KINDS)))
+                                col(CaseEvent.kind).in_((*CHAT_KINDS, *_LIVE_KINDS)))
         .order_by(col(CaseEvent.at))
     ).all())
 

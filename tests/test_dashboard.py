@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
@@ -379,12 +380,14 @@ async def test_every_desk_route_needs_a_session_and_the_right_role(desk: Desk) -
         ("POST", "/desk/logout"), ("GET", "/desk/"), ("GET", "/desk/events"), ("GET", "/desk/cases/{ref}"),
         ("POST", "/desk/cases/{ref}"), ("GET", "/desk/cases/{ref}/photos/{attachment_id}"),
         ("GET", "/desk/map"), ("GET", "/desk/stats"), ("POST", "/desk/cases/{ref}/chat"),
-        ("POST", "/desk/cases/{ref}/chat/close"),
+        ("POST", "/desk/cases/{ref}/chat/close"), ("GET", "/desk/cases/{ref}/chat/events"),
     }
     assert (await anonymous.get("/desk", allow_redirects=False)).headers["Location"] == "/desk/"
     for method, path, roles in guarded:
         assert roles is not None, f"{method} {path} is not guarded by desk_route"
         url = path.replace("{ref}", ref).replace("{attachment_id}", photo_id)
+        if path.endswith("/chat/events"):
+            url += "?" + urlencode({"after": utcnow().isoformat()})
         data = {"internal_note": "route check", "text": "route check"}
         nobody = await anonymous.request(method, url, data=data if method == "POST" else None, allow_redirects=False)
         if method == "GET":
@@ -402,7 +405,7 @@ async def test_every_desk_route_needs_a_session_and_the_right_role(desk: Desk) -
         else:
             assert as_community.status not in (401, 403), (method, path)
         for client in (dispatcher, admin) if roles else ():
-            if path == "/desk/events":
+            if path.endswith("events"):
                 stream = await client.get(url, headers={"Accept": "text/event-stream"})
                 assert stream.status == 200 and stream.content_type == "text/event-stream"
                 assert (await stream.content.readuntil(b"\n\n")).startswith(b"retry:")
@@ -895,12 +898,62 @@ async def test_a_live_conversation_from_the_case_page(desk: Desk) -> None:
                                  allow_redirects=False)
     assert sent.status == 303
     assert "Is the car still there?" in (await ws.receive_json(timeout=5))["text"]
+    page = await (await dispatcher.get(f"/desk/cases/{ref}")).text()
+    after = re.search(r'data-after="([^"]+)"', page)
+    assert after, "the conversation carries the moment it was read"
+    stream = await dispatcher.get(f"/desk/cases/{ref}/chat/events", params={"after": after.group(1)},
+                                  headers={"Accept": "text/event-stream"})
     await ws.send_json({"type": "text", "text": "yes, a white van <b>now</b>"})
     await ws.receive_json(timeout=5)  # typing on
     await ws.receive_json(timeout=5)  # typing off: no assistant answer
+    # the dispatcher's own message may come first (the stream looks back a little; the page
+    # skips the ids it shows), then the citizen's, as sent
+    received = chat_events(stream)
+    lines = [await anext(received), await anext(received)]
+    assert lines[-1] == {"id": lines[-1]["id"], "kind": "chat_citizen", "who": "Citizen",
+                         "text": "yes, a white van <b>now</b>", "when": lines[-1]["when"]}
+    stream.close()
     page = await (await dispatcher.get(f"/desk/cases/{ref}")).text()
     assert "yes, a white van &lt;b&gt;now&lt;/b&gt;" in page and ">Live<" in page
     closed = await dispatcher.post(f"/desk/cases/{ref}/chat/close", data={"csrf": token}, allow_redirects=False)
     assert closed.status == 303
     assert "assistant again" in (await ws.receive_json(timeout=5))["text"]
     await ws.close()
+
+
+
+async def chat_events(stream: Any) -> AsyncIterator[dict[str, Any]]:
+    """The ``chat`` events of a case page's conversation stream, as they come."""
+    while True:
+        block = (await asyncio.wait_for(stream.content.readuntil(b"\n\n"), timeout=20)).decode()
+        fields = dict(line.split(": ", 1) for line in block.strip().splitlines() if ": " in line)
+        if fields.get("event") == "chat":
+            yield json.loads(fields["data"])
+
+
+async def test_the_reporters_replies_appear_on_the_open_case_page(desk: Desk, browser: Browser) -> None:
+    """No reload: the citizen's answer shows on the dispatcher's page as text, never as markup."""
+    citizen = await desk.client()
+    ws = await citizen.ws_connect("/webchat/ws")
+    await ws.send_json({"type": "hello", "session": None, "locale": "en-GB"})
+    sender = (await ws.receive_json(timeout=5))["sender"]
+    ref = desk.new_case(sender_id=sender, contact_mode="chat", locale="en")
+    tab = await open_tab(browser, desk)
+    page = tab.page
+    await page.goto(desk.url(f"/desk/cases/{ref}"))
+    await expect(page.locator("#chat-empty")).to_be_visible()
+    await page.fill("#chat_text", "Can you see the van from your window?")
+    await page.click("#chat button[type=submit]")
+    assert "Can you see the van" in (await ws.receive_json(timeout=5))["text"]
+    await page.evaluate("window.__sameDocument = true")
+    await ws.send_json({"type": "text", "text": f"yes {SCRIPT} {IMG}"})
+    reply = page.locator("#chat .chat-log li.chat-chat_citizen")
+    await expect(reply).to_contain_text(f"yes {SCRIPT} {IMG}", timeout=15_000)
+    await expect(reply).to_contain_text("Citizen")
+    assert await page.evaluate("window.__sameDocument") is True
+    await expect(page.locator("#chat .chat-log li")).to_have_count(2)  # the page's own, then the reply
+    await no_injected_markup(page)
+    await asyncio.sleep(0.5)  # a dialog would have opened by now
+    assert tab.problems == []
+    await ws.close()
+    await page.context.close()

@@ -64,6 +64,7 @@ def setup(app: web.Application) -> None:
     router.add_post(PREFIX + "/cases/{ref}", views.case_update)
     router.add_post(PREFIX + "/cases/{ref}/chat", views.case_chat)
     router.add_post(PREFIX + "/cases/{ref}/chat/close", views.case_chat_close)
+    router.add_get(PREFIX + "/cases/{ref}/chat/events", live.chat_events)
     router.add_get(PREFIX + "/cases/{ref}/photos/{attachment_id}", views.case_photo)
     router.add_get(PREFIX + "/map", views.map_page)
     router.add_get(PREFIX + "/stats", views.stats_page)

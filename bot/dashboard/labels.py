@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 from bot.i18n import LANGUAGE_NAMES, Catalogs
 from dialogues.actions.responses import CATEGORY_LABELS
-from storage.desk import EVENT_CITIZEN_NOTIFIED, EVENT_UPDATED
+from storage.desk import CHAT_FROM_CITIZEN, EVENT_CITIZEN_NOTIFIED, EVENT_UPDATED
 from storage.models import (
     CATEGORIES,
     EVENT_CITIZEN_INFO,
@@ -19,6 +19,7 @@ from storage.models import (
     EVENT_NOTE_PUBLIC,
     EVENT_STATUS_CHANGED,
     Case,
+    CaseEvent,
 )
 
 STAFF_LOCALE = "en"
@@ -80,6 +81,13 @@ def when_text(moment: datetime | None, zone: ZoneInfo) -> str:
     if moment is None:
         return "–"
     return moment.astimezone(zone).strftime("%a %d %b %Y, %H:%M")
+
+
+def chat_line(event: CaseEvent, zone: ZoneInfo) -> dict[str, str]:
+    """One message of a live conversation as the case page shows it (the text is escaped there)."""
+    who = "Citizen" if event.kind == CHAT_FROM_CITIZEN else event.actor
+    return {"id": str(event.id), "kind": event.kind, "text": event.text or "", "who": who,
+            "when": when_text(event.at, zone)}
 
 
 def duration_text(hours: float | None) -> str:

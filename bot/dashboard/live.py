@@ -1,4 +1,5 @@
-"""Live queue: server-sent events at /desk/events.
+"""Live queue: server-sent events at /desk/events; and a case page's conversation with its
+reporter at /desk/cases/{ref}/chat/events (see ``chat_events``).
 
 Cases are created by the action server, another process, so nothing in this process hears
 about them: one ``CaseFeed`` per bot service polls the database every ``POLL_SECONDS`` for
@@ -20,16 +21,19 @@ from datetime import datetime, timedelta
 from aiohttp import web
 
 from bot.dashboard.auth import CASE_READERS, current_user, desk_route
-from bot.dashboard.labels import case_row
+from bot.dashboard.labels import case_row, chat_line
 from bot.dashboard.queries import changed_since, latest_change
-from bot.keys import CATALOGS, DB
+from bot.keys import CATALOGS, DB, SETTINGS
+from storage import cases as case_store
 from storage.db import session_scope
+from storage.desk import CHAT_KINDS, chat_messages
 from storage.errors import DatabaseUnavailable
 from storage.models import Case, utcnow
 
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 2.0
+CHAT_POLL_SECONDS = 1.5  # a dispatcher in a conversation waits for the reply
 OVERLAP = timedelta(seconds=10)
 MAX_CATCH_UP = timedelta(hours=1)  # a page older than this reloads instead
 KEEPALIVE_SECONDS = 15.0
@@ -144,10 +148,7 @@ async def events(request: web.Request) -> web.StreamResponse:
     since = _parse_since(request.headers.get("Last-Event-ID")) or _parse_since(request.query.get("since"))
     feed = request.app[FEED]
     catalogs = request.app[CATALOGS]
-    response = web.StreamResponse(headers={
-        "Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-store",
-        "X-Accel-Buffering": "no", "X-Content-Type-Options": "nosniff",
-    })
+    response = _sse_response()
     await response.prepare(request)
     queue = feed.subscribe()
 
@@ -186,4 +187,70 @@ async def events(request: web.Request) -> web.StreamResponse:
         pass  # the page was closed
     finally:
         feed.unsubscribe(queue)
+    return response
+
+
+def _sse_response() -> web.StreamResponse:
+    return web.StreamResponse(headers={
+        "Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-store",
+        "X-Accel-Buffering": "no", "X-Content-Type-Options": "nosniff",
+    })
+
+
+@desk_route(*CASE_READERS, touch=False)
+async def chat_events(request: web.Request) -> web.StreamResponse:
+    """A case page's conversation with the reporter, live: one ``chat`` event per message
+    written after ``?after=`` (the moment the page was read). The citizen's replies arrive
+    through another process (any bot-service instance), so each open page polls its case's
+    messages; a look back of ``OVERLAP`` catches late commits, and the page skips the ids it
+    already shows."""
+    after = _parse_since(request.query.get("after"))
+    if after is None:
+        raise web.HTTPBadRequest(text="after= must be an ISO time with its zone")
+    ref = request.match_info["ref"]
+    db, zone = request.app[DB], request.app[SETTINGS].zone
+    sent: set[str] = set()
+
+    def read() -> list[dict[str, str]] | None:
+        with session_scope(db) as session:
+            case = case_store.get_case_by_ref(session=session, ref=ref)
+            if case is None:
+                return None
+            return [chat_line(e, zone) for e in chat_messages(session=session, case=case)
+                    if e.kind in CHAT_KINDS and e.at > after - OVERLAP]
+
+    first = await asyncio.to_thread(read)
+    if first is None:
+        raise web.HTTPNotFound(text="no such case")
+    response = _sse_response()
+    await response.prepare(request)
+
+    async def send(lines: list[dict[str, str]]) -> None:
+        for line in lines:
+            if line["id"] not in sent:
+                sent.add(line["id"])
+                await response.write(_event("chat", line))
+
+    try:
+        await response.write(b"retry: 3000\n\n" + _event("ready", {}))
+        await send(first)
+        quiet = checked = time.monotonic()
+        while True:
+            await asyncio.sleep(CHAT_POLL_SECONDS)
+            try:
+                lines = await asyncio.to_thread(read)
+            except DatabaseUnavailable as problem:
+                log.warning("live conversation: %s", problem)
+                lines = []
+            await send(lines or [])
+            if time.monotonic() - quiet > KEEPALIVE_SECONDS:
+                quiet = time.monotonic()
+                await response.write(b": keep-alive\n\n")
+            if time.monotonic() - checked > SESSION_CHECK_SECONDS:
+                checked = time.monotonic()
+                if await current_user(request, touch=False) is None:
+                    await response.write(_event("signed_out", {}))
+                    break
+    except ConnectionResetError:
+        pass  # the page was closed
     return response

@@ -26,6 +26,7 @@ from bot.dashboard.labels import (
     age_text,
     case_row,
     category_label,
+    chat_line,
     duration_text,
     language_name,
     when_text,
@@ -48,6 +49,7 @@ from bot.open311 import NEIGHBOURHOODS
 from storage import cases as case_store
 from storage.db import session_scope
 from storage.desk import (
+    CHAT_KINDS,
     TRANSITIONS,
     CaseChange,
     IllegalTransition,
@@ -147,9 +149,9 @@ def _case_context(db: Engine, ref: str, reader: Any, settings: Any, catalogs: An
         original = session.get(Case, case.duplicate_of_id) if case.duplicate_of_id else None
         counts = {case.neighbourhood_code: 1} if case.neighbourhood_code else {}
         live = is_live(session=session, case=case)
-        chat = [{"kind": e.kind, "text": e.text or "", "who": "Citizen" if e.kind == "chat_citizen" else e.actor,
-                 "when": when_text(e.at, zone)}
-                for e in chat_messages(session=session, case=case) if e.kind.startswith("chat_")]
+        # the page's live stream (bot.dashboard.live) sends what comes after this moment
+        chat_after = utcnow().isoformat()
+        chat = [chat_line(e, zone) for e in chat_messages(session=session, case=case) if e.kind in CHAT_KINDS]
     now = utcnow()
 
     def when(value: str | None) -> str:
@@ -168,7 +170,7 @@ def _case_context(db: Engine, ref: str, reader: Any, settings: Any, catalogs: An
               for a in detail["attachments"]]
     return {
         "case": case, "detail": detail, "history": history, "photos": photos,
-        "duplicates": detail.get("duplicate_candidates", []), "chat": chat, "live": live,
+        "duplicates": detail.get("duplicate_candidates", []), "chat": chat, "chat_after": chat_after, "live": live,
         "can_chat": case.reporter_id is not None
         and (case.contact_mode != "anonymous" or case.handoff_requested_at is not None),
         "category_label": category_label(catalogs, case.category),

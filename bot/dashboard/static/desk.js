@@ -195,9 +195,42 @@
     sync();
   }
 
+  /* ------------------------------------------------------------ live conversation */
+
+  // The reporter's replies (and other dispatchers' messages) appear without a reload. Citizen
+  // text only ever goes in through textContent.
+  function setupChat(section) {
+    var log = section.querySelector("ol.chat-log");
+    if (!log || !window.EventSource) return;
+    var url = new URL(section.getAttribute("data-events-url"), window.location.href);
+    url.searchParams.set("after", section.getAttribute("data-after"));
+    var source = new EventSource(url.toString());
+    source.addEventListener("chat", function (event) {
+      var line;
+      try { line = JSON.parse(event.data); } catch (error) { return; }
+      if (log.querySelector('[data-chat-id="' + CSS.escape(line.id) + '"]')) return;
+      var item = document.createElement("li");
+      item.className = "chat-" + line.kind;
+      item.setAttribute("data-chat-id", line.id);
+      var meta = document.createElement("span");
+      meta.className = "muted";
+      meta.textContent = line.when + " · " + line.who;
+      item.appendChild(meta);
+      item.appendChild(document.createElement("br"));
+      item.appendChild(document.createTextNode(line.text));
+      log.appendChild(item);
+      log.hidden = false;
+      var empty = document.getElementById("chat-empty");
+      if (empty) empty.remove();
+    });
+    source.addEventListener("signed_out", function () { source.close(); });
+  }
+
   function start() {
     var queue = document.getElementById("queue");
     if (queue) setupQueue(queue);
+    var chat = document.getElementById("chat");
+    if (chat) setupChat(chat);
     setupCaseForm();
     refreshAges();
     window.setInterval(refreshAges, 30000);

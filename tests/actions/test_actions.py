@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from datetime import datetime
-from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
@@ -16,34 +13,16 @@ from rasa_sdk import Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from bot.geo import Neighbourhoods
-from bot.i18n import Catalogs
 from bot.settings import PROJECT_ROOT
 from dialogues.actions.citizen import ActionChangeLanguage, ActionCheckStatus, ActionForgetMe, ActionRequestHandoff
 from dialogues.actions.context import Services
 from dialogues.actions.report import ActionSaveCase, ActionStartReport, ValidateReportForm
 from storage import cases as case_store
-from storage.db import create_db_engine, session_scope
+from storage.db import session_scope
 from storage.desk import is_live, live_case_for_sender
-from storage.migrate import upgrade_database
-from tests.conftest import make_settings
 
-MADRID = ZoneInfo("Europe/Madrid")
-NOW = datetime(2026, 11, 25, 18, 30, tzinfo=MADRID)
 REF = re.compile(r"\b(?!SHA-256)[2-9A-Z]{3}-[2-9A-Z]{3}\b")
 
-
-@pytest.fixture
-def services(tmp_path: Path) -> Services:
-    settings = make_settings(tmp_path)
-    upgrade_database(settings.database_url)
-    return Services(
-        settings=settings,
-        catalogs=Catalogs.load(settings.locales_dir),
-        db=create_db_engine(settings.database_url),
-        neighbourhoods=Neighbourhoods.from_geojson(settings.neighbourhoods_geojson),
-        clock=lambda: NOW,
-    )
 
 
 def make_tracker(

@@ -13,8 +13,6 @@ from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from sqlmodel import select
 
-from bot.geo import Neighbourhoods
-from bot.i18n import Catalogs
 from dialogues.actions.alerts import ActionListSubscriptions, ActionSubscribeAlerts, ActionUnsubscribeAlerts
 from dialogues.actions.context import Services
 from dialogues.actions.followup import (
@@ -31,27 +29,14 @@ from dialogues.actions.outreach import follow_up_message, survey_opening, survey
 from dialogues.actions.responses import render
 from storage import cases as case_store
 from storage import subscriptions
-from storage.db import create_db_engine, session_scope
-from storage.migrate import upgrade_database
+from storage.db import session_scope
 from storage.models import EVENT_CITIZEN_INFO, EVENT_SURVEY_ANSWERED, CaseCreate, CaseEvent, SurveyResponse
 from storage.surveys import open_survey
-from tests.actions.test_actions import NOW, make_tracker
-from tests.conftest import make_settings
+from tests.actions.conftest import NOW
+from tests.actions.test_actions import make_tracker
 
 DOMAIN_DIR = Path(__file__).resolve().parents[2] / "dialogues" / "domain"
 
-
-@pytest.fixture
-def services(tmp_path: Path) -> Services:
-    settings = make_settings(tmp_path)
-    upgrade_database(settings.database_url)
-    return Services(
-        settings=settings,
-        catalogs=Catalogs.load(settings.locales_dir),
-        db=create_db_engine(settings.database_url),
-        neighbourhoods=Neighbourhoods.from_geojson(settings.neighbourhoods_geojson),
-        clock=lambda: NOW,
-    )
 
 
 @pytest.fixture(scope="module")

@@ -1,13 +1,14 @@
-"""The trained engine on sealed citizen messages (tests/nlu_sealed/sealed_*.yml). The goal is
-90% intent accuracy per language on the messages not in training and 85% on incident_type
-where a message names one. The figures are printed (the README quotes them); the test fails
-on a regression below the floors, which sit a little under the figures because about 140
-messages per language move by a point or two between trainings of equal quality.
+"""The trained engine on sealed citizen messages (tests/nlu_sealed/sealed*_<lang>.yml): issue
+#2's goal is 90% intent accuracy per language on messages not in training and 85% on
+incident_type where a message names one. The test prints the figures (the README quotes
+them) and fails below the goal.
 
-The sealed files were written by someone who never saw the training data, and the data
-writers never see them (their path is not in nlu/README.md). A few short, common messages
-("hola", "gracias") still occur in training too; the gate is on the messages that do not
-(ignoring case, accents and punctuation), and the whole-file figure is printed beside it.
+Two sealed sets per language (sealed_<lang>.yml, sealed_b_<lang>.yml), each written by
+someone who had read only nlu/README.md and never the training data; the data writers never
+see them (their path is not in nlu/README.md). The gate is on both sets together, about 310
+messages per language. A few short, common messages ("hola", "gracias") still occur in
+training too; the gate is on the messages that do not (ignoring case, accents and
+punctuation), and the whole-file figure is printed beside it.
 An earlier held-out set leaked into training while the data was tuned; it was retired and
 its messages became training data."""
 
@@ -17,6 +18,7 @@ import json
 import re
 import unicodedata
 import urllib.request
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -28,9 +30,6 @@ SEALED = Path(__file__).parent / "nlu_sealed"
 TRAINING = Path(__file__).parent.parent / "nlu"
 INTENT_GOAL = 0.90  # issue #2's goals
 INCIDENT_TYPE_GOAL = 0.85
-# What the current model reaches less a margin: a regression below it fails `make test`.
-INTENT_FLOOR = 0.87
-INCIDENT_TYPE_FLOOR = 0.85
 ANNOTATION = re.compile(r"\[(?P<text>[^\]]+)\](?:\((?P<name>[^)]+)\)|(?P<json>\{[^}]+\}))")
 
 
@@ -83,38 +82,63 @@ def predicted_intent(result: dict) -> str:
     return name
 
 
+@dataclass
+class Score:
+    """One sealed file's (or a language's) figures."""
+
+    messages: int = 0
+    hits: int = 0
+    unseen: int = 0
+    unseen_hits: int = 0
+    named: int = 0  # messages that name an incident type
+    named_hits: int = 0
+    misses: list[str] = field(default_factory=list)
+
+    def add(self, other: Score) -> None:
+        for name in ("messages", "hits", "unseen", "unseen_hits", "named", "named_hits"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.misses += other.misses
+
+    def line(self, label: str) -> str:
+        return (f"{label}: intent accuracy {self.unseen_hits / self.unseen:.1%} on the {self.unseen} sealed messages "
+                f"not in training ({self.hits / self.messages:.1%} on all {self.messages}); "
+                f"incident_type {self.named_hits / self.named:.1%} on {self.named}")
+
+
+def score(stack: Stack, path: Path, seen: set[str]) -> Score:
+    result = Score()
+    for text, intent, incident in load_examples(path):
+        parsed = parse(stack, text)
+        got = predicted_intent(parsed)
+        unseen = folded(text) not in seen
+        result.messages += 1
+        result.unseen += unseen
+        if got == intent:
+            result.hits += 1
+            result.unseen_hits += unseen
+        else:
+            result.misses.append(f"{text!r}: {intent} -> {got}")
+        if incident:
+            result.named += 1
+            result.named_hits += incident in {e["value"] for e in parsed.get("entities", [])
+                                              if e["entity"] == "incident_type"}
+    return result
+
+
 @pytest.mark.engine
 @pytest.mark.parametrize("language", ["en", "es", "ca"])
 def test_sealed_messages(stack: Stack, language: str) -> None:
     seen = training_texts(language)
-    examples = load_examples(SEALED / f"sealed_{language}.yml")
-    assert len(examples) > 150
-    intent_hits, entity_hits, entity_total = 0, 0, 0
-    unseen_hits, unseen_total = 0, 0
-    misses = []
-    for text, intent, incident in examples:
-        result = parse(stack, text)
-        got = predicted_intent(result)
-        unseen = folded(text) not in seen
-        unseen_total += unseen
-        if got == intent:
-            intent_hits += 1
-            unseen_hits += unseen
-        else:
-            misses.append(f"{text!r}: {intent} -> {got}")
-        if incident:
-            entity_total += 1
-            values = {e["value"] for e in result.get("entities", []) if e["entity"] == "incident_type"}
-            entity_hits += incident in values
-    intent_accuracy = intent_hits / len(examples)
-    unseen_accuracy = unseen_hits / unseen_total
-    entity_accuracy = entity_hits / entity_total
-    print(  # noqa: T201 - the figures quoted in the README
-        f"\n{language}: intent accuracy {unseen_accuracy:.1%} on the {unseen_total} sealed messages "
-        f"not in training ({intent_accuracy:.1%} on all {len(examples)}); "
-        f"incident_type {entity_accuracy:.1%} on {entity_total}")
-    assert unseen_total >= 0.7 * len(examples), "the sealed set has leaked into training"
-    if unseen_accuracy < INTENT_GOAL or entity_accuracy < INCIDENT_TYPE_GOAL:
-        print(f"{language}: under the goal ({INTENT_GOAL:.0%} intents, {INCIDENT_TYPE_GOAL:.0%} incident types)")  # noqa: T201
-    assert unseen_accuracy >= INTENT_FLOOR, "\n".join(misses[:40])
-    assert entity_accuracy >= INCIDENT_TYPE_FLOOR
+    files = sorted(SEALED.glob(f"sealed*_{language}.yml"))
+    assert len(files) == 2, "two sealed sets per language, by two writers"
+    total = Score()
+    for path in files:
+        figures = score(stack, path, seen)
+        assert figures.messages > 150
+        # a few short, common messages ("hola", "gracias") are in training too; far more would be a leak
+        assert figures.unseen >= 0.6 * figures.messages, f"{path.name} has leaked into training"
+        print("\n" + figures.line(f"{language} ({path.name})"))  # noqa: T201 - the figures quoted in the README
+        total.add(figures)
+    print(total.line(f"{language} (both sets)"))  # noqa: T201
+    assert total.unseen_hits / total.unseen >= INTENT_GOAL, "\n".join(total.misses[:40])
+    assert total.named_hits / total.named >= INCIDENT_TYPE_GOAL

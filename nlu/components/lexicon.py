@@ -103,8 +103,6 @@ class Lexicon:
         return hits[0][0]
 
 
-
-
 # Intents that never describe an incident: a lexicon word there is a coincidence.
 NO_INCIDENT_INTENTS = {
     "greet", "goodbye", "thank", "affirm", "deny", "bot_challenge", "change_language",

@@ -4,6 +4,7 @@ against the code (services, health checks, the variables the settings read)."""
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 
 import yaml
@@ -57,3 +58,12 @@ def test_the_stack_ports_match_the_defaults() -> None:
     assert SERVICES["bot"]["ports"] == ["8080:8080"]
     assert Settings.model_fields["bot_port"].default == 8080
     assert Path(PROJECT_ROOT / "deploy" / "engine-endpoints.yml").read_text().count("actions:5055") == 2
+
+
+def test_the_engine_image_trains_on_the_data_make_trains_on() -> None:
+    dockerfile = (PROJECT_ROOT / "deploy" / "engine.Dockerfile").read_text()
+    data = re.search(r"--data ((?:[\w./-]+ )+)", dockerfile)
+    assert data, "the engine image trains with --data"
+    paths = subprocess.run([str(PROJECT_ROOT / "scripts" / "engine-data.sh"), "paths"], capture_output=True,
+                           text=True, check=True).stdout.split()
+    assert data.group(1).split() == paths

@@ -957,3 +957,23 @@ async def test_the_reporters_replies_appear_on_the_open_case_page(desk: Desk, br
     assert tab.problems == []
     await ws.close()
     await page.context.close()
+
+
+async def test_open_streams_end_when_the_dispatcher_signs_out(desk: Desk, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("bot.dashboard.live.SESSION_CHECK_SECONDS", 0.0)  # check at every round
+    ref = desk.new_case()
+    dispatcher = await desk.client("dispatcher1")
+    token = csrf_of(await (await dispatcher.get(f"/desk/cases/{ref}")).text())
+    streams = [
+        await dispatcher.get("/desk/events", params={"since": utcnow().isoformat()},
+                             headers={"Accept": "text/event-stream"}),
+        await dispatcher.get(f"/desk/cases/{ref}/chat/events", params={"after": utcnow().isoformat()},
+                             headers={"Accept": "text/event-stream"}),
+    ]
+    assert (await dispatcher.post("/desk/logout", data={"csrf": token}, allow_redirects=False)).status == 303
+    for stream in streams:
+        kinds = []
+        while "signed_out" not in kinds:
+            block = (await asyncio.wait_for(stream.content.readuntil(b"\n\n"), timeout=30)).decode()
+            kinds += [line[7:] for line in block.splitlines() if line.startswith("event: ")]
+        assert (await stream.content.read()) == b""  # and the server ends it

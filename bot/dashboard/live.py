@@ -142,6 +142,24 @@ def _event(kind: str, data: object, event_id: str | None = None) -> bytes:
     return ("\n".join(lines) + "\n\n").encode("utf-8")
 
 
+class SessionWatch:
+    """A stream outlives its page's sign-in: every ``SESSION_CHECK_SECONDS`` it checks that the
+    staff session still stands, and tells the page when it does not."""
+
+    def __init__(self, request: web.Request) -> None:
+        self._request = request
+        self._checked = time.monotonic()
+
+    async def ended(self, response: web.StreamResponse) -> bool:
+        if time.monotonic() - self._checked <= SESSION_CHECK_SECONDS:
+            return False
+        self._checked = time.monotonic()
+        if await current_user(self._request, touch=False) is not None:
+            return False
+        await response.write(_event("signed_out", {}))
+        return True
+
+
 @desk_route(*CASE_READERS, touch=False)
 async def events(request: web.Request) -> web.StreamResponse:
     """The queue's event stream: one ``case`` event per new or changed case."""
@@ -168,7 +186,7 @@ async def events(request: web.Request) -> web.StreamResponse:
                     return changed_since(session, since - OVERLAP)
 
             await send(await asyncio.to_thread(catch_up))
-        checked = time.monotonic()
+        session = SessionWatch(request)
         while True:
             try:
                 batch = await asyncio.wait_for(queue.get(), timeout=KEEPALIVE_SECONDS)
@@ -178,11 +196,8 @@ async def events(request: web.Request) -> web.StreamResponse:
                 if batch is None:  # shutting down, or too slow: the browser reconnects
                     break
                 await send(batch)
-            if time.monotonic() - checked > SESSION_CHECK_SECONDS:
-                checked = time.monotonic()
-                if await current_user(request, touch=False) is None:
-                    await response.write(_event("signed_out", {}))
-                    break
+            if await session.ended(response):
+                break
     except ConnectionResetError:
         pass  # the page was closed
     finally:
@@ -234,7 +249,8 @@ async def chat_events(request: web.Request) -> web.StreamResponse:
     try:
         await response.write(b"retry: 3000\n\n" + _event("ready", {}))
         await send(first)
-        quiet = checked = time.monotonic()
+        quiet = time.monotonic()
+        session = SessionWatch(request)
         while True:
             await asyncio.sleep(CHAT_POLL_SECONDS)
             try:
@@ -246,11 +262,8 @@ async def chat_events(request: web.Request) -> web.StreamResponse:
             if time.monotonic() - quiet > KEEPALIVE_SECONDS:
                 quiet = time.monotonic()
                 await response.write(b": keep-alive\n\n")
-            if time.monotonic() - checked > SESSION_CHECK_SECONDS:
-                checked = time.monotonic()
-                if await current_user(request, touch=False) is None:
-                    await response.write(_event("signed_out", {}))
-                    break
+            if await session.ended(response):
+                break
     except ConnectionResetError:
         pass  # the page was closed
     return response

@@ -143,5 +143,6 @@ def create_rate_limiter(redis_url: str, limit: int, window: float, scope: str = 
     if limit <= 0:
         return None
     if redis_url:
-        return RedisRateLimiter.from_url(redis_url, limit, window, f"barri:ratelimit:{scope + ':' if scope else ''}")
+        prefix = f"barri:ratelimit:{scope}:" if scope else "barri:ratelimit:"
+        return RedisRateLimiter.from_url(redis_url, limit, window, prefix)
     return MemoryRateLimiter(limit, window)

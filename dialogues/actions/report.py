@@ -82,9 +82,6 @@ def contact_mode_of(answer: str) -> str | None:
     return None
 
 
-
-
-
 def reset_report_slots() -> list[EventType]:
     return [SlotSet(name, [] if name == "photos" else None) for name in REPORT_SLOTS] + [
         SlotSet("failed_attempts", 0.0)
@@ -489,13 +486,9 @@ class ActionSaveCase(BarriAction):
         neighbourhood = next((n for n in self.services.neighbourhoods.all() if n.code == code), None)
         mode = slot("contact_mode") or "anonymous"
         channel = channel_of(tracker.sender_id)
-        # CaseCreate would reject these too (pydantic's ValidationError is a ValueError)
-        if not is_channel(channel):
-            raise ValueError(f"unknown channel {channel!r}")
-        if not is_locale(locale):
-            raise ValueError(f"unknown locale {locale!r}")
-        if not is_contact_mode(mode):
-            raise ValueError(f"unknown contact mode {mode!r}")
+        # CaseCreate would refuse these too (pydantic's ValidationError is a ValueError)
+        if not (is_channel(channel) and is_locale(locale) and is_contact_mode(mode)):
+            raise ValueError(f"no case from channel {channel!r}, locale {locale!r}, contact mode {mode!r}")
         contact = (slot("contact_phone") or "") if mode == "contact" else ""
         is_email = "@" in contact
         return CaseCreate(

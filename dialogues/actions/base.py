@@ -30,6 +30,22 @@ def latest_entities(tracker: Tracker) -> dict[str, Any]:
     return {e["entity"]: e.get("value") for e in tracker.latest_message.get("entities", [])}
 
 
+def recalled_message(tracker: Tracker) -> tuple[str, dict[str, Any]]:
+    """The citizen's own account that a report starts from: the latest message, or, when that
+    is the "No, I want to report it" button under the danger question, the message that
+    raised the question (it holds the type, the place and the time)."""
+    text = latest_text(tracker)
+    if not text.startswith("/"):
+        return text, latest_entities(tracker)
+    users = [e for e in tracker.events if e.get("event") == "user"]
+    if len(users) >= 2:
+        previous = users[-2].get("parse_data") or {}
+        if (previous.get("intent") or {}).get("name") == "danger_check":
+            entities = {e["entity"]: e.get("value") for e in previous.get("entities", [])}
+            return (users[-2].get("text") or "").strip(), entities
+    return text, {}
+
+
 def latest_intent(tracker: Tracker) -> str | None:
     return (tracker.latest_message.get("intent") or {}).get("name")
 

@@ -24,6 +24,7 @@ from dialogues.actions.base import (
     latest_entities,
     latest_intent,
     latest_text,
+    recalled_message,
 )
 from dialogues.actions.context import Services
 from dialogues.actions.responses import CATEGORY_LABELS, CONTACT_LABELS, FIELD_LABELS, INCIDENT_TYPES
@@ -104,10 +105,9 @@ class ActionStartReport(BarriAction):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
         events = reset_report_slots()
-        text = latest_text(tracker)
+        text, entities = recalled_message(tracker)
         if text.startswith("/"):
             return events  # a button: nothing to read
-        entities = latest_entities(tracker)
         prefill: dict[str, Any] = {}
         if entities.get("incident_type") in INCIDENT_TYPES:
             prefill["incident_type"] = entities["incident_type"]

@@ -139,6 +139,18 @@ RESPONSES: dict[str, Template] = {
             Button(N_("No"), "/deny"),
         ),
     ),
+    "utter_ask_danger": Template(
+        N_("Is anyone in danger right now?"),
+        extra=(N_("If so, call 112 now: it is free and answers 24 hours a day. I will take the report afterwards."),),
+        buttons=(
+            Button(N_("Yes: call 112"), "/emergency"),
+            Button(N_("No, I want to report it"), "/report_incident"),
+        ),
+    ),
+    "utter_danger_in_report": Template(
+        N_("If anyone is in danger right now, call 112 first: it is free and answers 24 hours a day."),
+        buttons=(Button(N_("Someone is in danger"), "/emergency"),),
+    ),
     "utter_stay_safe": Template(N_("All right. Stay safe, and write to me whenever you want to report it.")),
     "utter_faq/emergency_number": Template(
         N_(

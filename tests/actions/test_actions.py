@@ -69,6 +69,33 @@ async def test_start_report_takes_type_place_and_time_from_the_first_message(ser
     assert dispatcher.messages == []
 
 
+async def test_no_danger_button_starts_the_report_from_the_message_that_raised_the_question(
+    services: Services,
+) -> None:
+    text = "dos tios estan forzando la persiana de la farmacia de la calle Verdi"
+    first = {"text": text, "intent": {"name": "danger_check", "confidence": 0.8},
+             "entities": [{"entity": "place", "value": "calle Verdi"},
+                          {"entity": "danger_sign", "value": "in_progress"}]}
+    latest = {"text": "/report_incident", "intent": {"name": "report_incident", "confidence": 1.0}, "entities": []}
+    tracker = Tracker.from_dict({
+        "sender_id": "web:abc", "slots": {"photos": []}, "latest_message": latest,
+        "events": [{"event": "user", "text": text, "parse_data": first, "metadata": {}},
+                   {"event": "bot", "text": "Is anyone in danger right now?"},
+                   {"event": "user", "text": "/report_incident", "parse_data": latest, "metadata": {}}],
+        "active_loop": {}, "latest_action_name": "action_listen",
+    })
+    events = await ActionStartReport(services).run(CollectingDispatcher(), tracker, {})
+    set_values = {e["name"]: e["value"] for e in events if e["event"] == "slot" and e["value"] not in (None, [], 0.0)}
+    assert set_values["description"] == text
+    assert set_values["place"] == "calle Verdi"
+
+
+async def test_a_button_alone_starts_an_empty_report(services: Services) -> None:
+    tracker = make_tracker(text="/report_incident", intent="report_incident", history=("hola",))
+    events = await ActionStartReport(services).run(CollectingDispatcher(), tracker, {})
+    assert not any(e["value"] for e in events if e["event"] == "slot" and e["name"] in ("description", "place"))
+
+
 async def test_a_short_request_leaves_the_description_to_the_form(services: Services) -> None:
     tracker = make_tracker(text="vull denunciar un robatori", intent="report_incident",
                            entities=[{"entity": "incident_type", "value": "theft"}])

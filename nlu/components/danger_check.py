@@ -1,0 +1,66 @@
+"""The emergency safety net as a Rasa component (the rules live in nlu/components/danger.py).
+
+Runs last in the pipeline, after the FallbackClassifier: a message whose words show danger now
+(gas, smoke, someone unconscious, a weapon, a crime in progress...) but which DIET read as a
+report, an answer, small talk or nothing at all gets the intent ``danger_check`` and a
+``danger_sign`` entity per kind, so the dialogue asks whether anyone is in danger before
+anything else. Runs inside the Rasa engine (Python 3.10): standard library and Rasa only.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Dict, List, Text
+
+from rasa.engine.graph import ExecutionContext, GraphComponent
+from rasa.engine.recipes.default_recipe import DefaultV1Recipe
+from rasa.engine.storage.resource import Resource
+from rasa.engine.storage.storage import ModelStorage
+from rasa.shared.nlu.constants import ENTITIES, INTENT, INTENT_NAME_KEY, TEXT
+from rasa.shared.nlu.training_data.message import Message
+
+from nlu.components.danger import ENTITY, SIGNS_FILE, DangerSigns, checked_intent
+
+
+@DefaultV1Recipe.register(
+    [DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER], is_trainable=False
+)
+class DangerCheck(GraphComponent):
+    @staticmethod
+    def get_default_config() -> Dict[Text, Any]:
+        return {"signs_file": str(SIGNS_FILE)}
+
+    def __init__(self, config: Dict[Text, Any]) -> None:
+        self.signs = DangerSigns.from_file(Path(config["signs_file"]))
+
+    @classmethod
+    def create(
+        cls,
+        config: Dict[Text, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+    ) -> "DangerCheck":
+        return cls(config)
+
+    def process(self, messages: List[Message]) -> List[Message]:
+        for message in messages:
+            self._check(message)
+        return messages
+
+    def _check(self, message: Message) -> None:
+        text = message.get(TEXT) or ""
+        if text.startswith("/"):
+            return  # a button says what it means
+        kinds = self.signs.found(text)
+        if not kinds:
+            return
+        intent = dict(message.get(INTENT) or {})
+        name = intent.get(INTENT_NAME_KEY)
+        checked = checked_intent(name, kinds)
+        if checked != name:
+            message.set(INTENT, {**intent, INTENT_NAME_KEY: checked}, add_to_output=True)
+        entities = list(message.get(ENTITIES, []))
+        entities += [{"entity": ENTITY, "value": kind, "start": 0, "end": len(text),
+                      "extractor": self.__class__.__name__} for kind in sorted(kinds)]
+        message.set(ENTITIES, entities, add_to_output=True)

@@ -8,7 +8,9 @@ APP_PY      := $(APP_VENV)/bin/python
 RASA        := $(ENGINE_VENV)/bin/rasa
 BARRI       := $(APP_VENV)/bin/barri
 PYBABEL     := $(APP_VENV)/bin/pybabel
-ENGINE_ENV  := PYTHONPATH=$(CURDIR) TF_CPP_MIN_LOG_LEVEL=2 RASA_TELEMETRY_ENABLED=false SQLALCHEMY_SILENCE_UBER_WARNING=1
+# TensorFlow sized for the machine: both pools as wide as the cores (its defaults leave one idle).
+TF_THREADS  := TF_INTRA_OP_PARALLELISM_THREADS=$(shell nproc) TF_INTER_OP_PARALLELISM_THREADS=2
+ENGINE_ENV  := PYTHONPATH=$(CURDIR) TF_CPP_MIN_LOG_LEVEL=2 $(TF_THREADS) RASA_TELEMETRY_ENABLED=false SQLALCHEMY_SILENCE_UBER_WARNING=1
 DATA_PATHS   = $(shell scripts/engine-data.sh paths)
 MODEL        = models/barri-$(shell scripts/engine-data.sh hash).tar.gz
 CHROMIUM    ?= /usr/bin/chromium

@@ -115,6 +115,9 @@ def engine_env(base: Mapping[str, str]) -> dict[str, str]:
     env = dict(base)
     env["PYTHONPATH"] = str(PROJECT_ROOT)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # one turn at a time per thread pool, as wide as the machine (TensorFlow's defaults idle a core)
+    env.setdefault("TF_INTRA_OP_PARALLELISM_THREADS", str(os.cpu_count() or 2))
+    env.setdefault("TF_INTER_OP_PARALLELISM_THREADS", "2")
     env.setdefault("RASA_TELEMETRY_ENABLED", "false")
     env.setdefault("SQLALCHEMY_SILENCE_UBER_WARNING", "1")
     return env

@@ -13,6 +13,7 @@ echo "training $model (data changed since the last training)"
 mkdir -p models
 # shellcheck disable=SC2046
 PYTHONPATH=$PWD TF_CPP_MIN_LOG_LEVEL=2 RASA_TELEMETRY_ENABLED=false \
+  TF_INTRA_OP_PARALLELISM_THREADS=$(nproc) TF_INTER_OP_PARALLELISM_THREADS=2 \
   .venv-engine/bin/rasa train \
     --config nlu/config.yml --domain dialogues/domain \
     --data $(scripts/engine-data.sh paths) \

@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -152,6 +153,14 @@ def stop(processes: list[subprocess.Popen[bytes]], grace: float = 15.0) -> None:
             os.killpg(process.pid, signal.SIGKILL)  # the group may outlive its leader
 
 
+def prefix_lines(name: str, process: subprocess.Popen[bytes]) -> None:
+    """Copy a service's output to ours, each line behind the service's name."""
+    assert process.stdout is not None
+    for line in process.stdout:
+        sys.stdout.write(f"{name:<7} | {line.decode('utf-8', 'replace')}")
+        sys.stdout.flush()
+
+
 def run_all(settings: Settings, model: str | None = None) -> int:
     model_path = Path(model) if model else newest_model()
     endpoints = write_engine_endpoints(settings, PROJECT_ROOT / "var" / "engine" / "endpoints.yml")
@@ -159,8 +168,11 @@ def run_all(settings: Settings, model: str | None = None) -> int:
     env = dict(os.environ)
     processes: list[subprocess.Popen[bytes]] = []
 
-    def start(command: list[str], environment: Mapping[str, str]) -> None:
-        processes.append(subprocess.Popen(command, env=dict(environment), cwd=PROJECT_ROOT, start_new_session=True))
+    def start(name: str, command: list[str], environment: Mapping[str, str]) -> None:
+        process = subprocess.Popen(command, env=dict(environment), cwd=PROJECT_ROOT, start_new_session=True,
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        processes.append(process)
+        threading.Thread(target=prefix_lines, args=(name, process), daemon=True).start()
 
     def on_signal(signum: int, _frame: object) -> None:
         raise KeyboardInterrupt
@@ -169,9 +181,9 @@ def run_all(settings: Settings, model: str | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     try:
-        start([python, "-m", "bot.cli", "actions"], env)
-        start(engine_command(settings, model_path, endpoints), engine_env(env))
-        start([python, "-m", "bot.cli", "serve"], env)
+        start("actions", [python, "-m", "bot.cli", "actions"], env)
+        start("engine", engine_command(settings, model_path, endpoints), engine_env(env))
+        start("bot", [python, "-m", "bot.cli", "serve"], env)
         url = f"http://{settings.bot_host}:{settings.bot_port}"
         if not wait_for(f"{url}/healthz", timeout=600, processes=processes):
             print("barri: a service did not start; see the messages above", file=sys.stderr)  # noqa: T201

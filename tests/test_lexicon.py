@@ -85,6 +85,14 @@ def test_diet_kept_where_the_lexicon_has_nothing_to_say(lexicon: Lexicon) -> Non
     assert types(kept) == ["incivility"] and "processors" not in kept[0]
 
 
+def test_an_unsure_type_the_lexicon_does_not_confirm_is_left_to_the_form(lexicon: Lexicon) -> None:
+    text = "something odd with the bins"
+    unsure = {**incident("incivility", 23, 27), "confidence_entity": 0.3}
+    assert types(normalise_entities(text, "report_incident", [unsure], lexicon, "N")) == []
+    confirmed = {**incident("vandalism", 8, 15), "confidence_entity": 0.3}
+    assert types(normalise_entities("someone smashed it", "report_incident", [confirmed], lexicon, "N")) == ["vandalism"]
+
+
 def test_missing_entity_added_except_for_small_talk(lexicon: Lexicon) -> None:
     text = "can I report graffiti anonymously?"
     added = normalise_entities(text, "faq", [], lexicon, "N")

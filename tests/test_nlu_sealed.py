@@ -1,16 +1,23 @@
-"""The trained engine on sealed citizen messages (tests/nlu_sealed/sealed*_<lang>.yml): issue
-#2's goal is 90% intent accuracy per language on messages not in training and 85% on
-incident_type where a message names one. The test prints the figures (the README quotes
-them) and fails below the goal.
+"""The trained engine on sealed citizen messages (tests/nlu_sealed/sealed*_<lang>.yml).
 
-Two sealed sets per language (sealed_<lang>.yml, sealed_b_<lang>.yml), each written by
-someone who had read only nlu/README.md and never the training data; the data writers never
-see them (their path is not in nlu/README.md). The gate is on both sets together, about 310
-messages per language. A few short, common messages ("hola", "gracias") still occur in
-training too; the gate is on the messages that do not (ignoring case, accents and
-punctuation), and the whole-file figure is printed beside it.
-An earlier held-out set leaked into training while the data was tuned; it was retired and
-its messages became training data."""
+Three sealed sets per language, each written by someone who had read only nlu/README.md and
+never the training data; the data writers never see them (their path is not in nlu/README.md):
+set A (sealed_<lang>.yml) and set B (sealed_b_<lang>.yml) name incidents the way the README
+describes them; set C (sealed_c_<lang>.yml) was written to *describe* them as people do (no
+category words, emergencies by their signs). Goals (issues #2 and #12), per language over the
+three sets together: 90% intent accuracy on messages not in training, 92% on incident_type
+where a message has one, fewer wrong types than missing ones (a missing type is asked with
+buttons, a wrong one is not), and no emergency missed. The test prints the figures (the
+README quotes them) and fails below the goals.
+
+The emergency safety net (nlu/components/danger.py) turns a message that shows danger under
+another reading into ``danger_check``: Barri asks "is anyone in danger right now?" first. For
+an emergency that counts as caught; for a report or a form answer it costs one question and
+the report goes on, so it counts as right, and the test prints how often it happened.
+A few short, common messages ("hola", "gracias") still occur in training too; the gate is on
+the messages that do not (ignoring case, accents and punctuation), and the whole-file figure
+is printed beside it. An earlier held-out set leaked into training while the data was tuned;
+it was retired and its messages became training data."""
 
 from __future__ import annotations
 
@@ -28,8 +35,12 @@ from tests.conftest import Stack
 
 SEALED = Path(__file__).parent / "nlu_sealed"
 TRAINING = Path(__file__).parent.parent / "nlu"
-INTENT_GOAL = 0.90  # issue #2's goals
-INCIDENT_TYPE_GOAL = 0.85
+INTENT_GOAL = 0.90  # issue #2's goal
+INCIDENT_TYPE_GOAL = 0.92  # issue #12's goal
+DANGER_CHECK = "danger_check"
+# What the safety net's question may stand in for: an emergency is caught by it, a report or a
+# form answer goes on after one question.
+CHECKED_IS_RIGHT = frozenset({"emergency", "report_incident", "inform"})
 ANNOTATION = re.compile(r"\[(?P<text>[^\]]+)\](?:\((?P<name>[^)]+)\)|(?P<json>\{[^}]+\}))")
 
 
@@ -90,19 +101,27 @@ class Score:
     hits: int = 0
     unseen: int = 0
     unseen_hits: int = 0
-    named: int = 0  # messages that name an incident type
+    named: int = 0  # messages with an incident type
     named_hits: int = 0
+    named_wrong: int = 0  # another type given (a missing one is asked by the form)
+    emergencies: int = 0
+    emergencies_caught: int = 0  # emergency, or the safety net's question
+    checked: int = 0  # messages answered with the danger question
     misses: list[str] = field(default_factory=list)
 
     def add(self, other: Score) -> None:
-        for name in ("messages", "hits", "unseen", "unseen_hits", "named", "named_hits"):
+        for name in ("messages", "hits", "unseen", "unseen_hits", "named", "named_hits", "named_wrong",
+                     "emergencies", "emergencies_caught", "checked"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.misses += other.misses
 
     def line(self, label: str) -> str:
         return (f"{label}: intent accuracy {self.unseen_hits / self.unseen:.1%} on the {self.unseen} sealed messages "
                 f"not in training ({self.hits / self.messages:.1%} on all {self.messages}); "
-                f"incident_type {self.named_hits / self.named:.1%} on {self.named}")
+                f"incident_type {self.named_hits / self.named:.1%} on {self.named} "
+                f"({self.named_wrong} wrong, {self.named - self.named_hits - self.named_wrong} missing); "
+                f"emergencies caught {self.emergencies_caught} of {self.emergencies}; "
+                f"{self.checked} answered with the danger question")
 
 
 def score(stack: Stack, path: Path, seen: set[str]) -> Score:
@@ -111,17 +130,25 @@ def score(stack: Stack, path: Path, seen: set[str]) -> Score:
         parsed = parse(stack, text)
         got = predicted_intent(parsed)
         unseen = folded(text) not in seen
+        right = got == intent or (got == DANGER_CHECK and intent in CHECKED_IS_RIGHT)
         result.messages += 1
         result.unseen += unseen
-        if got == intent:
+        result.checked += got == DANGER_CHECK
+        if intent == "emergency":
+            result.emergencies += 1
+            result.emergencies_caught += right
+            if not right:
+                result.misses.append(f"MISSED EMERGENCY {text!r} -> {got}")
+        if right:
             result.hits += 1
             result.unseen_hits += unseen
         else:
             result.misses.append(f"{text!r}: {intent} -> {got}")
         if incident:
+            found = {e["value"] for e in parsed.get("entities", []) if e["entity"] == "incident_type"}
             result.named += 1
-            result.named_hits += incident in {e["value"] for e in parsed.get("entities", [])
-                                              if e["entity"] == "incident_type"}
+            result.named_hits += incident in found
+            result.named_wrong += bool(found) and incident not in found
     return result
 
 
@@ -130,15 +157,17 @@ def score(stack: Stack, path: Path, seen: set[str]) -> Score:
 def test_sealed_messages(stack: Stack, language: str) -> None:
     seen = training_texts(language)
     files = sorted(SEALED.glob(f"sealed*_{language}.yml"))
-    assert len(files) == 2, "two sealed sets per language, by two writers"
+    assert len(files) == 3, "three sealed sets per language, by three writers"
     total = Score()
     for path in files:
         figures = score(stack, path, seen)
-        assert figures.messages > 150
+        assert figures.messages > 100
         # a few short, common messages ("hola", "gracias") are in training too; far more would be a leak
         assert figures.unseen >= 0.6 * figures.messages, f"{path.name} has leaked into training"
         print("\n" + figures.line(f"{language} ({path.name})"))  # noqa: T201 - the figures quoted in the README
         total.add(figures)
-    print(total.line(f"{language} (both sets)"))  # noqa: T201
+    print(total.line(f"{language} (all sets)"))  # noqa: T201
+    assert total.emergencies_caught == total.emergencies, "\n".join(total.misses[:40])
     assert total.unseen_hits / total.unseen >= INTENT_GOAL, "\n".join(total.misses[:40])
     assert total.named_hits / total.named >= INCIDENT_TYPE_GOAL
+    assert total.named_wrong < total.named - total.named_hits - total.named_wrong, "more wrong types than missing"

@@ -109,6 +109,18 @@ NO_INCIDENT_INTENTS = {
 }
 
 
+# Below this DIET confidence, an incident type the lexicon does not confirm is dropped: a wrong
+# type sends the case to the wrong queue and the form does not ask, a missing one is asked.
+MIN_CONFIDENCE = 0.5
+
+
+def _confidence(entity: Dict[Text, Any]) -> float:
+    try:
+        return float(entity.get("confidence_entity", 1.0))
+    except (TypeError, ValueError):
+        return 1.0
+
+
 def _span(text: Text, entity: Dict[Text, Any]) -> Text:
     start, end = entity.get("start"), entity.get("end")
     if isinstance(start, int) and isinstance(end, int) and 0 <= start < end <= len(text):
@@ -130,6 +142,8 @@ def normalise_entities(
     - A category DIET chose is kept unless the lexicon reads the very words DIET marked as a
       different category: the lexicon is written by hand, DIET guesses from similar spellings
       ("atracaron" looks like "robaron" but is an assault).
+    - A category DIET is unsure of (confidence under MIN_CONFIDENCE) that the lexicon does not
+      confirm is dropped: the form asks the type with buttons.
     - A message about an incident where DIET marked none gets the lexicon's reading.
     """
     kept: List[Dict[Text, Any]] = []
@@ -139,6 +153,9 @@ def normalise_entities(
             continue
         value = str(entity.get("value", ""))
         read = lexicon.best(_span(text, entity)) or lexicon.best(value)
+        if (value in CATEGORIES and _confidence(entity) < MIN_CONFIDENCE
+                and lexicon.best(_span(text, entity)) is None and lexicon.best(text) != value):
+            continue  # DIET unsure and nothing to confirm it: the form asks, it does not guess
         if value in CATEGORIES and (read is None or read == value):
             kept.append(entity)
             continue

@@ -1,0 +1,154 @@
+"""Benchmark: what the engine costs (issue #12's figures), for one model or one pipeline.
+
+    .venv/bin/python bench/engine.py                          # the newest model in models/
+    .venv/bin/python bench/engine.py --model models/x.tar.gz
+    .venv/bin/python bench/engine.py --train nlu/config.yml   # train from scratch first, timed
+
+Prints, as a Markdown table row: training time (with --train), the model archive's size and
+its unpacked size, the engine's start to ready with the model present, its resident memory
+once loaded and its peak, the engine's CPU per turn (median of the turns of one citizen at a
+time filing the load benchmark's scripted reports through the REST channel) and the turns per
+second one engine answers with 50 citizens at once. The action server runs beside it, as in
+`make run`; the bot service is not started (bench/load.py measures it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import secrets
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import load  # noqa: E402
+from bench.citizen import SCRIPTS, Frame, file_report, rest_say  # noqa: E402
+from bot.devserver import engine_command, engine_env, newest_model, stop, wait_for, write_engine_endpoints  # noqa: E402
+from bot.settings import PROJECT_ROOT, Settings  # noqa: E402
+from storage.migrate import upgrade_database  # noqa: E402
+
+MB = 1024 * 1024
+
+
+def train(config: Path, out: Path) -> tuple[Path, float]:
+    """A model trained from scratch with this pipeline, and the seconds it took."""
+    data = subprocess.run(["scripts/engine-data.sh", "paths"], cwd=PROJECT_ROOT, check=True,
+                          capture_output=True, text=True).stdout.split()
+    rasa = PROJECT_ROOT / ".venv-engine" / "bin" / "rasa"
+    started = time.monotonic()
+    subprocess.run([str(rasa), "train", "--config", str(config), "--domain", "dialogues/domain",
+                    "--data", *data, "--out", str(out), "--fixed-model-name", "bench"],
+                   cwd=PROJECT_ROOT, env=engine_env(os.environ), check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return out / "bench.tar.gz", time.monotonic() - started
+
+
+def unpacked_bytes(model: Path) -> int:
+    with tarfile.open(model) as archive:
+        return sum(member.size for member in archive.getmembers())
+
+
+def group_memory(pgid: int) -> tuple[int, int]:
+    """Resident and peak resident bytes of a process group (Linux /proc)."""
+    rss = peak = 0
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            stat = (status.parent / "stat").read_text().rsplit(")", 1)[1].split()
+            if int(stat[2]) != pgid:
+                continue
+            fields = dict(line.split(":", 1) for line in status.read_text().splitlines() if ":" in line)
+        except OSError:
+            continue
+        rss += int(fields.get("VmRSS", "0 kB").split()[0]) * 1024
+        peak += int(fields.get("VmHWM", "0 kB").split()[0]) * 1024
+    return rss, peak
+
+
+async def cpu_per_turn(engine_url: str) -> list[float]:
+    """Engine CPU milliseconds of each turn, one citizen at a time (nothing else in flight)."""
+    samples: list[float] = []
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=300)) as http:
+        for script in SCRIPTS:
+            sender = f"web:{secrets.token_hex(16)}"
+
+            async def send(_turn: int, frame: Frame, sender: str = sender, locale: str = script.locale) -> list[Frame]:
+                before = load.cpu_seconds()["engine"]
+                replies = await rest_say(http, engine_url, sender, locale, frame)
+                samples.append(1000 * (load.cpu_seconds()["engine"] - before))
+                return replies
+
+            outcome = await file_report(script, send)
+            if not outcome.ref:
+                raise SystemExit(f"the scripted report did not file: {outcome}")
+    return samples
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", help="model archive (default: the newest in models/)")
+    parser.add_argument("--train", type=Path, help="train from scratch with this pipeline config first")
+    parser.add_argument("--citizens", type=int, default=50)
+    args = parser.parse_args()
+    from tests.conftest import free_port
+
+    print(f"# {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start", flush=True)  # noqa: T201
+    with tempfile.TemporaryDirectory(prefix="barri-bench-engine-") as tmp_name:
+        tmp = Path(tmp_name)
+        trained = ""
+        if args.train:
+            model, seconds = train(args.train, tmp)
+            trained = f"{seconds / 60:.1f} min"
+        else:
+            model = Path(args.model) if args.model else newest_model()
+        settings = Settings(secret_key=secrets.token_urlsafe(32), database_url=f"sqlite:///{tmp / 'barri.db'}",
+                            tracker_store_url=f"sqlite:///{tmp / 'tracker.db'}",
+                            rasa_port=free_port(), actions_port=free_port())
+        upgrade_database(settings.database_url)
+        endpoints = write_engine_endpoints(settings, tmp / "endpoints.yml")
+        env = {**os.environ, "SECRET_KEY": settings.secret_key, "DATABASE_URL": settings.database_url,
+               "TRACKER_STORE_URL": settings.tracker_store_url, "ACTIONS_PORT": str(settings.actions_port),
+               "RASA_PORT": str(settings.rasa_port)}
+        processes: list[subprocess.Popen[bytes]] = []
+        with (tmp / "actions.log").open("wb") as actions_log, (tmp / "engine.log").open("wb") as engine_log:
+            try:
+                processes.append(subprocess.Popen(
+                    [sys.executable, "-m", "bot.cli", "--log-level", "WARNING", "actions"], env=env,
+                    cwd=PROJECT_ROOT, stdout=actions_log, stderr=subprocess.STDOUT, start_new_session=True))
+                if not wait_for(f"{settings.action_server_url}/health", 120, processes):
+                    raise SystemExit("the action server did not start")
+                started = time.monotonic()
+                processes.append(subprocess.Popen(
+                    engine_command(settings, model, endpoints), env=engine_env(env), cwd=PROJECT_ROOT,
+                    stdout=engine_log, stderr=subprocess.STDOUT, start_new_session=True))
+                load.GROUPS["engine"] = processes[-1].pid
+                if not wait_for(f"{settings.engine_url}/status", 600, processes):
+                    raise SystemExit((tmp / "engine.log").read_text()[-3000:])
+                ready = time.monotonic() - started
+                loaded_rss, _ = group_memory(processes[-1].pid)
+                turns = asyncio.run(cpu_per_turn(settings.engine_url))
+                crowd = asyncio.run(load.one_run("REST", args.citizens, "", settings.engine_url))
+                _, peak = group_memory(processes[-1].pid)
+            finally:
+                stop(processes, grace=10)
+    if crowd.failures:
+        raise SystemExit("\n".join(crowd.failures[:5]))
+    print("| training | model | unpacked | start to ready | memory loaded | peak | "  # noqa: T201
+          f"CPU per turn (median) | turns/s with {args.citizens} |")
+    print("|---|---|---|---|---|---|---|---|")  # noqa: T201
+    print(f"| {trained or '–'} | {model.stat().st_size / MB:.1f} MB | {unpacked_bytes(model) / MB:.0f} MB | "  # noqa: T201
+          f"{ready:.1f} s | {loaded_rss / MB:.0f} MB | {peak / MB:.0f} MB | "
+          f"{statistics.median(turns):.0f} ms ({len(turns)} turns) | {crowd.rate:.1f} |")
+    print(f"# load average {os.getloadavg()[0]:.1f} at end", flush=True)  # noqa: T201
+
+
+if __name__ == "__main__":
+    main()

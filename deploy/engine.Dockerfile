@@ -1,5 +1,6 @@
 # The engine image: Rasa Open Source 3.6.21 with Barri's NLU component and a model trained at build.
-FROM rasa/rasa:3.6.21-full
+# The slim image: the pipeline uses no spaCy, MITIE or transformers (what "-full" adds).
+FROM rasa/rasa:3.6.21
 WORKDIR /app
 USER root
 COPY nlu nlu
@@ -7,7 +8,7 @@ COPY dialogues/domain dialogues/domain
 COPY dialogues/rules dialogues/rules
 COPY dialogues/stories dialogues/stories
 COPY dialogues/credentials.yml dialogues/credentials.yml
-ENV PYTHONPATH=/app
+ENV PYTHONPATH=/app TF_INTRA_OP_PARALLELISM_THREADS=2 TF_INTER_OP_PARALLELISM_THREADS=2
 RUN rasa train --config nlu/config.yml --domain dialogues/domain \
       --data nlu/en nlu/es nlu/ca nlu/regex.yml nlu/lexicon_features.yml dialogues/rules dialogues/stories \
       --out /app/models --fixed-model-name barri

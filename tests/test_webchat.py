@@ -75,6 +75,33 @@ async def test_a_whole_report_over_the_socket(stack: Stack, aiohttp_client) -> N
 
 
 @pytest.mark.engine
+async def test_danger_signs_get_the_112_question_before_anything_else(stack: Stack, aiohttp_client) -> None:
+    """A gas smell told as an ordinary report: the engine's safety net asks first, in Spanish;
+    "No, I want to report it" starts the report from that same message."""
+    client = await aiohttp_client(create_app(app_settings(stack)))
+    ws, _ = await hello(client, locale="es-ES")
+    text = "huele muchísimo a gas en toda la escalera de mi bloque en la calle Verdi desde hace un rato"
+    replies = await say(ws, {"type": "text", "text": text})
+    question = replies[-1]
+    assert "peligro" in question["text"].lower() and "112" in " ".join(r["text"] for r in replies)
+    assert [b["payload"] for b in question["buttons"]] == ["/emergency", "/report_incident"]
+    replies = await say(ws, {"type": "button", "payload": "/report_incident", "title": "No, quiero denunciarlo"})
+    asked = " ".join(r["text"] for r in replies).lower()
+    assert "?" in asked and "qué ha pasado" not in asked  # the description is that first message
+    again = await say(ws, {"type": "text", "text": "cancelar"})
+    assert again
+    ws2, _ = await hello(client, locale="en-GB")
+    # read as an emergency by DIET or caught by the net: either way 112 comes first
+    replies = await say(ws2, {"type": "text", "text": "there is black smoke coming out of the flat next door"})
+    assert "112" in replies[0]["text"]
+    if replies[-1]["buttons"][0]["payload"] == "/emergency":
+        replies = await say(ws2, {"type": "button", "payload": "/emergency", "title": "Yes: call 112"})
+        assert "112" in replies[0]["text"]
+    await ws.close()
+    await ws2.close()
+
+
+@pytest.mark.engine
 async def test_bad_frames_get_a_clear_answer_and_the_socket_keeps_serving(stack: Stack, aiohttp_client) -> None:
     client = await aiohttp_client(create_app(app_settings(stack)))
     ws, _ = await hello(client, locale="ca-ES")

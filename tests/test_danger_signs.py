@@ -36,6 +36,14 @@ def signs() -> DangerSigns:
         ("someone is following me since the metro", "followed"),
         ("me está siguiendo un hombre desde el metro", "followed"),
         ("un tio m'està seguint des de la parada", "followed"),
+        ("my dad is having a heart attack", "medical"),
+        ("el meu avi s'ofega i no pot respirar", "medical"),
+        ("a man is hitting a woman outside the bar", "violence"),
+        ("se oyen gritos de socorro en el piso de arriba", "violence"),
+        ("un chico dice que se va a tirar del puente", "threat"),
+        ("están intentando entrar en mi casa", "intrusion"),
+        ("hi ha un home dins de casa meva", "intrusion"),
+        ("socorro", "help"),
     ],
 )
 def test_signs_in_each_language(signs: DangerSigns, text: str, kind: str) -> None:
@@ -48,6 +56,8 @@ def test_signs_in_each_language(signs: DangerSigns, text: str, kind: str) -> Non
         "they set fire to the bins last night",
         "ayer me robaron con una navaja en el Raval",  # told afterwards: a report
         "ahir van cremar un contenidor al meu carrer",
+        "ayer intentaron entrar en mi casa",
+        "he was hitting her last week, I want it on record",
         "the gas bill is too high",
         "my bike was stolen from the rack",
         "la música del bar no para",

@@ -54,6 +54,7 @@ class Settings(BaseSettings):
     telegram_webhook_url: str = ""  # public https URL: webhook mode instead of long polling
     telegram_webhook_secret: str = Field(default="", repr=False)  # default: derived from SECRET_KEY
     dispatch_chat_id: int | None = None  # a Telegram group where new cases are announced
+    dispatch_locale: str = ""  # the dispatch group's language (empty: DEFAULT_LOCALE)
 
     max_message_chars: int = 4000
     max_photo_bytes: int = 10 * 1024 * 1024
@@ -106,6 +107,13 @@ class Settings(BaseSettings):
             raise ValueError(f"DEFAULT_LOCALE must be one of {SUPPORTED_LOCALES}")
         return value
 
+    @field_validator("dispatch_locale")
+    @classmethod
+    def _known_dispatch_locale(cls, value: str) -> str:
+        if value and value not in SUPPORTED_LOCALES:
+            raise ValueError(f"DISPATCH_LOCALE must be empty or one of {SUPPORTED_LOCALES}")
+        return value
+
     @field_validator("redis_url")
     @classmethod
     def _redis_scheme(cls, value: str) -> str:
@@ -140,6 +148,11 @@ class Settings(BaseSettings):
                 "(`make run` generates one in var/secret_key)"
             )
         return self
+
+    @property
+    def dispatch_language(self) -> str:
+        """The language of the messages to the dispatch group."""
+        return self.dispatch_locale or self.default_locale
 
     @cached_property
     def zone(self) -> ZoneInfo:

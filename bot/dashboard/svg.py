@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -151,18 +151,29 @@ def shade_of(count: int, step: int) -> int:
     return 0 if count <= 0 else min(SHADES, math.ceil(count / step))
 
 
-def shade_legend(counts: dict[str, int]) -> list[tuple[int, str]]:
+def shade_legend(counts: dict[str, int], *, none_text: str = "No open case",
+                 or_more: Callable[[int], str] = "{} or more".format) -> list[tuple[int, str]]:
+    """The legend of the shades; the words come from the caller (in the reader's language)."""
     step = shade_step(counts)
-    legend = [(0, "No open case")]
+    legend = [(0, none_text)]
     for shade in range(1, SHADES + 1):
         low, high = (shade - 1) * step + 1, shade * step
-        legend.append((shade, str(low) if low == high else f"{low}–{high}" if shade < SHADES else f"{low} or more"))
+        legend.append((shade, str(low) if low == high else f"{low}–{high}" if shade < SHADES else or_more(low)))
     return legend
+
+
+def _open_cases_en(count: int) -> str:
+    return f"{count} open case" if count == 1 else f"{count} open cases"
+
+
+def _answers_en(count: int) -> str:
+    return f"{count} answer" if count == 1 else f"{count} answers"
 
 
 def city_map(base: BaseMap, counts: dict[str, int], points: Sequence[MapPoint], *, label: str,
              highlight: str | None = None, focus: tuple[float, float] | None = None,
-             focus_size: float = 260.0, show_districts: bool = True) -> Markup:
+             focus_size: float = 260.0, show_districts: bool = True,
+             open_cases: Callable[[int], str] = _open_cases_en) -> Markup:
     """The neighbourhoods shaded by open cases, the district outlines and names, and the
     cases as points linking to their pages. ``focus`` (lat, lon) zooms onto a place."""
     projection = base.projection
@@ -179,9 +190,8 @@ def city_map(base: BaseMap, counts: dict[str, int], points: Sequence[MapPoint], 
     for area in base.areas:
         count = counts.get(area.code, 0)
         classes = f"area shade-{shade_of(count, step)}" + (" highlight" if area.code == highlight else "")
-        noun = "open case" if count == 1 else "open cases"
-        out.append(Markup('<path class="{}" data-code="{}" d="{}" fill-rule="evenodd"><title>{} ({}): {} {}</title>'
-                          '</path>').format(classes, area.code, area.d, area.name, area.district, count, noun))
+        out.append(Markup('<path class="{}" data-code="{}" d="{}" fill-rule="evenodd"><title>{} ({}): {}</title>'
+                          '</path>').format(classes, area.code, area.d, area.name, area.district, open_cases(count)))
     out.append(Markup("</g>"))
     if show_districts:
         out.append(Markup('<g class="districts" stroke-width="{}">').format(_n(max(scale, 0.1) * 2.6)))
@@ -403,7 +413,8 @@ class LineSeries:
 
 def scale_lines(columns: Sequence[str], series: Sequence[LineSeries], *, label: str, low: float = 1,
                 high: float = 5, column_titles: Sequence[str] | None = None, width: float = 600,
-                height: float = 260) -> Markup:
+                height: float = 260, answers: Callable[[int], str] = _answers_en,
+                number: Callable[[float], str] = "{:.1f}".format) -> Markup:
     """Several lines on a fixed scale (1 to 5 for the survey answers), gaps where a value is None."""
     frame = _Frame(width=width, height=height, left=40, right=8, top=14, bottom=30)
     band = frame.plot_width / max(len(columns), 1)
@@ -436,9 +447,9 @@ def scale_lines(columns: Sequence[str], series: Sequence[LineSeries], *, label: 
         for index, value in enumerate(line.values):
             if value is not None:
                 count = line.counts[index] if index < len(line.counts) else 0
-                out.append(Markup('<circle class="dot" cx="{}" cy="{}" r="3.5"><title>{} · {}: {} ({} answers)'
+                out.append(Markup('<circle class="dot" cx="{}" cy="{}" r="3.5"><title>{} · {}: {} ({})'
                                   '</title></circle>').format(_n(frame.left + band * (index + 0.5)), _n(y_of(value)),
-                                                              titles[index], line.name, f"{value:.1f}", count))
+                                                              titles[index], line.name, number(value), answers(count)))
         out.append(Markup("</g>"))
     out += _x_labels(frame, columns, band)
     out.append(Markup("</svg>"))

@@ -68,7 +68,8 @@ def dispatch_text(case: Case, photos: int, catalogs: Catalogs, settings: Setting
 
 def dispatch_buttons(ref: str, catalogs: Catalogs, locale: str) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup([[
-        InlineKeyboardButton("✅ " + catalogs.gettext(N_("Acknowledge"), locale), callback_data=f"{DESK_PREFIX}ack:{ref}"),
+        InlineKeyboardButton("✅ " + catalogs.gettext(N_("Acknowledge"), locale),
+                             callback_data=f"{DESK_PREFIX}ack:{ref}"),
         InlineKeyboardButton("🙋 " + catalogs.gettext(N_("Take"), locale), callback_data=f"{DESK_PREFIX}take:{ref}"),
     ]])
 

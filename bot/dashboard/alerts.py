@@ -117,8 +117,8 @@ async def alerts_create(request: web.Request) -> web.StreamResponse:
         try:  # <input type="datetime-local"> gives wall time in the deployment's zone
             expires_at = datetime.fromisoformat(form.expires)
         except ValueError:
-            return await _render_list(request, form=form, status=422,
-                                      errors=[t.gettext("Expiry: write a date and time, for example 2026-12-01 20:00.")])
+            return await _render_list(request, form=form, status=422, errors=[
+                t.gettext("Expiry: write a date and time, for example 2026-12-01 20:00.")])
         if expires_at.tzinfo is None:
             expires_at = expires_at.replace(tzinfo=settings.zone)
     places = request.app[NEIGHBOURHOODS]

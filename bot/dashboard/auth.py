@@ -164,7 +164,8 @@ def _unauthenticated(request: web.Request) -> web.StreamResponse:
     if request.method in ("GET", "HEAD") and not _is_xhr(request):
         response: web.StreamResponse = see_other(f"{PREFIX}/login?next={quote(request.path_qs, safe='/')}")
     else:
-        response = web.Response(status=401, text=desk_text(request).gettext("Sign in at /desk/login first.") + "\n", headers={
+        text = desk_text(request).gettext("Sign in at /desk/login first.")
+        response = web.Response(status=401, text=text + "\n", headers={
             "WWW-Authenticate": 'Session realm="Barri desk"', "Cache-Control": "no-store"})
     if SESSION_COOKIE in request.cookies:
         response.del_cookie(SESSION_COOKIE, path=PREFIX)

@@ -342,7 +342,8 @@ async def case_chat(request: web.Request) -> web.StreamResponse:
     text = str((await request.post()).get("text") or "").strip()[:4000]
     ref = request.match_info["ref"]
     if not text:
-        return await _render_case(request, status=422, error=desk_text(request).gettext("Write a message before sending it."))
+        return await _render_case(request, status=422,
+                                  error=desk_text(request).gettext("Write a message before sending it."))
     user = request[SIGNED_IN]
 
     def open_chat() -> Case | None:
@@ -358,7 +359,8 @@ async def case_chat(request: web.Request) -> web.StreamResponse:
 
     case = await asyncio.to_thread(open_chat)
     if case is None:
-        return await _render_case(request, status=409, error=desk_text(request).gettext("This citizen cannot be contacted."))
+        return await _render_case(request, status=409,
+                                  error=desk_text(request).gettext("This citizen cannot be contacted."))
     await request.app[NOTIFIER].chat(case, text)
     return see_other(f"/desk/cases/{case.ref}#chat")
 
@@ -431,9 +433,10 @@ async def map_page(request: web.Request) -> web.Response:
     ) for c in cases if c.latitude is not None and c.longitude is not None]
     names = {area.code: (area.name, area.district) for area in base.areas}
     ranking = sorted(((n, *names.get(code, (code, ""))) for code, n in counts.items()), key=lambda r: (-r[0], r[1]))
-    svg = city_map(base, counts, points, label=t.gettext("Map of the neighbourhoods shaded by open cases, with the cases"),
-                   open_cases=_open_cases(t))
-    legend = shade_legend(counts, none_text=t.gettext("No open case"), or_more=lambda n: t.gettext("{n} or more", n=t.number(n)))
+    svg = city_map(base, counts, points, open_cases=_open_cases(t),
+                   label=t.gettext("Map of the neighbourhoods shaded by open cases, with the cases"))
+    legend = shade_legend(counts, none_text=t.gettext("No open case"),
+                          or_more=lambda n: t.gettext("{n} or more", n=t.number(n)))
     return render(request, "map.html", {
         "section": "map", "svg": svg, "legend": legend, "ranking": ranking[:12],
         "open_total": len(cases), "located": len(points), "unlocated": len(cases) - len(points),
@@ -498,8 +501,8 @@ async def stats_page(request: web.Request) -> web.Response:
         "safety": safety, "safety_lines": lines,
         "safety_chart": scale_lines(
             columns, lines, column_titles=titles,
-            label=t.gettext("Perceived safety per week (1 = very unsafe, 5 = very safe): all neighbourhoods and the five "
-                    "with the most answers"),
+            label=t.gettext("Perceived safety per week (1 = very unsafe, 5 = very safe): all neighbourhoods and "
+                            "the five with the most answers"),
             answers=lambda n: t.ngettext("{n} answer", "{n} answers", n), number=lambda v: t.number(v, 1)),
         "survey_kpis": [
             ("kpi-surveys", t.number(summary.answered), t.gettext("surveys answered")),

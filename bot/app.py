@@ -68,20 +68,35 @@ async def security_headers(request: web.Request, response: web.StreamResponse) -
     response.headers.setdefault("X-Frame-Options", "DENY")
 
 
+async def _database_ok(request: web.Request) -> bool:
+    try:
+        await asyncio.to_thread(ping, request.app[DB])
+    except DatabaseUnavailable:
+        return False
+    return True
+
+
+async def livez(request: web.Request) -> web.Response:
+    """Liveness: the process answers (restart it when this fails). Checks nothing else, so a
+    database or engine outage never gets a healthy process killed."""
+    return web.json_response({"status": "ok"}, headers={"Cache-Control": "no-store"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Readiness: can this instance take citizens' messages? That needs the database (where
+    a message is kept if the engine does not answer); the engine being down is reported but
+    does not make the instance unready, since its messages are kept and replayed."""
+    db_ok, engine_ok = await asyncio.gather(_database_ok(request), request.app[ENGINE].engine_ready())
+    body = {"status": "ready" if db_ok else "not ready", "database": "ok" if db_ok else "down",
+            "engine": "ok" if engine_ok else "down (messages are kept and replayed)"}
+    return web.json_response(body, status=200 if db_ok else 503, headers={"Cache-Control": "no-store"})
+
+
 async def healthz(request: web.Request) -> web.Response:
-    """200 only when the engine, the action server and the database all answer."""
+    """The detailed view: 200 only when the engine, the action server and the database all answer."""
     engine = request.app[ENGINE]
-    db = request.app[DB]
-
-    async def database_ok() -> bool:
-        try:
-            await asyncio.to_thread(ping, db)
-        except DatabaseUnavailable:
-            return False
-        return True
-
     engine_ok, actions_ok, db_ok = await asyncio.gather(
-        engine.engine_ready(), engine.actions_ready(), database_ok()
+        engine.engine_ready(), engine.actions_ready(), _database_ok(request)
     )
     checks = {
         "engine": "ok" if engine_ok else "down",
@@ -196,6 +211,8 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(lifecycle)
     app.on_shutdown.append(close_sockets)
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/livez", livez)
+    app.router.add_get("/readyz", readyz)
     app.router.add_static("/static/webchat", WEBCHAT_DIR / "static")
     # routes must exist before start-up; handlers reach the channel through the app key
     app.router.add_get("/", _via_webchat("page"), name="chat")

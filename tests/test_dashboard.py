@@ -381,6 +381,7 @@ async def test_every_desk_route_needs_a_session_and_the_right_role(desk: Desk) -
         ("POST", "/desk/cases/{ref}"), ("GET", "/desk/cases/{ref}/photos/{attachment_id}"),
         ("GET", "/desk/map"), ("GET", "/desk/stats"), ("POST", "/desk/cases/{ref}/chat"),
         ("POST", "/desk/cases/{ref}/chat/close"), ("GET", "/desk/cases/{ref}/chat/events"),
+        ("POST", "/desk/language"),
     }
     assert (await anonymous.get("/desk", allow_redirects=False)).headers["Location"] == "/desk/"
     for method, path, roles in guarded:

@@ -13,6 +13,7 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from babel import Locale
 from babel.dates import format_skeleton
 from babel.numbers import format_decimal, format_percent
 from babel.units import format_unit
@@ -148,7 +149,10 @@ class DeskText:
         """Date and time, e.g. "Mon, Dec 7, 2026, 10:20" / "dl., 7 de des. 2026, 10:20"."""
         if moment is None:
             return "–"
-        return format_skeleton("yMMMEdHm", moment.astimezone(self.zone), locale=self.locale)
+        local, locale = moment.astimezone(self.zone), Locale.parse(self.locale)
+        day = format_skeleton("yMMMEd", local, locale=locale)
+        clock = format_skeleton("Hm", local, locale=locale)
+        return str(locale.datetime_formats["medium"]).format(clock, day)  # "{1}, {0}": day, then time
 
     def day(self, moment: date | datetime) -> str:
         if isinstance(moment, datetime):

@@ -236,9 +236,12 @@ NO_PHOTO = (N_("No such photo"), N_("This photo does not exist."))
 
 def _illegal(problem: IllegalTransition, t: DeskText) -> str:
     """Why a change was refused, in the reader's language (status codes by their names)."""
-    values = {key: t.status(value) if key in ("current", "wanted") else value for key, value in problem.values.items()}
+    def named(code: str) -> str:  # inside a sentence: "a resolved case cannot become rejected"
+        return t.status(code).lower()
+
+    values = {key: named(value) if key in ("current", "wanted") else value for key, value in problem.values.items()}
     if "allowed" in values:
-        values["allowed"] = ", ".join(t.status(code) for code in problem.values["allowed"].split(", "))
+        values["allowed"] = ", ".join(named(code) for code in problem.values["allowed"].split(", "))
     reason = t(problem.template, **values) if problem.template in ILLEGAL else str(problem)
     return t.gettext("This change was not made: {reason}.", reason=reason)
 

@@ -32,6 +32,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import ValidationError
 
+from bot.observability import TEXT_FORMAT, configure_logging
 from bot.settings import PROJECT_ROOT, SUPPORTED_LOCALES, Settings
 
 ROLES = ("dispatcher", "community", "admin")
@@ -93,13 +94,18 @@ def main(argv: list[str] | None = None) -> None:
     run = commands.add_parser("run", help="run engine, action server and bot service")
     run.add_argument("--model", help="model archive (default: the newest in models/)")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=args.log_level.upper(), format=TEXT_FORMAT)  # until the settings are read
     settings = load_settings()
+    configure_logging(args.log_level, settings.log_format)
 
     if args.command == "serve":
         from bot.app import create_app
+        from bot.observability import metrics_listener
 
-        web.run_app(create_app(settings), host=settings.bot_host, port=settings.bot_port, print=None)
+        app = create_app(settings)
+        if settings.metrics_port:
+            app.cleanup_ctx.append(metrics_listener(app, "127.0.0.1", settings.metrics_port))
+        web.run_app(app, host=settings.bot_host, port=settings.bot_port, print=None)
     elif args.command == "actions":
         from dialogues.actions.server import create_actions_app
 

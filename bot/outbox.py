@@ -50,6 +50,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.channels.base import Button, DeliveryOutcome, OutgoingMessage
+from bot.observability import TEXT_FORMAT, Metrics, configure_logging
 from bot.settings import Settings
 from storage import outbox as store
 from storage.db import create_db_engine, session_scope
@@ -62,6 +63,9 @@ Clock = Callable[[], datetime]
 T = TypeVar("T")
 
 DB_ERRORS = (SQLAlchemyError, StorageError)
+# the metric's result label of a delivery outcome (status, whether Telegram asked to wait)
+SEND_RESULTS = {("sent", False): "sent", ("retry", True): "429", ("unreachable", False): "403",
+                ("retry", False): "retry", ("failed", False): "failed", ("offline", False): "offline"}
 
 
 class Pusher(Protocol):
@@ -160,7 +164,9 @@ class OutboxWorker:
         clock: Clock = utcnow,
         recipients: Callable[[], Collection[str]] | None = None,
         pace: bool = True,
+        metrics: Metrics | None = None,
     ) -> None:
+        self.metrics = metrics
         self.db = db
         self.settings = settings
         self.channel = channel
@@ -336,6 +342,9 @@ class OutboxWorker:
         message = OutgoingMessage(text=row.text, buttons=buttons, custom={"kind": row.kind})
         outcome = await self.pusher.push(row.sender_id, message)
         attempts = row.attempts
+        if self.metrics is not None:
+            self.metrics.sends.labels(self.channel, SEND_RESULTS.get(
+                (outcome.status, outcome.retry_after is not None), outcome.status)).inc()
         if outcome.status == "sent":
             await self._record_sent(row.id)
             self.stats["sent"] += 1
@@ -431,9 +440,11 @@ async def run_telegram_worker(settings: Settings) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Run the Telegram outbox worker (settings from the environment).")
     parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO, format=TEXT_FORMAT)
+    settings = Settings()
+    configure_logging("INFO", settings.log_format)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
-    asyncio.run(run_telegram_worker(Settings()))
+    asyncio.run(run_telegram_worker(settings))
 
 
 if __name__ == "__main__":

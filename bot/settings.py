@@ -6,6 +6,7 @@ import hashlib
 from datetime import time as dt_time
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator, model_validator
@@ -42,6 +43,9 @@ class Settings(BaseSettings):
     redis_url: str = Field(default="", repr=False)
 
     secret_key: str = Field(default="", repr=False)
+
+    log_format: Literal["text", "json"] = "text"  # json: one object per line, for log collectors
+    metrics_port: int = Field(default=9464, ge=0, le=65535)  # `barri serve`: /metrics on loopback; 0: off
 
     default_locale: str = "en"
     time_zone: str = "Europe/Madrid"

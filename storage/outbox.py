@@ -373,3 +373,23 @@ def retry_failed(*, session: Session, alert_id: uuid.UUID | None = None, now: da
         statement = statement.where(col(OutboxMessage.alert_id) == alert_id)
     return _run(session, statement.values(status=PENDING, attempts=0, not_before=now, lease_owner=None,
                                           lease_until=None))
+
+
+def counts_by_status_and_channel(*, session: Session) -> dict[tuple[str, str], int]:
+    """How many rows are in each (status, channel) (for monitoring)."""
+    statement = select(col(OutboxMessage.status), col(OutboxMessage.channel), func.count()).group_by(
+        col(OutboxMessage.status), col(OutboxMessage.channel))
+    return {(status, channel): int(count) for status, channel, count in session.execute(statement).all()}
+
+
+def oldest_due(*, session: Session, now: datetime) -> dict[str, datetime]:
+    """Per channel, since when the oldest row due and not yet sent has waited (its
+    ``not_before``): how far behind the sending is. Channels with nothing due are absent."""
+    statement = select(col(OutboxMessage.channel), func.min(col(OutboxMessage.not_before))).where(
+        col(OutboxMessage.status).in_((PENDING, SENDING)), col(OutboxMessage.not_before) <= now,
+    ).group_by(col(OutboxMessage.channel))
+    found = {}
+    for channel, moment in session.execute(statement).all():
+        if moment is not None:
+            found[channel] = moment if moment.tzinfo is not None else moment.replace(tzinfo=now.tzinfo)
+    return found

@@ -87,7 +87,7 @@ async def test_alert_pages_are_for_community_and_admin_users(desk: Desk) -> None
     assert landed.headers["Location"] == "/desk/alerts"  # not the queue, which is for dispatchers
     page = await (await community.get("/desk/alerts")).text()
     assert 'href="/desk/alerts" aria-current="page"' in page and 'href="/desk/map"' not in page
-    assert page.count("<form") == page.count('name="csrf"') == 2  # sign out, new alert
+    assert page.count("<form") == page.count('name="csrf"') == 3  # desk language, sign out, new alert
     # without the form's token nothing is sent, nor cancelled
     no_token = await community.post("/desk/alerts", data={"neighbourhood": "01-01", "severity": "info",
                                                           "text_en": "hello"}, allow_redirects=False)

@@ -22,7 +22,7 @@ from bot.i18n import Catalogs, browser_locale
 from bot.settings import PROJECT_ROOT, Settings
 from storage import users
 from storage.db import session_scope
-from storage.models import Case, StaffUser
+from storage.models import Case, Reporter, StaffUser
 from tests.conftest import TEST_SECRET
 from tests.test_dashboard import (  # noqa: F401 - the fixtures
     PASSWORD,
@@ -199,7 +199,9 @@ async def test_a_catalan_dispatcher_meets_no_english_on_the_desk(desk: Desk, bro
     add_staff(desk, "marta", "ca")
     with session_scope(desk.db) as session:
         citizen_words = {value for case in session.exec(select(Case)).all() for value in (
-            case.description, case.address, case.occurred_text, case.assignee, case.contact_name) if value}
+            case.description, case.address, case.occurred_text, case.assignee) if value}
+        citizen_words |= {value for reporter in session.exec(select(Reporter)).all() for value in (
+            reporter.contact_name, reporter.contact_phone, reporter.contact_email) if value}
     citizen_words |= {"Third report about this doorway in two weeks. Coordinate with the social services "
                       "outreach team."}
     # the browser says English: the account's Catalan must win

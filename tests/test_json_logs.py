@@ -39,6 +39,12 @@ async def wait_for(url: str, process: subprocess.Popen[bytes], timeout: float = 
     raise AssertionError(f"{url} did not answer")
 
 
+def start_serve(env: dict[str, str], log_file: Path) -> subprocess.Popen[bytes]:
+    with log_file.open("wb") as out:
+        return subprocess.Popen([sys.executable, "-m", "bot.cli", "serve"], env=env, cwd=PROJECT_ROOT,
+                                stdout=subprocess.DEVNULL, stderr=out, start_new_session=True)
+
+
 async def test_barri_serve_writes_one_parsable_json_object_per_line(tmp_path: Path) -> None:
     database = f"sqlite:///{tmp_path / 'barri.db'}"
     upgrade_database(database)
@@ -47,9 +53,7 @@ async def test_barri_serve_writes_one_parsable_json_object_per_line(tmp_path: Pa
            "TRACKER_STORE_URL": f"sqlite:///{tmp_path / 'tracker.db'}", "BOT_PORT": str(port),
            "RASA_PORT": str(free_port()), "ACTIONS_PORT": str(free_port()), "METRICS_PORT": str(free_port())}
     log_file = tmp_path / "serve.log"
-    with log_file.open("wb") as out:
-        process = subprocess.Popen([sys.executable, "-m", "bot.cli", "serve"], env=env, cwd=PROJECT_ROOT,
-                                   stdout=subprocess.DEVNULL, stderr=out, start_new_session=True)
+    process = start_serve(env, log_file)
     try:
         base = f"http://127.0.0.1:{port}"
         await wait_for(f"{base}/livez", process)

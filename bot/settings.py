@@ -99,7 +99,7 @@ class Settings(BaseSettings):
     outbox_retry_max_seconds: float = Field(default=600.0, gt=0)
     outbox_poll_seconds: float = Field(default=1.0, gt=0)  # how often an idle worker looks for due rows
     outbox_lease_seconds: float = Field(default=30.0, gt=0)  # a claimed row of a dead worker is retried after this
-    outbox_batch_size: int = Field(default=10, ge=1)  # rows claimed at a time
+    outbox_batch_size: int = Field(default=30, ge=1)  # rows claimed at a time: a second of sends at 30/s
     outbox_concurrency: int = Field(default=4, ge=1)  # sends in flight at once (the kill -9 window)
     quiet_hours_start: str = "22:00"  # no non-urgent message to a citizen from here (TIME_ZONE) ...
     quiet_hours_end: str = "08:00"  # ... to here; deferred, never dropped. Equal values: no quiet hours

@@ -42,7 +42,7 @@ import socket
 import time
 import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Callable, Collection
 from datetime import UTC, datetime, timedelta
 from datetime import time as dt_time
 from typing import Any, Protocol, TypeVar
@@ -175,39 +175,6 @@ class SendPacer:
         self._last_flood = now
 
 
-class SentRecorder:
-    """Marks rows sent in as few writes as possible without delaying any: a write takes every
-    row that became sent while the previous write ran (group commit). Each caller still waits
-    until its own row is recorded, so the crash window stays the sends in flight; but when
-    the database is slow the rows share one UPDATE instead of queueing one each."""
-
-    def __init__(self, write: Callable[[list[uuid.UUID]], Awaitable[None]]) -> None:
-        self._write = write
-        self._waiting: list[tuple[uuid.UUID, asyncio.Future[None]]] = []
-        self._task: asyncio.Task[None] | None = None
-
-    async def record(self, message_id: uuid.UUID) -> None:
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiting.append((message_id, future))
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._flush(), name="outbox-record-sent")
-        await future
-
-    async def _flush(self) -> None:
-        while self._waiting:
-            batch, self._waiting = self._waiting, []
-            try:
-                await self._write([message_id for message_id, _ in batch])
-            except DB_ERRORS as error:
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(error)
-            else:
-                for _, future in batch:
-                    if not future.done():
-                        future.set_result(None)
-
-
 # -- the worker ---------------------------------------------------------------------------------
 
 
@@ -252,7 +219,6 @@ class OutboxWorker:
         self._none_active = asyncio.Event()
         self._none_active.set()
         self._last_defer = 0.0
-        self._recorder = SentRecorder(self._mark_sent)
         self.stats = {"sent": 0, "retried": 0, "flood_waits": 0, "failed": 0, "unreachable": 0}
 
     # lifecycle ----------------------------------------------------------------------------------
@@ -445,7 +411,7 @@ class OutboxWorker:
         deadline = time.monotonic() + self.lease / 2
         while True:
             try:
-                await self._recorder.record(message_id)
+                await self._db(store.mark_sent, message_id=message_id, now=self.clock())
                 return
             except DB_ERRORS:
                 if time.monotonic() > deadline:
@@ -453,9 +419,6 @@ class OutboxWorker:
                     return
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
-
-    async def _mark_sent(self, message_ids: list[uuid.UUID]) -> None:
-        await self._db(store.mark_sent_many, message_ids=message_ids, now=self.clock())
 
     async def _db(self, function: Callable[..., T], **kwargs: Any) -> T:
         def call() -> T:

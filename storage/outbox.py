@@ -279,15 +279,6 @@ def mark_sent(*, session: Session, message_id: uuid.UUID, now: datetime | None =
     ))
 
 
-def mark_sent_many(*, session: Session, message_ids: Collection[uuid.UUID], now: datetime | None = None) -> int:
-    """``mark_sent`` for several rows in one statement (the worker records in groups)."""
-    if not message_ids:
-        return 0
-    return _run(session, update(OutboxMessage).where(
-        col(OutboxMessage.id).in_(list(message_ids)), col(OutboxMessage.status) != SENT,
-    ).values(status=SENT, sent_at=now or utcnow(), lease_owner=None, lease_until=None, last_error=None))
-
-
 def retry_later(
     *,
     session: Session,

@@ -262,7 +262,8 @@ class _Frame:
         return self.height - self.top - self.bottom
 
 
-def _y_axis(frame: _Frame, top_value: float, step: float, unit: str = "") -> list[Markup]:
+def _y_axis(frame: _Frame, top_value: float, step: float, unit: str = "",
+            number: Callable[[float], str] = _fmt) -> list[Markup]:
     out = [Markup('<g class="grid">')]
     value = 0.0
     while value <= top_value + 1e-9:
@@ -270,7 +271,7 @@ def _y_axis(frame: _Frame, top_value: float, step: float, unit: str = "") -> lis
         out.append(Markup('<line x1="{}" x2="{}" y1="{}" y2="{}"/><text class="tick" x="{}" y="{}" '
                           'text-anchor="end">{}{}</text>').format(
             _n(frame.left), _n(frame.width - frame.right), _n(y), _n(y), _n(frame.left - 8), _n(y + 4),
-            _fmt(value), unit))
+            number(value), unit))
         value += step
     out.append(Markup("</g>"))
     return out
@@ -289,7 +290,8 @@ def _x_labels(frame: _Frame, labels: Sequence[str], band: float) -> list[Markup]
 
 
 def stacked_bars(columns: Sequence[str], series: Sequence[Series], *, label: str,
-                 column_titles: Sequence[str] | None = None, width: float = 600, height: float = 300) -> Markup:
+                 column_titles: Sequence[str] | None = None, width: float = 600, height: float = 300,
+                 number: Callable[[float], str] = _fmt) -> Markup:
     """Columns (weeks) of stacked segments (categories), with the total above each column."""
     frame = _Frame(width=width, height=height, left=40, right=8, top=20, bottom=30)
     totals = [sum(s.values[i] for s in series) for i in range(len(columns))]
@@ -301,7 +303,7 @@ def stacked_bars(columns: Sequence[str], series: Sequence[Series], *, label: str
     titles = column_titles or columns
     out = [Markup('<svg xmlns="http://www.w3.org/2000/svg" class="chart" viewBox="0 0 {} {}" role="img" '
                   'aria-label="{}">').format(_n(frame.width), _n(frame.height), label)]
-    out += _y_axis(frame, top_value, step)
+    out += _y_axis(frame, top_value, step, number=number)
     out.append(Markup('<g class="bars">'))
     for index, _ in enumerate(columns):
         x = frame.left + band * index + (band - bar) / 2
@@ -314,10 +316,10 @@ def stacked_bars(columns: Sequence[str], series: Sequence[Series], *, label: str
             base -= h
             out.append(Markup('<rect class="segment {}" x="{}" y="{}" width="{}" height="{}"><title>{}: {} {}</title>'
                               '</rect>').format(s.css_class, _n(x), _n(base), _n(bar), _n(h), titles[index], s.name,
-                                                _fmt(value)))
+                                                number(value)))
         if totals[index]:
             out.append(Markup('<text class="value" x="{}" y="{}" text-anchor="middle">{}</text>').format(
-                _n(x + bar / 2), _n(base - 5), _fmt(totals[index])))
+                _n(x + bar / 2), _n(base - 5), number(totals[index])))
     out.append(Markup("</g>"))
     out.append(Markup('<line class="axis" x1="{}" x2="{}" y1="{}" y2="{}"/>').format(
         _n(frame.left), _n(frame.width - frame.right), _n(frame.top + frame.plot_height),
@@ -328,7 +330,7 @@ def stacked_bars(columns: Sequence[str], series: Sequence[Series], *, label: str
 
 
 def horizontal_bars(items: Sequence[tuple[str, float]], *, label: str, width: float = 600, label_width: float = 196,
-                    max_label_chars: int = 28) -> Markup:
+                    max_label_chars: int = 28, number: Callable[[float], str] = _fmt) -> Markup:
     """One bar per item (name, value), longest first as given, names on the left."""
     row = 26.0
     frame = _Frame(width=width, height=max(len(items), 1) * row + 30, left=label_width, right=36, top=6, bottom=24)
@@ -342,7 +344,7 @@ def horizontal_bars(items: Sequence[tuple[str, float]], *, label: str, width: fl
         x = frame.left + frame.plot_width * value / top_value
         out.append(Markup('<line x1="{}" x2="{}" y1="{}" y2="{}"/><text class="tick" x="{}" y="{}" '
                           'text-anchor="middle">{}</text>').format(
-            _n(x), _n(x), _n(frame.top), _n(frame.height - frame.bottom), _n(x), _n(frame.height - 6), _fmt(value)))
+            _n(x), _n(x), _n(frame.top), _n(frame.height - frame.bottom), _n(x), _n(frame.height - 6), number(value)))
         value += step
     out.append(Markup('</g><g class="bars">'))
     for index, (name, value) in enumerate(items):
@@ -352,16 +354,16 @@ def horizontal_bars(items: Sequence[tuple[str, float]], *, label: str, width: fl
         out.append(Markup('<text class="name" x="{}" y="{}" text-anchor="end">{}</text>').format(
             _n(frame.left - 10), _n(y + row / 2 + 0.5), shown))
         out.append(Markup('<rect class="bar" x="{}" y="{}" width="{}" height="{}"><title>{}: {}</title></rect>').format(
-            _n(frame.left), _n(y), _n(max(w, 1)), _n(row - 9), name, _fmt(value)))
+            _n(frame.left), _n(y), _n(max(w, 1)), _n(row - 9), name, number(value)))
         out.append(Markup('<text class="value" x="{}" y="{}">{}</text>').format(
-            _n(frame.left + w + 6), _n(y + row / 2 + 0.5), _fmt(value)))
+            _n(frame.left + w + 6), _n(y + row / 2 + 0.5), number(value)))
     out.append(Markup("</g></svg>"))
     return Markup("").join(out)
 
 
 def line_chart(columns: Sequence[str], values: Sequence[float | None], *, label: str, unit: str,
                column_titles: Sequence[str] | None = None, value_text: Sequence[str] | None = None,
-               width: float = 600, height: float = 260) -> Markup:
+               width: float = 600, height: float = 260, number: Callable[[float], str] = _fmt) -> Markup:
     """A line through the known values (gaps where a value is None), a dot per value."""
     frame = _Frame(width=width, height=height, left=48, right=8, top=20, bottom=30)
     known = [v for v in values if v is not None]
@@ -369,10 +371,10 @@ def line_chart(columns: Sequence[str], values: Sequence[float | None], *, label:
     top_value = max(step, math.ceil(max(known, default=0) / step) * step)
     band = frame.plot_width / max(len(columns), 1)
     titles = column_titles or columns
-    texts = value_text or [_fmt(v) if v is not None else "" for v in values]
+    texts = value_text or [number(v) if v is not None else "" for v in values]
     out = [Markup('<svg xmlns="http://www.w3.org/2000/svg" class="chart" viewBox="0 0 {} {}" role="img" '
                   'aria-label="{}">').format(_n(frame.width), _n(frame.height), label)]
-    out += _y_axis(frame, top_value, step, unit)
+    out += _y_axis(frame, top_value, step, unit, number=number)
     points: list[tuple[float, float] | None] = []
     for index, value in enumerate(values):
         if value is None:

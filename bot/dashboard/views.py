@@ -474,16 +474,20 @@ async def stats_page(request: web.Request) -> web.Response:
     used = [c for c in CATEGORIES if any(view.per_week_category.get((w.key, c)) for w in view.weeks)]
     series = [Series(name=t.category(c), css_class=CATEGORY_CLASSES[c],
                      values=[view.per_week_category.get((w.key, c), 0) for w in view.weeks]) for c in used]
-    weekly = stacked_bars(columns, series, column_titles=titles,
+    def number(value: float) -> str:  # chart ticks and values: "2,5" in Catalan
+        return t.number(value, 0 if value == int(value) else 1)
+
+    weekly = stacked_bars(columns, series, column_titles=titles, number=number,
                           label=t.gettext("Reports per week and category, last {weeks} weeks", weeks=weeks))
-    places = horizontal_bars([(t.place(name), n) for name, n in view.per_neighbourhood],
+    places = horizontal_bars([(t.place(name), n) for name, n in view.per_neighbourhood], number=number,
                              label=t.gettext("Reports per neighbourhood, top 15"))
     medians = view.ack_median_per_week
     hours = t.gettext("h")
-    acknowledge = line_chart(columns, medians, unit=" " + hours, column_titles=titles,
+    acknowledge = line_chart(columns, medians, unit=" " + hours, column_titles=titles, number=number,
                              value_text=[t.duration(v) for v in medians],
                              label=t.gettext("Median time to acknowledge a report, per week of reporting"))
     resolve = line_chart(columns, view.resolve_median_per_week, unit=" " + hours, column_titles=titles,
+                         number=number,
                          value_text=[t.duration(v) for v in view.resolve_median_per_week],
                          label=t.gettext("Median time to resolve a report, per week of reporting"))
     table = [(w, [view.per_week_category.get((w.key, c), 0) for c in used],

@@ -5,6 +5,7 @@ on a loopback port of its own (METRICS_PORT)."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import aiohttp
@@ -13,9 +14,11 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bot.app import create_app
 from bot.observability import metrics_listener
+from storage import cases as case_store
 from storage import users
 from storage.db import create_db_engine, session_scope
 from storage.migrate import upgrade_database
+from storage.models import CaseCreate
 from tests.conftest import Stack, free_port, make_settings
 from tests.test_retention import report_with_name_and_phone
 from tests.test_webchat import app_settings, hello, say
@@ -144,3 +147,47 @@ async def test_database_errors_are_counted(tmp_path: Path, aiohttp_client) -> No
     assert value(samples, "barri_database_errors_total") == 2  # the request, and the first scrape's reading
     assert not any(name.startswith(("barri_outbox", "barri_cases")) for name, _ in samples)
     assert value(samples, "barri_scheduler_leader") == 0
+
+
+async def test_reports_and_status_messages_move_the_counters_without_the_engine(tmp_path: Path,
+                                                                                aiohttp_client) -> None:
+    """The same scrape on a service whose engine is away: a report through Open311, another
+    filed for a web-chat citizen as the action server files it (storage.create_case), a
+    dispatcher's status change pushed to that citizen's open chat by the outbox."""
+    settings = make_settings(tmp_path, rasa_port=free_port(), actions_port=free_port())
+    upgrade_database(settings.database_url)
+    tokens = staff_tokens(settings.database_url)
+    client = await aiohttp_client(create_app(settings))
+    before = await scrape(client, tokens["admin"])
+
+    filed = await client.post("/open311/v2/requests.json", data={
+        "api_key": tokens["admin"], "service_code": "noise", "lat": "41.380912", "long": "2.173456",
+        "description": "loud music every night"})
+    assert filed.status == 200, await filed.text()
+    ws, welcome = await hello(client)
+    db = create_db_engine(settings.database_url)
+    with session_scope(db) as session:
+        case = case_store.create_case(session=session, case_in=CaseCreate(
+            sender_id=welcome["sender"], channel="web", locale="en", category="vandalism",
+            description="they broke the bus shelter", contact_mode="chat"))
+        ref = case.ref
+    db.dispose()
+    headers = {"Authorization": f"Bearer {tokens['admin']}"}
+    changed = await client.patch(f"/api/v1/cases/{ref}", json={"status": "acknowledged"}, headers=headers)
+    assert changed.status == 200, await changed.text()
+    pushed = await ws.receive_json(timeout=20)
+    assert ref in pushed.get("text", ""), pushed
+    for _ in range(50):  # the worker records the row sent right after the socket took it
+        after = await scrape(client, tokens["admin"])
+        if value(after, "barri_outbox_rows", status="sent", channel="web") == 1:
+            break
+        await asyncio.sleep(0.1)
+
+    for category, channel in (("noise", "open311"), ("vandalism", "web")):
+        assert value(after, "barri_cases_created_total", category=category, channel=channel) == value(
+            before, "barri_cases_created_total", category=category, channel=channel) + 1
+    assert value(after, "barri_outbox_sends_total", channel="web", result="sent") == value(
+        before, "barri_outbox_sends_total", channel="web", result="sent") + 1
+    assert value(after, "barri_outbox_rows", status="sent", channel="web") == 1
+    assert value(after, "barri_outbox_oldest_due_seconds", channel="web") == 0  # nothing waits
+    await ws.close()

@@ -41,6 +41,7 @@ from sqlalchemy.engine import Engine, make_url
 
 from bot.settings import PROJECT_ROOT
 from storage import outbox as store
+from storage.alerts import delivery_report
 from storage.db import create_db_engine, session_scope
 from storage.migrate import upgrade_database
 from storage.models import Alert, Reporter, utcnow
@@ -113,7 +114,7 @@ def delivered(fake: FakeTelegram, chats: set[int]) -> list[dict[str, Any]]:
 
 def sent_rows(db: Engine, alert_id: uuid.UUID) -> int:
     with session_scope(db) as session:
-        return store.alert_delivery(session=session, alert_id=alert_id)["sent"]
+        return delivery_report(session=session, alert_id=alert_id).sent
 
 
 async def one_run(name: str, db: Engine, database_url: str, count: int, first_chat: int, kill_at: list[float],
@@ -170,7 +171,7 @@ async def one_run(name: str, db: Engine, database_url: str, count: int, first_ch
         result.duplicates = sum(n - 1 for n in per_chat.values() if n > 1)
         result.lost = len(chats - set(per_chat))
         with session_scope(db) as session:
-            result.statuses = {k: v for k, v in store.alert_delivery(session=session, alert_id=alert_id).items()}
+            result.statuses = delivery_report(session=session, alert_id=alert_id).as_dict()
     return result
 
 

@@ -16,6 +16,7 @@ from aiohttp import web
 from bot import dashboard, open311
 from bot.api import alerts as alerts_api
 from bot.api import cases as cases_api
+from bot.api.auth import require
 from bot.channels.telegram.channel import TelegramChannel
 from bot.channels.webchat.channel import WebChatChannel
 from bot.dbdown import database_errors
@@ -40,6 +41,7 @@ from bot.language import warm_up
 from bot.limits import body_limits
 from bot.livechat import LiveChat
 from bot.notify import Notifier
+from bot.observability import METRICS, Metrics, echo_request_id, metrics_response, request_ids
 from bot.outbox import Outboxes, OutboxWorker
 from bot.ratelimit import create_rate_limiter
 from bot.replay import Inbox, Replayer
@@ -68,20 +70,35 @@ async def security_headers(request: web.Request, response: web.StreamResponse) -
     response.headers.setdefault("X-Frame-Options", "DENY")
 
 
+async def _database_ok(request: web.Request) -> bool:
+    try:
+        await asyncio.to_thread(ping, request.app[DB])
+    except DatabaseUnavailable:
+        return False
+    return True
+
+
+async def livez(request: web.Request) -> web.Response:
+    """Liveness: the process answers (restart it when this fails). Checks nothing else, so a
+    database or engine outage never gets a healthy process killed."""
+    return web.json_response({"status": "ok"}, headers={"Cache-Control": "no-store"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Readiness: can this instance take citizens' messages? That needs the database (where
+    a message is kept if the engine does not answer); the engine being down is reported but
+    does not make the instance unready, since its messages are kept and replayed."""
+    db_ok, engine_ok = await asyncio.gather(_database_ok(request), request.app[ENGINE].engine_ready())
+    body = {"status": "ready" if db_ok else "not ready", "database": "ok" if db_ok else "down",
+            "engine": "ok" if engine_ok else "down (messages are kept and replayed)"}
+    return web.json_response(body, status=200 if db_ok else 503, headers={"Cache-Control": "no-store"})
+
+
 async def healthz(request: web.Request) -> web.Response:
-    """200 only when the engine, the action server and the database all answer."""
+    """The detailed view: 200 only when the engine, the action server and the database all answer."""
     engine = request.app[ENGINE]
-    db = request.app[DB]
-
-    async def database_ok() -> bool:
-        try:
-            await asyncio.to_thread(ping, db)
-        except DatabaseUnavailable:
-            return False
-        return True
-
     engine_ok, actions_ok, db_ok = await asyncio.gather(
-        engine.engine_ready(), engine.actions_ready(), database_ok()
+        engine.engine_ready(), engine.actions_ready(), _database_ok(request)
     )
     checks = {
         "engine": "ok" if engine_ok else "down",
@@ -92,12 +109,22 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok" if healthy else "down", **checks}, status=200 if healthy else 503)
 
 
+@require("admin", db_key=DB)
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus metrics, for an admin's API token (``barri serve`` also serves them on a
+    loopback port without one: METRICS_PORT)."""
+    return await metrics_response(request.app)
+
+
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(
-        middlewares=[database_errors, body_limits], client_max_size=settings.max_photo_bytes + 256 * 1024
+        middlewares=[request_ids, database_errors, body_limits],
+        client_max_size=settings.max_photo_bytes + 256 * 1024,
     )
     app[SETTINGS] = settings
+    app[METRICS] = telemetry = Metrics()
     app.on_response_prepare.append(security_headers)
+    app.on_response_prepare.append(echo_request_id)
     aiohttp_jinja2.setup(
         app,
         loader=jinja2.FileSystemLoader(str(WEBCHAT_DIR / "templates")),
@@ -109,6 +136,7 @@ def create_app(settings: Settings) -> web.Application:
         await asyncio.to_thread(warm_up)
         db = create_db_engine(settings.database_url)
         tracker_db = create_db_engine(settings.tracker_store_url)
+        telemetry.watch_database(db, lambda: LEADERSHIP in app and app[LEADERSHIP].is_leader)
         async with aiohttp.ClientSession() as http:
             engine = EngineClient(
                 http, settings.engine_url, settings.action_server_url, settings.rasa_token,
@@ -122,7 +150,8 @@ def create_app(settings: Settings) -> web.Application:
                                           settings.rate_limit_window_seconds)
             # messages written while the engine is down are kept and replayed (bot.replay)
             inbox = Inbox(db, lease_seconds=2 * settings.engine_timeout_seconds + 10)
-            conversations = Conversations(engine, catalogs, erase, LiveChat(db), rate_limiter=limiter, inbox=inbox)
+            conversations = Conversations(engine, catalogs, erase, LiveChat(db), rate_limiter=limiter, inbox=inbox,
+                                          metrics=telemetry)
             address_limiter = create_rate_limiter(settings.redis_url, settings.max_messages_per_minute_per_address,
                                                   settings.rate_limit_window_seconds, scope="address")
             webchat = WebChatChannel(settings, catalogs, conversations, db, address_limiter=address_limiter)
@@ -146,7 +175,7 @@ def create_app(settings: Settings) -> web.Application:
             # only on the scheduler leader (one sender keeps the bot under Telegram's limits)
             outboxes = Outboxes()
             web_outbox = OutboxWorker(db=db, settings=settings, channel="web", pusher=webchat,
-                                      recipients=webchat.connected, pace=False)
+                                      recipients=webchat.connected, pace=False, metrics=telemetry)
             outboxes.workers["web"] = web_outbox
             webchat.on_connect.append(web_outbox.flush)
             web_outbox.start()
@@ -164,7 +193,8 @@ def create_app(settings: Settings) -> web.Application:
                                                              catalogs=catalogs, desk=desk))
             app[LEADERSHIP] = leadership
             if telegram is not None:
-                telegram_outbox = OutboxWorker(db=db, settings=settings, channel="telegram", pusher=telegram)
+                telegram_outbox = OutboxWorker(db=db, settings=settings, channel="telegram", pusher=telegram,
+                                               metrics=telemetry)
                 outboxes.workers["telegram"] = telegram_outbox
 
                 async def send_telegram_outbox() -> None:
@@ -196,6 +226,9 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(lifecycle)
     app.on_shutdown.append(close_sockets)
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/livez", livez)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
     app.router.add_static("/static/webchat", WEBCHAT_DIR / "static")
     # routes must exist before start-up; handlers reach the channel through the app key
     app.router.add_get("/", _via_webchat("page"), name="chat")

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 from sqlalchemy.exc import InterfaceError, OperationalError
 
+from bot.observability import METRICS
 from bot.open311 import render_error
 from storage.errors import DatabaseUnavailable
 
@@ -42,4 +43,6 @@ async def database_errors(request: web.Request, handler: Handler) -> web.StreamR
         return await handler(request)
     except (DatabaseUnavailable, OperationalError, InterfaceError) as error:
         log.warning("database unavailable during %s %s: %s", request.method, request.path, type(error).__name__)
+        if METRICS in request.app:
+            request.app[METRICS].database_errors.inc()
         return database_down_response(request)

@@ -17,7 +17,7 @@ from sqlmodel import col, select
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.error import TelegramError
 
-from bot.i18n import Catalogs, format_when
+from bot.i18n import N_, Catalogs, format_when
 from bot.notify import Notifier
 from bot.settings import Settings
 from dialogues.actions.responses import CATEGORY_LABELS
@@ -55,21 +55,22 @@ def mark_dispatched(db: Engine, case: Case, message_id: int) -> None:
 
 def dispatch_text(case: Case, photos: int, catalogs: Catalogs, settings: Settings) -> str:
     """The structured announcement (plain text: Telegram shows citizen text inert)."""
-    t = lambda message: catalogs.gettext(message, settings.default_locale)  # noqa: E731
+    locale = settings.dispatch_language
     place = case.address or (f"{case.latitude:.5f}, {case.longitude:.5f}" if case.latitude is not None else "?")
     if case.neighbourhood_name:
         place = f"{place} ({case.neighbourhood_name})"
-    when = format_when(case.occurred_at, settings.default_locale, settings.zone) if case.occurred_at else "?"
+    when = format_when(case.occurred_at, locale, settings.zone) if case.occurred_at else "?"
     description = (case.description or "")[:MAX_DESCRIPTION]
-    mark = "🚨 URGENT · " if case.priority == "urgent" else "🆕 "
-    head = f"{mark}{case.ref} · {t(CATEGORY_LABELS.get(case.category, 'Other'))}"
+    mark = "🚨 " + catalogs.gettext(N_("URGENT"), locale) + " · " if case.priority == "urgent" else "🆕 "
+    head = f"{mark}{case.ref} · {catalogs.gettext(CATEGORY_LABELS.get(case.category, 'Other'), locale)}"
     return "\n".join([head, f"📍 {place}", f"🕒 {when}", f"📷 {photos}", "", description])
 
 
-def dispatch_buttons(ref: str) -> InlineKeyboardMarkup:
+def dispatch_buttons(ref: str, catalogs: Catalogs, locale: str) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup([[
-        InlineKeyboardButton("✅ Acknowledge", callback_data=f"{DESK_PREFIX}ack:{ref}"),
-        InlineKeyboardButton("🙋 Take", callback_data=f"{DESK_PREFIX}take:{ref}"),
+        InlineKeyboardButton("✅ " + catalogs.gettext(N_("Acknowledge"), locale),
+                             callback_data=f"{DESK_PREFIX}ack:{ref}"),
+        InlineKeyboardButton("🙋 " + catalogs.gettext(N_("Take"), locale), callback_data=f"{DESK_PREFIX}take:{ref}"),
     ]])
 
 
@@ -86,6 +87,12 @@ class DispatchDesk:
         self.notifier = notifier
         self.interval = interval
         self._task: asyncio.Task[None] | None = None
+
+    def _(self, message: str, **values: object) -> str:
+        return self.catalogs.gettext(message, self.settings.dispatch_language, **values)
+
+    def _buttons(self, ref: str) -> InlineKeyboardMarkup:
+        return dispatch_buttons(ref, self.catalogs, self.settings.dispatch_language)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._watch(), name="dispatch-desk")
@@ -110,7 +117,7 @@ class DispatchDesk:
             photos = await asyncio.to_thread(self._photo_count, case)
             message = await self.bot.send_message(
                 self.chat_id, dispatch_text(case, photos, self.catalogs, self.settings),
-                reply_markup=dispatch_buttons(case.ref),
+                reply_markup=self._buttons(case.ref),
             )
             await asyncio.to_thread(mark_dispatched, self.db, case, message.message_id)
             sent += 1
@@ -120,10 +127,11 @@ class DispatchDesk:
         """Send a case nobody acknowledged in time again, marked as escalated; returns the
         Telegram message id (the caller records it on the case)."""
         photos = await asyncio.to_thread(self._photo_count, case)
-        head = f"⏰ ESCALATED · still new after {waited_minutes} min, nobody has acknowledged it"
+        head = "⏰ " + self._("ESCALATED · still new after {minutes} min, nobody has acknowledged it",
+                             minutes=waited_minutes)
         message = await self.bot.send_message(
             self.chat_id, head + "\n" + dispatch_text(case, photos, self.catalogs, self.settings),
-            reply_markup=dispatch_buttons(case.ref),
+            reply_markup=self._buttons(case.ref),
         )
         return message.message_id
 
@@ -152,7 +160,9 @@ class DispatchDesk:
         except IllegalTransition as problem:
             return str(problem)
         if case is None:
-            return f"no case {ref}"
+            return self._("no case {ref}", ref=ref)
         if change.status:
             await self.notifier.case_changed(case, new_status=change.status, public_note=None)
-        return f"{case.ref}: acknowledged by {who}" if action == "ack" else f"{case.ref}: taken by {who}"
+        if action == "ack":
+            return self._("{ref}: acknowledged by {name}", ref=case.ref, name=who)
+        return self._("{ref}: taken by {name}", ref=case.ref, name=who)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -15,6 +16,7 @@ from bot.channels.base import Button, IncomingMessage, OutgoingMessage
 from bot.i18n import Catalogs, current_locale
 from bot.language import confident_language
 from bot.livechat import LiveChat
+from bot.observability import CHANNEL, REQUEST_ID, Metrics, channel_of, new_request_id
 from bot.ratelimit import RateLimiter, Verdict
 from bot.replay import Inbox
 from dialogues.actions.responses import ADAPTER_MESSAGES
@@ -121,7 +123,9 @@ class Conversations:
         live_chat: LiveChat | None = None,
         rate_limiter: RateLimiter | None = None,
         inbox: Inbox | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
+        self._metrics = metrics
         self._engine = engine
         self._rate_limiter = rate_limiter
         self._inbox = inbox  # keeps messages while the engine is down (bot.replay)
@@ -145,12 +149,20 @@ class Conversations:
         return OutgoingMessage(text=self._catalogs.gettext(ADAPTER_MESSAGES[key], locale, **args))
 
     async def handle(self, message: IncomingMessage) -> list[OutgoingMessage]:
+        # this message's log lines: its own request id (a socket carries many) and its channel
+        channel = channel_of(message.sender_id)
+        REQUEST_ID.set(new_request_id())
+        CHANNEL.set(channel)
         locale = self.adapter_locale(message)
         current_locale.set(locale)
         metadata = {"locale": message.locale_hint} if message.locale_hint else {}
+        if self._metrics is not None:
+            self._metrics.message(message.sender_id, channel)
         if self._rate_limiter is not None:  # before the lock: a flood must not queue up
             verdict = await self._rate_limiter.check(message.sender_id)
             if verdict is not Verdict.ALLOW:
+                if self._metrics is not None:
+                    self._metrics.rate_limited.labels(channel).inc()
                 log.info("rate limit: a citizen's message was not read")
                 return [self.notice("rate_limited", locale)] if verdict is Verdict.NOTIFY else []
         async with self._lock(message.sender_id):
@@ -174,12 +186,22 @@ class Conversations:
 
     async def _keep(self, message: IncomingMessage, metadata: dict[str, Any], locale: str) -> list[OutgoingMessage]:
         if self._inbox is not None and await self._inbox.keep(message, metadata):
+            if self._metrics is not None:
+                self._metrics.kept.labels(channel_of(message.sender_id)).inc()
             return [self.notice("queued", locale)]
         return [self.notice("unavailable", locale)]  # not kept: the citizen must send it again
 
     async def _turn(self, message: IncomingMessage, metadata: dict[str, Any]) -> list[OutgoingMessage]:
         """One engine turn (the caller holds the sender's lock); raises EngineUnavailable."""
-        answer = await self._engine.send(message.sender_id, message.text, metadata)
+        started, channel = time.monotonic(), channel_of(message.sender_id)
+        try:
+            answer = await self._engine.send(message.sender_id, message.text, metadata)
+        except EngineUnavailable:
+            if self._metrics is not None:
+                self._metrics.engine_errors.labels(channel).inc()
+            raise
+        if self._metrics is not None:
+            self._metrics.engine_latency.labels(channel).observe(time.monotonic() - started)
         messages, controls = to_outgoing(answer)
         if "erase_conversation" in controls:
             await self._erase_conversation(message.sender_id)

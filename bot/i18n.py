@@ -59,6 +59,29 @@ def negotiate_locale(
     return base if base in supported else default
 
 
+def browser_locale(accept_language: str | None, default: str,
+                   supported: Iterable[str] = SUPPORTED_LOCALES) -> str:
+    """The first supported language of an ``Accept-Language`` header, by its q-values
+    ("ca-ES,ca;q=0.9,es;q=0.8" -> "ca"), else ``default``."""
+    supported = tuple(supported)
+    ranked: list[tuple[float, int, str]] = []
+    for index, part in enumerate((accept_language or "").split(",")[:20]):
+        tag, _, params = part.strip().partition(";")
+        quality = 1.0
+        if params.strip().startswith("q="):
+            try:
+                quality = float(params.strip()[2:])
+            except ValueError:
+                quality = 0.0
+        if tag and tag != "*" and quality > 0:
+            ranked.append((-quality, index, tag))
+    for _, _, tag in sorted(ranked):
+        found = negotiate_locale(tag, "", supported)
+        if found:
+            return found
+    return default
+
+
 @dataclass(frozen=True)
 class Catalogs:
     """Compiled catalogs for every supported locale."""

@@ -3,9 +3,10 @@
 One ``OutboxWorker`` per channel and process:
 
 * **Telegram** runs on one instance (the scheduler leader; the app starts and stops it). It
-  keeps under Telegram's limits with a token bucket (``OUTBOX_RATE_PER_SECOND``, no burst) and a
-  next-allowed time per chat (``OUTBOX_PER_CHAT_INTERVAL_SECONDS``); a 429 pauses every send for
-  its ``retry_after``, slows the bucket down by a tenth (it recovers slowly), and the row waits
+  keeps under Telegram's limits with a sliding window of sends (``OUTBOX_RATE_PER_SECOND`` in any
+  second, no burst; see ``SendPacer``) and a next-allowed time per chat
+  (``OUTBOX_PER_CHAT_INTERVAL_SECONDS``); a 429 pauses every send for its ``retry_after``,
+  slows the rate down by a tenth (it recovers slowly), and the row waits
   ``retry_after`` without losing an attempt. 5xx and network errors back off exponentially, up
   to ``OUTBOX_MAX_ATTEMPTS``; a citizen who blocked the bot (403) makes the row and every other
   row waiting for them ``unreachable``; a refused request (400, "chat not found") is ``failed``.
@@ -40,6 +41,7 @@ import signal
 import socket
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Collection
 from datetime import UTC, datetime, timedelta
 from datetime import time as dt_time
@@ -50,6 +52,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.channels.base import Button, DeliveryOutcome, OutgoingMessage
+from bot.observability import TEXT_FORMAT, Metrics, configure_logging
 from bot.settings import Settings
 from storage import outbox as store
 from storage.db import create_db_engine, session_scope
@@ -62,6 +65,9 @@ Clock = Callable[[], datetime]
 T = TypeVar("T")
 
 DB_ERRORS = (SQLAlchemyError, StorageError)
+# the metric's result label of a delivery outcome (status, whether Telegram asked to wait)
+SEND_RESULTS = {("sent", False): "sent", ("retry", True): "429", ("unreachable", False): "403",
+                ("retry", False): "retry", ("failed", False): "failed", ("offline", False): "offline"}
 
 
 class Pusher(Protocol):
@@ -98,34 +104,62 @@ def quiet_until(now: datetime, *, start: str, end: str, zone: ZoneInfo) -> datet
 
 
 class SendPacer:
-    """A token bucket without burst (one send every 1/rate seconds) plus a next-allowed time
-    per chat. A 429 pauses everything for ``retry_after`` and lowers the rate by a tenth (down
-    to a quarter); each second without one gives back 2% of the configured rate."""
+    """Telegram's limits, kept from this side: at most ``rate`` sends in any second, and one
+    send per ``per_chat_interval`` per chat.
+
+    The rate is a sliding window like the one Telegram counts: a send waits until the one
+    ``rate`` sends before it is a full window (plus ``MARGIN`` for jitter on the way) in the
+    past. On top of that, sends are never closer than ``SPACING``/rate (no burst). A plain
+    token bucket that schedules each send from the previous one loses every millisecond the
+    event loop wakes late (about 4% of 30/s on a busy machine, and it never catches up); here
+    a late send is made up by the next ones, a little each, while no window ever holds more
+    than ``rate`` sends. A 429 pauses everything for ``retry_after``, lowers the rate by a
+    tenth (down to a quarter) and widens the margin (the jitter was larger than thought); each
+    second without one gives back 2% of the configured rate and narrows the margin again."""
+
+    MARGIN = 0.02  # seconds added to each window: what arrives a little late must not crowd the next
+    MARGIN_STEP, MARGIN_MAX = 0.025, 0.2  # a 429 widens the margin (jitter was larger than thought) ...
+    MARGIN_DECAY = 0.002  # ... and each second without one narrows it again by this much
+    SPACING = 0.8  # of 1/rate: the closest two sends may be while catching up
 
     def __init__(self, rate: float, per_chat_interval: float, monotonic: Callable[[], float] = time.monotonic) -> None:
         self.configured = rate
         self.rate = rate
         self.per_chat_interval = per_chat_interval
         self._monotonic = monotonic
-        self._next_send = 0.0
+        self._window_sends = max(1, int(rate))
+        self._recent: deque[float] = deque(maxlen=self._window_sends)  # the last sends, oldest first
+        self._paused_until = 0.0
         self._next_for_chat: dict[str, float] = {}
         self._last_flood = 0.0
+        self._last_recovery = 0.0
+        self.margin = self.MARGIN
         self._lock = asyncio.Lock()
 
     def _recover(self, now: float) -> None:
-        if self.rate < self.configured and now - self._last_flood >= 1.0:
-            self.rate = min(self.configured, self.rate + self.configured * 0.02 * (now - self._last_flood))
-            self._last_flood = now
+        elapsed = now - max(self._last_flood, self._last_recovery)
+        if elapsed >= 1.0 and (self.rate < self.configured or self.margin > self.MARGIN):
+            self.rate = min(self.configured, self.rate + self.configured * 0.02 * elapsed)
+            self.margin = max(self.MARGIN, self.margin - self.MARGIN_DECAY * elapsed)
+            self._last_recovery = now
+
+    def _earliest(self, chat: str) -> float:
+        earliest = max(self._paused_until, self._next_for_chat.get(chat, 0.0))
+        if self._recent:
+            earliest = max(earliest, self._recent[-1] + self.SPACING / self.rate)
+        if len(self._recent) == self._window_sends:  # the window is full: wait for its oldest to leave
+            earliest = max(earliest, self._recent[0] + self._window_sends / self.rate + self.margin)
+        return earliest
 
     async def acquire(self, chat: str) -> None:
-        """Wait until both the bucket and ``chat`` allow one more send, and take it."""
+        """Wait until both the rate and ``chat`` allow one more send, and take it."""
         while True:
             async with self._lock:
                 now = self._monotonic()
                 self._recover(now)
-                wait = max(self._next_send, self._next_for_chat.get(chat, 0.0)) - now
+                wait = self._earliest(chat) - now
                 if wait <= 0:
-                    self._next_send = max(self._next_send, now) + 1.0 / self.rate  # no saved-up burst
+                    self._recent.append(now)
                     self._next_for_chat[chat] = now + self.per_chat_interval
                     if len(self._next_for_chat) > 10_000:
                         self._next_for_chat = {k: v for k, v in self._next_for_chat.items() if v > now}
@@ -134,9 +168,10 @@ class SendPacer:
 
     def flood(self, chat: str, retry_after: float) -> None:
         now = self._monotonic()
-        self._next_send = max(self._next_send, now + retry_after)
+        self._paused_until = max(self._paused_until, now + retry_after)
         self._next_for_chat[chat] = max(self._next_for_chat.get(chat, 0.0), now + retry_after)
         self.rate = max(self.configured / 4, self.rate * 0.9)
+        self.margin = min(self.MARGIN_MAX, self.margin + self.MARGIN_STEP)
         self._last_flood = now
 
 
@@ -160,7 +195,9 @@ class OutboxWorker:
         clock: Clock = utcnow,
         recipients: Callable[[], Collection[str]] | None = None,
         pace: bool = True,
+        metrics: Metrics | None = None,
     ) -> None:
+        self.metrics = metrics
         self.db = db
         self.settings = settings
         self.channel = channel
@@ -336,6 +373,9 @@ class OutboxWorker:
         message = OutgoingMessage(text=row.text, buttons=buttons, custom={"kind": row.kind})
         outcome = await self.pusher.push(row.sender_id, message)
         attempts = row.attempts
+        if self.metrics is not None:
+            self.metrics.sends.labels(self.channel, SEND_RESULTS.get(
+                (outcome.status, outcome.retry_after is not None), outcome.status)).inc()
         if outcome.status == "sent":
             await self._record_sent(row.id)
             self.stats["sent"] += 1
@@ -431,9 +471,11 @@ async def run_telegram_worker(settings: Settings) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Run the Telegram outbox worker (settings from the environment).")
     parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO, format=TEXT_FORMAT)
+    settings = Settings()
+    configure_logging("INFO", settings.log_format)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
-    asyncio.run(run_telegram_worker(Settings()))
+    asyncio.run(run_telegram_worker(settings))
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import hashlib
 from datetime import time as dt_time
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator, model_validator
@@ -43,6 +44,9 @@ class Settings(BaseSettings):
 
     secret_key: str = Field(default="", repr=False)
 
+    log_format: Literal["text", "json"] = "text"  # json: one object per line, for log collectors
+    metrics_port: int = Field(default=9464, ge=0, le=65535)  # `barri serve`: /metrics on loopback; 0: off
+
     default_locale: str = "en"
     time_zone: str = "Europe/Madrid"
     city_name: str = "Barcelona"
@@ -54,6 +58,7 @@ class Settings(BaseSettings):
     telegram_webhook_url: str = ""  # public https URL: webhook mode instead of long polling
     telegram_webhook_secret: str = Field(default="", repr=False)  # default: derived from SECRET_KEY
     dispatch_chat_id: int | None = None  # a Telegram group where new cases are announced
+    dispatch_locale: str = ""  # the dispatch group's language (empty: DEFAULT_LOCALE)
 
     max_message_chars: int = 4000
     max_photo_bytes: int = 10 * 1024 * 1024
@@ -94,7 +99,7 @@ class Settings(BaseSettings):
     outbox_retry_max_seconds: float = Field(default=600.0, gt=0)
     outbox_poll_seconds: float = Field(default=1.0, gt=0)  # how often an idle worker looks for due rows
     outbox_lease_seconds: float = Field(default=30.0, gt=0)  # a claimed row of a dead worker is retried after this
-    outbox_batch_size: int = Field(default=10, ge=1)  # rows claimed at a time
+    outbox_batch_size: int = Field(default=30, ge=1)  # rows claimed at a time: a second of sends at 30/s
     outbox_concurrency: int = Field(default=4, ge=1)  # sends in flight at once (the kill -9 window)
     quiet_hours_start: str = "22:00"  # no non-urgent message to a citizen from here (TIME_ZONE) ...
     quiet_hours_end: str = "08:00"  # ... to here; deferred, never dropped. Equal values: no quiet hours
@@ -104,6 +109,13 @@ class Settings(BaseSettings):
     def _known_locale(cls, value: str) -> str:
         if value not in SUPPORTED_LOCALES:
             raise ValueError(f"DEFAULT_LOCALE must be one of {SUPPORTED_LOCALES}")
+        return value
+
+    @field_validator("dispatch_locale")
+    @classmethod
+    def _known_dispatch_locale(cls, value: str) -> str:
+        if value and value not in SUPPORTED_LOCALES:
+            raise ValueError(f"DISPATCH_LOCALE must be empty or one of {SUPPORTED_LOCALES}")
         return value
 
     @field_validator("redis_url")
@@ -140,6 +152,11 @@ class Settings(BaseSettings):
                 "(`make run` generates one in var/secret_key)"
             )
         return self
+
+    @property
+    def dispatch_language(self) -> str:
+        """The language of the messages to the dispatch group."""
+        return self.dispatch_locale or self.default_locale
 
     @cached_property
     def zone(self) -> ZoneInfo:

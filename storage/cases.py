@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, update
+from sqlalchemy import delete, func, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
@@ -592,3 +592,10 @@ def set_reporter_unreachable(*, session: Session, sender_id: str, unreachable: b
         reporter.unreachable = unreachable
         session.add(reporter)
     return True
+
+
+def counts_by_category_and_channel(*, session: Session) -> dict[tuple[str, str], int]:
+    """Cases ever filed per (category, channel) (for monitoring; erasure keeps the case rows)."""
+    statement = select(col(Case.category), col(Case.channel), func.count()).group_by(
+        col(Case.category), col(Case.channel))
+    return {(category, channel): int(count) for category, channel, count in session.execute(statement).all()}

@@ -44,7 +44,13 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 
 
 class IllegalTransition(StorageError):
-    """A status change the case's life does not allow; the message says why."""
+    """A status change the case's life does not allow; the message says why. ``template``
+    and ``values`` let the desk say it in the reader's language."""
+
+    def __init__(self, template: str, **values: str) -> None:
+        self.template = template
+        self.values = values
+        super().__init__(template.format(**values))
 
 
 @dataclass(frozen=True)
@@ -94,12 +100,15 @@ def list_cases(
 
 def check_transition(current: str, wanted: str) -> None:
     if wanted not in STATUSES:
-        raise IllegalTransition(f"unknown status {wanted!r}")
+        raise IllegalTransition("unknown status {status}", status=repr(wanted))
     if wanted == current:
-        raise IllegalTransition(f"the case is already {current}")
+        raise IllegalTransition("the case is already {current}", current=current)
     if wanted not in TRANSITIONS[current]:
-        allowed = ", ".join(sorted(TRANSITIONS[current])) or "none: it is final"
-        raise IllegalTransition(f"a {current} case cannot become {wanted} (allowed: {allowed})")
+        if not TRANSITIONS[current]:
+            raise IllegalTransition("a {current} case cannot become {wanted} (allowed: none: it is final)",
+                                    current=current, wanted=wanted)
+        raise IllegalTransition("a {current} case cannot become {wanted} (allowed: {allowed})",
+                                current=current, wanted=wanted, allowed=", ".join(sorted(TRANSITIONS[current])))
 
 
 def update_case(*, session: Session, case: Case, change: CaseChange, actor: str) -> Case:
@@ -124,7 +133,7 @@ def update_case(*, session: Session, case: Case, change: CaseChange, actor: str)
             ))
         if change.priority is not None:
             if change.priority not in PRIORITIES:
-                raise IllegalTransition(f"unknown priority {change.priority!r}")
+                raise IllegalTransition("unknown priority {priority}", priority=repr(change.priority))
             current.priority = change.priority
         if change.assignee is not None:
             current.assignee = change.assignee or None
@@ -158,7 +167,7 @@ def _duplicate_target(session: Session, case: Case, ref: str | None) -> Case:
         raise IllegalTransition("a duplicate needs duplicate_of: the reference of the original case")
     original = session.exec(select(Case).where(Case.ref == canonical)).first()
     if original is None:
-        raise IllegalTransition(f"there is no case {canonical}")
+        raise IllegalTransition("there is no case {ref}", ref=canonical)
     if original.id == case.id:
         raise IllegalTransition("a case cannot be a duplicate of itself")
     return original

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine, MetaData, Table, func, update
@@ -185,9 +186,20 @@ def _closed_moment(case: Case, finished_at: datetime | None) -> datetime:
     return max(moments) if moments else case.updated_at
 
 
-def reporters_past_retention(*, session: Session, now: datetime, retention: timedelta) -> list[str]:
-    """Sender ids of reporters whose cases are all finished, the last one longer than
-    ``retention`` ago, and who have not been seen since then either.
+@dataclass(frozen=True)
+class RetentionDue:
+    """A reporter whose personal data has outlived its retention, named only by their cases."""
+
+    sender_id: str
+    case_refs: tuple[str, ...]
+    last_closed_at: datetime  # when their last case was finished
+    last_seen_at: datetime  # when they last wrote to Barri
+
+
+def retention_due(*, session: Session, now: datetime, retention: timedelta, limit: int | None = BATCH
+                  ) -> list[RetentionDue]:
+    """Reporters whose cases are all finished, the last one longer than ``retention`` ago, and
+    who have not been seen since then either (at most ``limit``; ``None``: all).
 
     Reporters without any case are left alone (they left no contact details; ``forget_me``
     erases them when they ask).
@@ -196,7 +208,7 @@ def reporters_past_retention(*, session: Session, now: datetime, retention: time
     reporters: Sequence[Reporter] = session.exec(
         select(Reporter).where(col(Reporter.last_seen_at) <= cutoff).order_by(col(Reporter.last_seen_at))
     ).all()
-    due: list[str] = []
+    due: list[RetentionDue] = []
     for reporter in reporters:
         cases = session.exec(select(Case).where(col(Case.reporter_id) == reporter.id)).all()
         if not cases or any(case.status not in FINISHED_STATUSES for case in cases):
@@ -212,11 +224,18 @@ def reporters_past_retention(*, session: Session, now: datetime, retention: time
                 .group_by(col(CaseEvent.case_id))
             ).all()
         )
-        if max(_closed_moment(case, finished.get(case.id)) for case in cases) <= cutoff:
-            due.append(reporter.sender_id)
-        if len(due) >= BATCH:
+        closed = max(_closed_moment(case, finished.get(case.id)) for case in cases)
+        if closed <= cutoff:
+            due.append(RetentionDue(sender_id=reporter.sender_id, case_refs=tuple(sorted(c.ref for c in cases)),
+                                    last_closed_at=closed, last_seen_at=reporter.last_seen_at))
+        if limit is not None and len(due) >= limit:
             break
     return due
+
+
+def reporters_past_retention(*, session: Session, now: datetime, retention: timedelta) -> list[str]:
+    """Sender ids of the reporters ``retention_due`` finds (one sweep's batch)."""
+    return [item.sender_id for item in retention_due(session=session, now=now, retention=retention)]
 
 
 def conversation_last_active(*, tracker: Engine, sender_id: str) -> datetime | None:

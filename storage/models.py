@@ -92,6 +92,7 @@ ADDRESS_MAX = 500
 OCCURRED_TEXT_MAX = 200
 PLACE_NAME_MAX = 200
 STAFF_NAME_MAX = 64
+STAFF_LOCALE_MAX = 8
 STAFF_ROLE_MAX = 16
 SHA256_HEX_LENGTH = 64
 PASSWORD_HASH_MAX = 255  # an argon2id PHC string with the default parameters is about 100
@@ -272,6 +273,8 @@ class StaffUser(SQLModel, table=True):
     active: bool = Field(default=True)
     created_at: datetime = _timestamp()
     last_login_at: datetime | None = _optional_timestamp()
+    # the language of the desk for this user (en, es, ca); None: the deployment's default
+    locale: str | None = Field(default=None, max_length=STAFF_LOCALE_MAX)
 
 
 class StaffSession(SQLModel, table=True):

@@ -357,3 +357,39 @@ def counts_by_status(*, session: Session, channel: str | None = None) -> dict[st
     counts = dict.fromkeys(STATUSES, 0)
     counts.update({status: int(count) for status, count in session.execute(statement).all()})
     return counts
+
+
+def retry_failed(*, session: Session, alert_id: uuid.UUID | None = None, now: datetime | None = None) -> int:
+    """Give failed rows (of one alert, or all) another round of attempts, due at once. Rows of
+    a cancelled or expired alert stay failed. Returns how many rows were put back."""
+    now = now or utcnow()
+    live_alerts = select(col(Alert.id)).where(
+        col(Alert.cancelled_at).is_(None), or_(col(Alert.expires_at).is_(None), col(Alert.expires_at) > now))
+    statement = update(OutboxMessage).where(
+        col(OutboxMessage.status) == FAILED,
+        or_(col(OutboxMessage.alert_id).is_(None), col(OutboxMessage.alert_id).in_(live_alerts)),
+    )
+    if alert_id is not None:
+        statement = statement.where(col(OutboxMessage.alert_id) == alert_id)
+    return _run(session, statement.values(status=PENDING, attempts=0, not_before=now, lease_owner=None,
+                                          lease_until=None))
+
+
+def counts_by_status_and_channel(*, session: Session) -> dict[tuple[str, str], int]:
+    """How many rows are in each (status, channel) (for monitoring)."""
+    statement = select(col(OutboxMessage.status), col(OutboxMessage.channel), func.count()).group_by(
+        col(OutboxMessage.status), col(OutboxMessage.channel))
+    return {(status, channel): int(count) for status, channel, count in session.execute(statement).all()}
+
+
+def oldest_due(*, session: Session, now: datetime) -> dict[str, datetime]:
+    """Per channel, since when the oldest row due and not yet sent has waited (its
+    ``not_before``): how far behind the sending is. Channels with nothing due are absent."""
+    statement = select(col(OutboxMessage.channel), func.min(col(OutboxMessage.not_before))).where(
+        col(OutboxMessage.status).in_((PENDING, SENDING)), col(OutboxMessage.not_before) <= now,
+    ).group_by(col(OutboxMessage.channel))
+    found = {}
+    for channel, moment in session.execute(statement).all():
+        if moment is not None:
+            found[channel] = moment if moment.tzinfo is not None else moment.replace(tzinfo=now.tzinfo)
+    return found

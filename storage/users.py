@@ -19,14 +19,16 @@ import secrets
 
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from storage.cases import _atomic, record_audit
 from storage.errors import UserExists, UserNotFound
-from storage.models import ACTOR_SYSTEM, STAFF_NAME_MAX, STAFF_ROLES, StaffUser, utcnow
+from storage.models import ACTOR_SYSTEM, STAFF_NAME_MAX, STAFF_ROLES, StaffSession, StaffUser, utcnow
 
 ROLES: tuple[str, ...] = STAFF_ROLES  # ("dispatcher", "community", "admin")
+LOCALES = ("en", "es", "ca")  # the desk's languages (bot.settings.SUPPORTED_LOCALES)
 
 TOKEN_PREFIX = "barri_"
 TOKEN_BYTES = 32
@@ -64,6 +66,11 @@ def _validate_password(password: str) -> None:
         raise ValueError(f"the password must have at most {PASSWORD_MAX_LENGTH} characters")
 
 
+def _validate_locale(locale: str | None) -> None:
+    if locale is not None and locale not in LOCALES:
+        raise ValueError(f"invalid language {locale!r}: use one of {', '.join(LOCALES)}")
+
+
 def _new_token() -> str:
     return TOKEN_PREFIX + secrets.token_urlsafe(TOKEN_BYTES)
 
@@ -93,19 +100,21 @@ def _require_user(session: Session, name: str) -> StaffUser:
 
 
 def create_user(
-    *, session: Session, name: str, role: str, actor: str = ACTOR_SYSTEM
+    *, session: Session, name: str, role: str, locale: str | None = None, actor: str = ACTOR_SYSTEM
 ) -> tuple[StaffUser, str]:
     """Create an active user; return it with its API token, which is never shown again.
+    ``locale`` is the language of their desk (``None``: the deployment's default).
 
-    Raises ``ValueError`` for an invalid name or role and ``UserExists`` for a taken name.
+    Raises ``ValueError`` for an invalid name, role or language and ``UserExists`` for a taken name.
     """
     _validate_name(name)
     _validate_role(role)
+    _validate_locale(locale)
     token = _new_token()
     with _atomic(session):
         if _find_user(session, name) is not None:
             raise UserExists(f"a staff user named {name!r} already exists")
-        user = StaffUser(name=name, role=role, token_hash=_token_hash(token), created_at=utcnow())
+        user = StaffUser(name=name, role=role, locale=locale, token_hash=_token_hash(token), created_at=utcnow())
         session.add(user)
         try:
             session.flush()
@@ -165,25 +174,59 @@ def set_password(*, session: Session, name: str, password: str, actor: str = ACT
         )
 
 
-def deactivate_user(*, session: Session, name: str, actor: str = ACTOR_SYSTEM) -> None:
-    """Refuse the user's token and password from now on (the row stays for the audit trail).
+def deactivate_user(*, session: Session, name: str, actor: str = ACTOR_SYSTEM) -> int:
+    """Refuse the user's token and password from now on and end their desk sessions at once
+    (the row stays for the audit trail); returns how many sessions were ended.
 
     Raises ``UserNotFound``; deactivating an inactive user changes nothing.
     """
     with _atomic(session):
         user = _require_user(session, name)
         if not user.active:
-            return
+            return 0
         user.active = False
         session.add(user)
+        ended = session.execute(delete(StaffSession).where(col(StaffSession.user_id) == user.id))
+        sessions = int(ended.rowcount or 0)  # type: ignore[attr-defined]
         record_audit(
             session=session,
             actor=actor,
             action="user.deactivated",
             subject_type="staff_user",
             subject_id=str(user.id),
-            detail={"name": user.name},
+            detail={"name": user.name, "sessions_ended": sessions},
         )
+    return sessions
+
+
+def set_role(*, session: Session, name: str, role: str, actor: str = ACTOR_SYSTEM) -> str:
+    """Give the user another role (it applies to their next request: sessions read the user's
+    row every time); returns the previous role. Raises ``ValueError`` and ``UserNotFound``."""
+    _validate_role(role)
+    with _atomic(session):
+        user = _require_user(session, name)
+        previous = user.role
+        if previous != role:
+            user.role = role
+            session.add(user)
+            record_audit(
+                session=session,
+                actor=actor,
+                action="user.role_changed",
+                subject_type="staff_user",
+                subject_id=str(user.id),
+                detail={"name": user.name, "from": previous, "to": role},
+            )
+    return previous
+
+
+def set_locale(*, session: Session, name: str, locale: str | None, actor: str = ACTOR_SYSTEM) -> None:
+    """The language of the user's desk (``None``: the deployment's default)."""
+    _validate_locale(locale)
+    with _atomic(session):
+        user = _require_user(session, name)
+        user.locale = locale
+        session.add(user)
 
 
 def list_users(*, session: Session) -> list[StaffUser]:

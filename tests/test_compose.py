@@ -20,7 +20,10 @@ def test_every_service_is_there_with_a_health_check_and_ordered_start() -> None:
     assert set(SERVICES) == {"postgres", "redis", "migrate", "actions", "engine", "bot"}
     for name in ("postgres", "redis", "actions", "engine", "bot"):
         assert SERVICES[name]["healthcheck"]["test"], name
-    assert SERVICES["bot"]["depends_on"]["engine"]["condition"] == "service_healthy"
+    # the bot service takes messages while the engine loads (kept, then replayed): ready is /readyz
+    assert SERVICES["bot"]["depends_on"]["engine"]["condition"] == "service_started"
+    assert SERVICES["bot"]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    assert "/readyz" in " ".join(SERVICES["bot"]["healthcheck"]["test"])
     assert SERVICES["engine"]["depends_on"]["actions"]["condition"] == "service_healthy"
     assert SERVICES["actions"]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
     assert SERVICES["migrate"]["command"] == ["barri", "db", "upgrade"]

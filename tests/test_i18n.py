@@ -29,12 +29,20 @@ def test_catalog_is_complete_untranslated_free_and_not_fuzzy(locale: str) -> Non
     messages = {m.id: m for m in catalog if m.id}
     missing = template_ids() - set(messages)
     assert not missing, f"{locale}: missing {sorted(missing)[:5]}"
-    untranslated = [m.id for m in messages.values() if not m.string]
+    untranslated = [m.id for m in messages.values() if not all(forms(m.string))]
     assert not untranslated, f"{locale}: untranslated {untranslated[:5]}"
     fuzzy = [m.id for m in messages.values() if m.fuzzy]
     assert not fuzzy, f"{locale}: fuzzy {fuzzy[:5]}"
-    wrong = [m.id for m in messages.values() if set(PLACEHOLDER.findall(m.id)) != set(PLACEHOLDER.findall(m.string))]
+    # every form (singular and plurals) has the placeholders of the English plural
+    wrong = [m.id for m in messages.values()
+             if any(set(PLACEHOLDER.findall(forms(m.id)[-1])) != set(PLACEHOLDER.findall(form))
+                    for form in forms(m.string))]
     assert not wrong, f"{locale}: placeholders differ in {wrong[:5]}"
+
+
+def forms(text: str | tuple[str, ...]) -> tuple[str, ...]:
+    """A message's forms: one, or the singular and the plurals of a plural message."""
+    return (text,) if isinstance(text, str) else tuple(text)
 
 
 def test_every_text_of_the_code_is_in_the_template() -> None:

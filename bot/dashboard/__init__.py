@@ -9,6 +9,7 @@ dispatcher or admin role):
     GET  /desk/login                      sign-in form
     POST /desk/login                      sign in (throttled)
     POST /desk/logout                     sign out
+    POST /desk/language                   the language of the signed-in user's desk
     GET  /desk/                           queue of open cases, updated live
     GET  /desk/events                     server-sent events for the queue
     GET  /desk/cases/{ref}                one case, its photos and history
@@ -58,6 +59,7 @@ def setup(app: web.Application) -> None:
     router.add_get(PREFIX + "/login", auth.login_page, name="desk_login")
     router.add_post(PREFIX + "/login", auth.login_submit)
     router.add_post(PREFIX + "/logout", auth.logout)
+    router.add_post(PREFIX + "/language", views.set_language)
     router.add_get(PREFIX + "/", views.queue_page, name="desk_queue")
     router.add_get(PREFIX + "/events", live.events)
     router.add_get(PREFIX + "/cases/{ref}", views.case_page)

@@ -17,9 +17,10 @@ from aiohttp import web
 
 from bot.alerts import AlertComposer
 from bot.dashboard.auth import desk_route
-from bot.dashboard.base import SIGNED_IN, error_page, render, see_other
-from bot.dashboard.labels import language_name, when_text
+from bot.dashboard.base import SIGNED_IN, desk_text, error_page, render, see_other
+from bot.dashboard.labels import DeskText
 from bot.geo import Neighbourhoods
+from bot.i18n import N_
 from bot.keys import CATALOGS, DB, SETTINGS
 from bot.open311 import NEIGHBOURHOODS
 from storage import alerts as alert_store
@@ -28,15 +29,16 @@ from storage.db import session_scope
 from storage.models import LOCALES, SEVERITIES, Alert
 
 ALERT_ROLES = ("community", "admin")
-SEVERITY_NAMES = {"info": "Information", "warning": "Warning", "danger": "Danger"}
+SEVERITY_NAMES = {"info": N_("Information"), "warning": N_("Warning"), "danger": N_("Danger")}
 SEVERITY_HINTS = {
-    "info": "Useful to know; waits for the end of quiet hours.",
-    "warning": "Take care; waits for the end of quiet hours.",
-    "danger": "Act now; sent at once, even at night.",
+    "info": N_("Useful to know; waits for the end of quiet hours."),
+    "warning": N_("Take care; waits for the end of quiet hours."),
+    "danger": N_("Act now; sent at once, even at night."),
 }
-STATE_NAMES = {"active": "Active", "expired": "Expired", "cancelled": "Cancelled"}
-FIELD_NAMES = {"neighbourhoods": "Neighbourhoods", "severity": "Severity", "texts": "Text", "expires_at": "Expiry",
-               "Idempotency-Key": "Form"}
+STATE_NAMES = {"active": N_("Active"), "expired": N_("Expired"), "cancelled": N_("Cancelled")}
+FIELD_NAMES = {"neighbourhoods": N_("Neighbourhoods"), "severity": N_("Severity"), "texts": N_("Text"),
+               "expires_at": N_("Expiry"), "Idempotency-Key": N_("Form")}
+NO_ALERT = (N_("No such alert"), N_("There is no alert with this address."))
 LIST_LIMIT = 100
 
 
@@ -51,32 +53,32 @@ class AlertForm:
     key: str = field(default_factory=lambda: secrets.token_urlsafe(16))
 
 
-def _districts(places: Neighbourhoods) -> list[tuple[str, list[tuple[str, str]]]]:
+def _districts(places: Neighbourhoods, t: DeskText) -> list[tuple[str, list[tuple[str, str]]]]:
     groups: defaultdict[str, list[tuple[str, str]]] = defaultdict(list)
     for item in sorted(places.all(), key=lambda n: n.code):
-        groups[item.district or "Other"].append((item.code, item.name))
+        groups[item.district or t.gettext("Other")].append((item.code, item.name))
     return sorted(groups.items(), key=lambda group: group[1][0][0])
 
 
-def _row(alert: Alert, report: DeliveryReport, places: Neighbourhoods, zone: Any) -> dict[str, Any]:
+def _row(alert: Alert, report: DeliveryReport, places: Neighbourhoods, t: DeskText) -> dict[str, Any]:
     known = {item.code: item.name for item in places.all()}
     texts = alert_store.alert_texts(alert)
     state = alert_store.alert_state(alert)
     return {
         "id": str(alert.id), "url": f"/desk/alerts/{alert.id}", "severity": alert.severity,
-        "severity_label": SEVERITY_NAMES.get(alert.severity, alert.severity),
+        "severity_label": t.named(SEVERITY_NAMES, alert.severity),
         "places": [known.get(code, code) for code in alert_store.alert_codes(alert)],
-        "texts": [(language_name(locale), texts[locale]) for locale in LOCALES if locale in texts],
-        "created": when_text(alert.created_at, zone), "created_by": alert.created_by,
-        "expires": when_text(alert.expires_at, zone) if alert.expires_at else None,
-        "cancelled": when_text(alert.cancelled_at, zone) if alert.cancelled_at else None,
-        "state": state, "state_label": STATE_NAMES[state], "report": report.as_dict(),
+        "texts": [(t.language(locale), texts[locale]) for locale in LOCALES if locale in texts],
+        "created": t.when(alert.created_at), "created_by": alert.created_by,
+        "expires": t.when(alert.expires_at) if alert.expires_at else None,
+        "cancelled": t.when(alert.cancelled_at) if alert.cancelled_at else None,
+        "state": state, "state_label": t.named(STATE_NAMES, state), "report": report.as_dict(),
     }
 
 
 async def _render_list(request: web.Request, *, form: AlertForm | None = None, status: int = 200,
                        errors: list[str] | None = None) -> web.Response:
-    settings = request.app[SETTINGS]
+    settings, t = request.app[SETTINGS], desk_text(request)
     places = request.app[NEIGHBOURHOODS]
 
     def read() -> tuple[list[tuple[Alert, DeliveryReport]], int]:
@@ -85,11 +87,11 @@ async def _render_list(request: web.Request, *, form: AlertForm | None = None, s
 
     items, total = await asyncio.to_thread(read)
     return render(request, "alerts.html", {
-        "section": "alerts", "rows": [_row(a, r, places, settings.zone) for a, r in items], "total": total,
-        "districts": _districts(places), "form": form or AlertForm(), "errors": errors or [],
-        "severities": [(s, SEVERITY_NAMES[s], SEVERITY_HINTS[s]) for s in SEVERITIES],
-        "languages": [(locale, language_name(locale)) for locale in LOCALES],
-        "default_language": language_name(settings.default_locale), "zone": settings.time_zone,
+        "section": "alerts", "rows": [_row(a, r, places, t) for a, r in items], "total": total,
+        "districts": _districts(places, t), "form": form or AlertForm(), "errors": errors or [],
+        "severities": [(s, t(SEVERITY_NAMES[s]), t(SEVERITY_HINTS[s])) for s in SEVERITIES],
+        "languages": [(locale, t.language(locale)) for locale in LOCALES],
+        "default_language": t.language(settings.default_locale), "zone": settings.time_zone,
         "created": request.query.get("created"),
     }, status=status)
 
@@ -102,7 +104,7 @@ async def alerts_page(request: web.Request) -> web.Response:
 @desk_route(*ALERT_ROLES)
 async def alerts_create(request: web.Request) -> web.StreamResponse:
     posted = await request.post()
-    settings = request.app[SETTINGS]
+    settings, t = request.app[SETTINGS], desk_text(request)
     form = AlertForm(
         codes=[str(v) for v in posted.getall("neighbourhood", [])][:200],
         severity=str(posted.get("severity", "")),
@@ -115,8 +117,8 @@ async def alerts_create(request: web.Request) -> web.StreamResponse:
         try:  # <input type="datetime-local"> gives wall time in the deployment's zone
             expires_at = datetime.fromisoformat(form.expires)
         except ValueError:
-            return await _render_list(request, form=form, status=422,
-                                      errors=["Expiry: write a date and time, for example 2026-12-01 20:00."])
+            return await _render_list(request, form=form, status=422, errors=[
+                t.gettext("Expiry: write a date and time, for example 2026-12-01 20:00.")])
         if expires_at.tzinfo is None:
             expires_at = expires_at.replace(tzinfo=settings.zone)
     places = request.app[NEIGHBOURHOODS]
@@ -135,14 +137,14 @@ async def alerts_create(request: web.Request) -> web.StreamResponse:
     try:
         created = await asyncio.to_thread(create)
     except InvalidAlert as problem:
-        errors = [f"{FIELD_NAMES.get(name.split('.')[0], name)}"
-                  f"{' (' + language_name(name.split('.')[1]) + ')' if '.' in name else ''}: {text}."
+        errors = [f"{t.named(FIELD_NAMES, name.split('.')[0])}"
+                  f"{' (' + t.language(name.split('.')[1]) + ')' if '.' in name else ''}: {text}."
                   for name, text in problem.problems]
         return await _render_list(request, form=form, status=422, errors=errors)
     except IdempotencyConflict:
         form.key = secrets.token_urlsafe(16)
         return await _render_list(request, form=form, status=409, errors=[
-            "This form was already sent with other contents. Check the list below, then send it again."])
+            t.gettext("This form was already sent with other contents. Check the list below, then send it again.")])
     return see_other(f"/desk/alerts/{created.alert.id}?sent=1")
 
 
@@ -166,13 +168,16 @@ async def alert_page(request: web.Request) -> web.Response:
 
     found = await asyncio.to_thread(read)
     if found is None:
-        return error_page(request, 404, "No such alert", "There is no alert with this address.")
-    row = _row(*found, request.app[NEIGHBOURHOODS], request.app[SETTINGS].zone)
+        return error_page(request, 404, *NO_ALERT)
+    t = desk_text(request)
+    row = _row(*found, request.app[NEIGHBOURHOODS], t)
     notice = None
     if request.query.get("sent") == "1":
-        notice = f"Alert saved: {row['report']['total']} message(s) queued for the subscribers."
+        notice = t.ngettext("Alert saved: {n} message queued for the subscribers.",
+                            "Alert saved: {n} messages queued for the subscribers.", row["report"]["total"])
     elif request.query.get("cancelled", "").isdigit():
-        notice = f"Alert cancelled: {int(request.query['cancelled'])} unsent message(s) withdrawn."
+        notice = t.ngettext("Alert cancelled: {n} unsent message withdrawn.",
+                            "Alert cancelled: {n} unsent messages withdrawn.", int(request.query["cancelled"]))
     return render(request, "alert.html", {"section": "alerts", "alert": row, "notice": notice})
 
 
@@ -189,7 +194,7 @@ async def alert_cancel(request: web.Request) -> web.StreamResponse:
 
     done = await asyncio.to_thread(cancel)
     if done is None:
-        return error_page(request, 404, "No such alert", "There is no alert with this address.")
+        return error_page(request, 404, *NO_ALERT)
     return see_other(f"/desk/alerts/{done[0].id}?cancelled={done[1]}")
 
 

@@ -21,7 +21,7 @@ from urllib.parse import quote, urlsplit
 
 from aiohttp import web
 
-from bot.dashboard.base import PREFIX, SIGNED_IN, error_page, render, see_other
+from bot.dashboard.base import PREFIX, SIGNED_IN, desk_text, error_page, render, see_other
 from bot.dashboard.sessions import (
     SignedIn,
     derive_token,
@@ -30,6 +30,7 @@ from bot.dashboard.sessions import (
     start_session,
     tokens_match,
 )
+from bot.i18n import N_
 from bot.keys import DB, SETTINGS
 from storage.db import session_scope
 from storage.models import STAFF_NAME_MAX, StaffUser
@@ -45,7 +46,7 @@ LOGIN_COOKIE_MAX_AGE = 3600
 MAX_FAILURES = 5
 WINDOW_SECONDS = 15 * 60
 CASE_READERS = ("dispatcher", "admin")
-ROLE_GROUPS = {"dispatcher": "dispatchers", "community": "community teams", "admin": "administrators"}
+ROLE_GROUPS = {"dispatcher": N_("dispatchers"), "community": N_("community teams"), "admin": N_("administrators")}
 
 
 class LoginThrottle:
@@ -163,7 +164,8 @@ def _unauthenticated(request: web.Request) -> web.StreamResponse:
     if request.method in ("GET", "HEAD") and not _is_xhr(request):
         response: web.StreamResponse = see_other(f"{PREFIX}/login?next={quote(request.path_qs, safe='/')}")
     else:
-        response = web.Response(status=401, text="Sign in at /desk/login first.\n", headers={
+        text = desk_text(request).gettext("Sign in at /desk/login first.")
+        response = web.Response(status=401, text=text + "\n", headers={
             "WWW-Authenticate": 'Session realm="Barri desk"', "Cache-Control": "no-store"})
     if SESSION_COOKIE in request.cookies:
         response.del_cookie(SESSION_COOKIE, path=PREFIX)
@@ -194,17 +196,19 @@ def desk_route(*roles: str, touch: bool = True) -> Callable[[Handler], Handler]:
                 return _unauthenticated(request)
             request[SIGNED_IN] = signed_in
             if roles and signed_in.role not in roles:
+                t = desk_text(request)
                 if _is_xhr(request):
-                    return web.Response(status=403, text="Your role may not use this page.\n")
-                return error_page(request, 403, "Not available for your role",
-                                  f"Signed in as {signed_in.name} ({signed_in.role}). This page is for "
-                                  + " and ".join(ROLE_GROUPS.get(r, r) for r in roles) + ". "
-                                  + ("Community teams send neighbourhood alerts from the Alerts page."
-                                     if signed_in.role == "community" else ""))
+                    return web.Response(status=403, text=t.gettext("Your role may not use this page.") + "\n")
+                hint = (N_("Signed in as {name} ({role}). This page is for {groups}. Community teams send "
+                           "neighbourhood alerts from the Alerts page.") if signed_in.role == "community"
+                        else N_("Signed in as {name} ({role}). This page is for {groups}."))
+                return error_page(request, 403, N_("Not available for your role"), hint, name=signed_in.name,
+                                  role=t.role(signed_in.role),
+                                  groups=t.gettext(" and ").join(t(ROLE_GROUPS.get(r, r)) for r in roles))
             if request.method not in ("GET", "HEAD") and not await check_csrf(request):
-                return error_page(request, 403, "The form could not be verified",
-                                  "This form has expired or did not come from this dashboard. "
-                                  "Go back, reload the page and try again.")
+                return error_page(request, 403, N_("The form could not be verified"),
+                                  N_("This form has expired or did not come from this dashboard. "
+                                     "Go back, reload the page and try again."))
             return await handler(request)
 
         checked.required_roles = roles  # type: ignore[attr-defined]  # read by the route tests
@@ -244,18 +248,19 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
     expected = derive_token(request.app[SETTINGS].secret_key, "login", nonce)
     if not same_origin(request) or not nonce or not tokens_match(expected, given if isinstance(given, str) else None):
         return _login_form(request, status=403, name=name, next_url=next_url,
-                           error="This sign-in form has expired. Please enter your name and password again.")
+                           error=desk_text(request).gettext(
+                               "This sign-in form has expired. Please enter your name and password again."))
     address = request.remote or "unknown"
     throttle = request.app[THROTTLE]
     wait = throttle.retry_after(name, address)
     if wait is not None:
         log.warning("dashboard sign-in refused: too many failed attempts")
         minutes = max(1, round(wait / 60))
-        return error_page(request, 429, "Too many failed sign-in attempts",
-                          f"For your security, signing in is paused for this account or this network. "
-                          f"Try again in about {minutes} minute{'s' if minutes != 1 else ''}, or ask an "
-                          "administrator to reset your password.",
-                          headers={"Retry-After": str(wait)})
+        return error_page(request, 429, N_("Too many failed sign-in attempts"),
+                          N_("For your security, signing in is paused for this account or this network. "
+                             "Try again in about {minutes}, or ask an administrator to reset your password."),
+                          headers={"Retry-After": str(wait)},
+                          minutes=desk_text(request).ngettext("{n} minute", "{n} minutes", minutes))
     if not name or not password or len(password) > PASSWORD_MAX_LENGTH:
         user = None
     else:
@@ -267,7 +272,7 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
     if user is None:
         throttle.failed(name, address)
         return _login_form(request, status=401, name=name, next_url=next_url,
-                           error="Wrong name or password.")
+                           error=desk_text(request).gettext("Wrong name or password."))
     throttle.succeeded(name)
     if user.role == "community" and next_url == PREFIX + "/":
         next_url = PREFIX + "/alerts"  # the queue is for dispatchers; alerts are what community teams do

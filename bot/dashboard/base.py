@@ -11,8 +11,11 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
+from bot.dashboard.labels import DeskText
 from bot.dashboard.sessions import SignedIn, derive_token
-from bot.keys import SETTINGS
+from bot.i18n import LANGUAGE_NAMES, N_, browser_locale
+from bot.keys import CATALOGS, SETTINGS
+from bot.settings import SUPPORTED_LOCALES
 
 PREFIX = "/desk"
 HERE = Path(__file__).parent
@@ -20,8 +23,19 @@ TEMPLATES_DIR = HERE / "templates"
 STATIC_DIR = HERE / "static"
 STATIC_URL = PREFIX + "/static"
 
+# What desk.js writes on the page, in the reader's language (given to it in <body data-texts>).
+SCRIPT_TEXTS = {
+    "live": N_("Live"),
+    "connecting": N_("Reconnecting…"),
+    "lost": N_("Disconnected: reload the page"),
+    "unsupported": N_("Live updates unavailable: reload to refresh"),
+    "signed_out": N_("Your session ended: sign in again"),
+    "unseen": N_("({n} new)"),
+}
+
 TEMPLATES = web.AppKey("desk_templates", jinja2.Environment)
 SIGNED_IN = web.RequestKey("desk_signed_in", SignedIn)
+DESK_TEXT = web.RequestKey("desk_text", DeskText)
 
 
 @cache
@@ -40,10 +54,31 @@ def csrf_token(request: web.Request) -> str | None:
     return derive_token(request.app[SETTINGS].secret_key, "csrf", signed_in.token)
 
 
+def desk_text(request: web.Request) -> DeskText:
+    """The desk's language for this request: the signed-in user's, else the browser's
+    (``Accept-Language``), else the deployment's default."""
+    signed_in = request.get(SIGNED_IN)
+    settings, catalogs = request.app[SETTINGS], request.app[CATALOGS]
+    locale = signed_in.locale if signed_in is not None and signed_in.locale else None
+    locale = locale or browser_locale(request.headers.get("Accept-Language"), settings.default_locale)
+    cached = request.get(DESK_TEXT)
+    if cached is None or cached.locale != locale:
+        cached = request[DESK_TEXT] = DeskText(catalogs=catalogs, locale=locale, zone=settings.zone)
+    return cached
+
+
 def render(request: web.Request, template: str, context: dict[str, Any] | None = None,
            *, status: int = 200) -> web.Response:
-    """Render a dashboard page (autoescaped) with the signed-in user and their CSRF token."""
+    """Render a dashboard page (autoescaped) in the desk's language, with the signed-in user
+    and their CSRF token. Templates translate with ``_("...")`` and ``ngettext(...)``."""
+    t = desk_text(request)
     values = {
+        "_": t,
+        "ngettext": t.ngettext,
+        "t": t,
+        "lang": t.locale,
+        "desk_languages": [(code, LANGUAGE_NAMES[code]) for code in SUPPORTED_LOCALES],
+        "script_texts": {"ages": t.age_patterns(), **{key: t(text) for key, text in SCRIPT_TEXTS.items()}},
         "user": request.get(SIGNED_IN),
         "csrf": csrf_token(request),
         "static": STATIC_URL,
@@ -59,8 +94,12 @@ def render(request: web.Request, template: str, context: dict[str, Any] | None =
 
 
 def error_page(request: web.Request, status: int, title: str, message: str,
-               headers: dict[str, str] | None = None) -> web.Response:
-    response = render(request, "error.html", {"status": status, "title": title, "message": message}, status=status)
+               headers: dict[str, str] | None = None, **values: object) -> web.Response:
+    """An error page; ``title`` and ``message`` are msgids (marked with ``N_``) translated
+    here, ``values`` fill the message's placeholders."""
+    t = desk_text(request)
+    response = render(request, "error.html", {"status": status, "title": t(title), "message": t(message, **values)},
+                      status=status)
     response.headers.update(headers or {})
     return response
 

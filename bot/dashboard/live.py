@@ -21,9 +21,10 @@ from datetime import datetime, timedelta
 from aiohttp import web
 
 from bot.dashboard.auth import CASE_READERS, current_user, desk_route
+from bot.dashboard.base import desk_text
 from bot.dashboard.labels import case_row, chat_line
 from bot.dashboard.queries import changed_since, latest_change
-from bot.keys import CATALOGS, DB, SETTINGS
+from bot.keys import DB
 from storage import cases as case_store
 from storage.db import session_scope
 from storage.desk import CHAT_KINDS, chat_messages
@@ -165,7 +166,7 @@ async def events(request: web.Request) -> web.StreamResponse:
     """The queue's event stream: one ``case`` event per new or changed case."""
     since = _parse_since(request.headers.get("Last-Event-ID")) or _parse_since(request.query.get("since"))
     feed = request.app[FEED]
-    catalogs = request.app[CATALOGS]
+    t = desk_text(request)  # the reader's language, for the rows' labels
     response = _sse_response()
     await response.prepare(request)
     queue = feed.subscribe()
@@ -173,7 +174,7 @@ async def events(request: web.Request) -> web.StreamResponse:
     async def send(cases: list[Case]) -> None:
         now = utcnow()
         for case in cases:
-            await response.write(_event("case", case_row(case, catalogs, now), case.updated_at.isoformat()))
+            await response.write(_event("case", case_row(case, t, now), case.updated_at.isoformat()))
 
     try:
         await response.write(b"retry: 3000\n\n" + _event("ready", {"at": utcnow().isoformat()}))
@@ -223,7 +224,7 @@ async def chat_events(request: web.Request) -> web.StreamResponse:
     if after is None:
         raise web.HTTPBadRequest(text="after= must be an ISO time with its zone")
     ref = request.match_info["ref"]
-    db, zone = request.app[DB], request.app[SETTINGS].zone
+    db, t = request.app[DB], desk_text(request)
     sent: set[str] = set()
 
     def read() -> list[dict[str, str]] | None:
@@ -231,7 +232,7 @@ async def chat_events(request: web.Request) -> web.StreamResponse:
             case = case_store.get_case_by_ref(session=session, ref=ref)
             if case is None:
                 return None
-            return [chat_line(e, zone) for e in chat_messages(session=session, case=case)
+            return [chat_line(e, t) for e in chat_messages(session=session, case=case)
                     if e.kind in CHAT_KINDS and e.at > after - OVERLAP]
 
     first = await asyncio.to_thread(read)

@@ -67,14 +67,6 @@ class Week:
     key: str  # "2026-W48", as storage.stats writes it
     monday: date
 
-    @property
-    def short(self) -> str:
-        return self.monday.strftime("%d %b").lstrip("0")
-
-    @property
-    def title(self) -> str:
-        return f"Week of {self.monday.strftime('%d %b %Y').lstrip('0')} ({self.key})"
-
 
 @dataclass(frozen=True)
 class StatsView:

@@ -43,6 +43,7 @@ class SignedIn:
     name: str
     role: str
     token: str  # the cookie value, from which the CSRF token is derived
+    locale: str | None = None  # the language of their desk; None: the deployment's default
 
 
 def token_hash(token: str) -> str:
@@ -110,7 +111,8 @@ def resume_session(*, session: Session, token: str | None, touch: bool = True) -
         with _atomic(session):
             row.last_seen_at = now
             session.add(row)
-    return SignedIn(session_id=row.id, user_id=user.id, name=user.name, role=user.role, token=token)
+    return SignedIn(session_id=row.id, user_id=user.id, name=user.name, role=user.role, token=token,
+                    locale=user.locale)
 
 
 def end_session(*, session: Session, signed_in: SignedIn) -> None:

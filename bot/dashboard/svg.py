@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -151,18 +151,29 @@ def shade_of(count: int, step: int) -> int:
     return 0 if count <= 0 else min(SHADES, math.ceil(count / step))
 
 
-def shade_legend(counts: dict[str, int]) -> list[tuple[int, str]]:
+def shade_legend(counts: dict[str, int], *, none_text: str = "No open case",
+                 or_more: Callable[[int], str] = "{} or more".format) -> list[tuple[int, str]]:
+    """The legend of the shades; the words come from the caller (in the reader's language)."""
     step = shade_step(counts)
-    legend = [(0, "No open case")]
+    legend = [(0, none_text)]
     for shade in range(1, SHADES + 1):
         low, high = (shade - 1) * step + 1, shade * step
-        legend.append((shade, str(low) if low == high else f"{low}–{high}" if shade < SHADES else f"{low} or more"))
+        legend.append((shade, str(low) if low == high else f"{low}–{high}" if shade < SHADES else or_more(low)))
     return legend
+
+
+def _open_cases_en(count: int) -> str:
+    return f"{count} open case" if count == 1 else f"{count} open cases"
+
+
+def _answers_en(count: int) -> str:
+    return f"{count} answer" if count == 1 else f"{count} answers"
 
 
 def city_map(base: BaseMap, counts: dict[str, int], points: Sequence[MapPoint], *, label: str,
              highlight: str | None = None, focus: tuple[float, float] | None = None,
-             focus_size: float = 260.0, show_districts: bool = True) -> Markup:
+             focus_size: float = 260.0, show_districts: bool = True,
+             open_cases: Callable[[int], str] = _open_cases_en) -> Markup:
     """The neighbourhoods shaded by open cases, the district outlines and names, and the
     cases as points linking to their pages. ``focus`` (lat, lon) zooms onto a place."""
     projection = base.projection
@@ -179,9 +190,8 @@ def city_map(base: BaseMap, counts: dict[str, int], points: Sequence[MapPoint], 
     for area in base.areas:
         count = counts.get(area.code, 0)
         classes = f"area shade-{shade_of(count, step)}" + (" highlight" if area.code == highlight else "")
-        noun = "open case" if count == 1 else "open cases"
-        out.append(Markup('<path class="{}" data-code="{}" d="{}" fill-rule="evenodd"><title>{} ({}): {} {}</title>'
-                          '</path>').format(classes, area.code, area.d, area.name, area.district, count, noun))
+        out.append(Markup('<path class="{}" data-code="{}" d="{}" fill-rule="evenodd"><title>{} ({}): {}</title>'
+                          '</path>').format(classes, area.code, area.d, area.name, area.district, open_cases(count)))
     out.append(Markup("</g>"))
     if show_districts:
         out.append(Markup('<g class="districts" stroke-width="{}">').format(_n(max(scale, 0.1) * 2.6)))
@@ -252,7 +262,8 @@ class _Frame:
         return self.height - self.top - self.bottom
 
 
-def _y_axis(frame: _Frame, top_value: float, step: float, unit: str = "") -> list[Markup]:
+def _y_axis(frame: _Frame, top_value: float, step: float, unit: str = "",
+            number: Callable[[float], str] = _fmt) -> list[Markup]:
     out = [Markup('<g class="grid">')]
     value = 0.0
     while value <= top_value + 1e-9:
@@ -260,7 +271,7 @@ def _y_axis(frame: _Frame, top_value: float, step: float, unit: str = "") -> lis
         out.append(Markup('<line x1="{}" x2="{}" y1="{}" y2="{}"/><text class="tick" x="{}" y="{}" '
                           'text-anchor="end">{}{}</text>').format(
             _n(frame.left), _n(frame.width - frame.right), _n(y), _n(y), _n(frame.left - 8), _n(y + 4),
-            _fmt(value), unit))
+            number(value), unit))
         value += step
     out.append(Markup("</g>"))
     return out
@@ -279,7 +290,8 @@ def _x_labels(frame: _Frame, labels: Sequence[str], band: float) -> list[Markup]
 
 
 def stacked_bars(columns: Sequence[str], series: Sequence[Series], *, label: str,
-                 column_titles: Sequence[str] | None = None, width: float = 600, height: float = 300) -> Markup:
+                 column_titles: Sequence[str] | None = None, width: float = 600, height: float = 300,
+                 number: Callable[[float], str] = _fmt) -> Markup:
     """Columns (weeks) of stacked segments (categories), with the total above each column."""
     frame = _Frame(width=width, height=height, left=40, right=8, top=20, bottom=30)
     totals = [sum(s.values[i] for s in series) for i in range(len(columns))]
@@ -291,7 +303,7 @@ def stacked_bars(columns: Sequence[str], series: Sequence[Series], *, label: str
     titles = column_titles or columns
     out = [Markup('<svg xmlns="http://www.w3.org/2000/svg" class="chart" viewBox="0 0 {} {}" role="img" '
                   'aria-label="{}">').format(_n(frame.width), _n(frame.height), label)]
-    out += _y_axis(frame, top_value, step)
+    out += _y_axis(frame, top_value, step, number=number)
     out.append(Markup('<g class="bars">'))
     for index, _ in enumerate(columns):
         x = frame.left + band * index + (band - bar) / 2
@@ -304,10 +316,10 @@ def stacked_bars(columns: Sequence[str], series: Sequence[Series], *, label: str
             base -= h
             out.append(Markup('<rect class="segment {}" x="{}" y="{}" width="{}" height="{}"><title>{}: {} {}</title>'
                               '</rect>').format(s.css_class, _n(x), _n(base), _n(bar), _n(h), titles[index], s.name,
-                                                _fmt(value)))
+                                                number(value)))
         if totals[index]:
             out.append(Markup('<text class="value" x="{}" y="{}" text-anchor="middle">{}</text>').format(
-                _n(x + bar / 2), _n(base - 5), _fmt(totals[index])))
+                _n(x + bar / 2), _n(base - 5), number(totals[index])))
     out.append(Markup("</g>"))
     out.append(Markup('<line class="axis" x1="{}" x2="{}" y1="{}" y2="{}"/>').format(
         _n(frame.left), _n(frame.width - frame.right), _n(frame.top + frame.plot_height),
@@ -318,7 +330,7 @@ def stacked_bars(columns: Sequence[str], series: Sequence[Series], *, label: str
 
 
 def horizontal_bars(items: Sequence[tuple[str, float]], *, label: str, width: float = 600, label_width: float = 196,
-                    max_label_chars: int = 28) -> Markup:
+                    max_label_chars: int = 28, number: Callable[[float], str] = _fmt) -> Markup:
     """One bar per item (name, value), longest first as given, names on the left."""
     row = 26.0
     frame = _Frame(width=width, height=max(len(items), 1) * row + 30, left=label_width, right=36, top=6, bottom=24)
@@ -332,7 +344,7 @@ def horizontal_bars(items: Sequence[tuple[str, float]], *, label: str, width: fl
         x = frame.left + frame.plot_width * value / top_value
         out.append(Markup('<line x1="{}" x2="{}" y1="{}" y2="{}"/><text class="tick" x="{}" y="{}" '
                           'text-anchor="middle">{}</text>').format(
-            _n(x), _n(x), _n(frame.top), _n(frame.height - frame.bottom), _n(x), _n(frame.height - 6), _fmt(value)))
+            _n(x), _n(x), _n(frame.top), _n(frame.height - frame.bottom), _n(x), _n(frame.height - 6), number(value)))
         value += step
     out.append(Markup('</g><g class="bars">'))
     for index, (name, value) in enumerate(items):
@@ -342,16 +354,16 @@ def horizontal_bars(items: Sequence[tuple[str, float]], *, label: str, width: fl
         out.append(Markup('<text class="name" x="{}" y="{}" text-anchor="end">{}</text>').format(
             _n(frame.left - 10), _n(y + row / 2 + 0.5), shown))
         out.append(Markup('<rect class="bar" x="{}" y="{}" width="{}" height="{}"><title>{}: {}</title></rect>').format(
-            _n(frame.left), _n(y), _n(max(w, 1)), _n(row - 9), name, _fmt(value)))
+            _n(frame.left), _n(y), _n(max(w, 1)), _n(row - 9), name, number(value)))
         out.append(Markup('<text class="value" x="{}" y="{}">{}</text>').format(
-            _n(frame.left + w + 6), _n(y + row / 2 + 0.5), _fmt(value)))
+            _n(frame.left + w + 6), _n(y + row / 2 + 0.5), number(value)))
     out.append(Markup("</g></svg>"))
     return Markup("").join(out)
 
 
 def line_chart(columns: Sequence[str], values: Sequence[float | None], *, label: str, unit: str,
                column_titles: Sequence[str] | None = None, value_text: Sequence[str] | None = None,
-               width: float = 600, height: float = 260) -> Markup:
+               width: float = 600, height: float = 260, number: Callable[[float], str] = _fmt) -> Markup:
     """A line through the known values (gaps where a value is None), a dot per value."""
     frame = _Frame(width=width, height=height, left=48, right=8, top=20, bottom=30)
     known = [v for v in values if v is not None]
@@ -359,10 +371,10 @@ def line_chart(columns: Sequence[str], values: Sequence[float | None], *, label:
     top_value = max(step, math.ceil(max(known, default=0) / step) * step)
     band = frame.plot_width / max(len(columns), 1)
     titles = column_titles or columns
-    texts = value_text or [_fmt(v) if v is not None else "" for v in values]
+    texts = value_text or [number(v) if v is not None else "" for v in values]
     out = [Markup('<svg xmlns="http://www.w3.org/2000/svg" class="chart" viewBox="0 0 {} {}" role="img" '
                   'aria-label="{}">').format(_n(frame.width), _n(frame.height), label)]
-    out += _y_axis(frame, top_value, step, unit)
+    out += _y_axis(frame, top_value, step, unit, number=number)
     points: list[tuple[float, float] | None] = []
     for index, value in enumerate(values):
         if value is None:
@@ -403,7 +415,8 @@ class LineSeries:
 
 def scale_lines(columns: Sequence[str], series: Sequence[LineSeries], *, label: str, low: float = 1,
                 high: float = 5, column_titles: Sequence[str] | None = None, width: float = 600,
-                height: float = 260) -> Markup:
+                height: float = 260, answers: Callable[[int], str] = _answers_en,
+                number: Callable[[float], str] = "{:.1f}".format) -> Markup:
     """Several lines on a fixed scale (1 to 5 for the survey answers), gaps where a value is None."""
     frame = _Frame(width=width, height=height, left=40, right=8, top=14, bottom=30)
     band = frame.plot_width / max(len(columns), 1)
@@ -436,9 +449,9 @@ def scale_lines(columns: Sequence[str], series: Sequence[LineSeries], *, label: 
         for index, value in enumerate(line.values):
             if value is not None:
                 count = line.counts[index] if index < len(line.counts) else 0
-                out.append(Markup('<circle class="dot" cx="{}" cy="{}" r="3.5"><title>{} · {}: {} ({} answers)'
+                out.append(Markup('<circle class="dot" cx="{}" cy="{}" r="3.5"><title>{} · {}: {} ({})'
                                   '</title></circle>').format(_n(frame.left + band * (index + 0.5)), _n(y_of(value)),
-                                                              titles[index], line.name, f"{value:.1f}", count))
+                                                              titles[index], line.name, number(value), answers(count)))
         out.append(Markup("</g>"))
     out += _x_labels(frame, columns, band)
     out.append(Markup("</svg>"))

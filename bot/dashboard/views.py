@@ -8,28 +8,24 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from aiohttp import web
+from markupsafe import Markup
 from pydantic import ValidationError
 from sqlalchemy import Engine
 
 from bot.api.cases import CasePatch, _load_detail
-from bot.dashboard.auth import CASE_READERS, desk_route
-from bot.dashboard.base import SIGNED_IN, error_page, render, see_other
+from bot.dashboard.auth import CASE_READERS, desk_route, safe_next
+from bot.dashboard.base import SIGNED_IN, desk_text, error_page, render, see_other
 from bot.dashboard.labels import (
     CATEGORY_CLASSES,
     CHANNEL_NAMES,
     CONTACT_NAMES,
     EVENT_NAMES,
-    PRIORITY_NAMES,
-    STATUS_NAMES,
-    age_text,
+    DeskText,
     case_row,
-    category_label,
     chat_line,
-    duration_text,
-    language_name,
-    when_text,
 )
 from bot.dashboard.queries import SafetyView, open_by_neighbourhood, open_cases, safety_view, stats_view
 from bot.dashboard.svg import (
@@ -44,9 +40,12 @@ from bot.dashboard.svg import (
     shade_legend,
     stacked_bars,
 )
-from bot.keys import CATALOGS, DB, NOTIFIER, SETTINGS
+from bot.i18n import N_
+from bot.keys import DB, NOTIFIER, SETTINGS
 from bot.open311 import NEIGHBOURHOODS
+from bot.settings import SUPPORTED_LOCALES
 from storage import cases as case_store
+from storage import users
 from storage.db import session_scope
 from storage.desk import (
     CHAT_KINDS,
@@ -65,12 +64,13 @@ from storage.models import CATEGORIES, PRIORITIES, Case, utcnow
 PHOTO_TYPES = ("image/jpeg", "image/png", "image/webp", "image/gif")
 STATS_PERIODS = (4, 12, 26, 52)
 NOTIFIED = {
-    "delivered": "The citizen was told.",
-    "undelivered": "The citizen could not be reached now; the attempt is in the history.",
-    "anonymous": "The citizen chose no contact, so they were not told.",
-    "erased": "The citizen's data was erased, so they were not told.",
-    "offline": "The citizen's channel is not running; they were not told.",
+    "delivered": N_("The citizen was told."),
+    "undelivered": N_("The citizen could not be reached now; the attempt is in the history."),
+    "anonymous": N_("The citizen chose no contact, so they were not told."),
+    "erased": N_("The citizen's data was erased, so they were not told."),
+    "offline": N_("The citizen's channel is not running; they were not told."),
 }
+NO_CASE = (N_("No such case"), N_("There is no case with this reference."))
 
 
 def _notified_code(outcome: str) -> str | None:
@@ -87,6 +87,27 @@ def _notified_code(outcome: str) -> str | None:
     return None
 
 
+# --------------------------------------------------------------------------- the desk's language
+
+
+@desk_route()
+async def set_language(request: web.Request) -> web.StreamResponse:
+    """The signed-in user picks the language of their desk (kept on their account)."""
+    posted = await request.post()
+    locale = str(posted.get("locale", ""))
+    if locale not in SUPPORTED_LOCALES:
+        return error_page(request, 422, N_("Unknown language"), N_("Choose English, Spanish or Catalan."))
+    name = request[SIGNED_IN].name
+
+    def save() -> None:
+        with session_scope(request.app[DB]) as session:
+            users.set_locale(session=session, name=name, locale=locale, actor=name)
+
+    await asyncio.to_thread(save)
+    back = urlsplit(request.headers.get("Referer", ""))  # the page it was changed on
+    return see_other(safe_next(back.path + (f"?{back.query}" if back.query else "")))
+
+
 # --------------------------------------------------------------------------- queue
 
 
@@ -99,7 +120,8 @@ async def queue_page(request: web.Request) -> web.Response:
             return open_cases(session)
 
     cases = await asyncio.to_thread(read)
-    rows = [case_row(case, request.app[CATALOGS], now) for case in cases]
+    t = desk_text(request)
+    rows = [case_row(case, t, now) for case in cases]
     return render(request, "queue.html", {
         "section": "queue", "rows": rows, "urgent": sum(1 for r in rows if r["priority"] == "urgent"),
         "handoffs": sum(1 for r in rows if r["handoff"]), "escalated": sum(1 for r in rows if r["escalated"]),
@@ -137,12 +159,11 @@ class NothingToChange(Exception):
     pass
 
 
-def _case_context(db: Engine, ref: str, reader: Any, settings: Any, catalogs: Any) -> dict[str, Any] | None:
+def _case_context(db: Engine, ref: str, reader: Any, t: DeskText) -> dict[str, Any] | None:
     """Everything the case page shows; reading it is audited (and so is the contact) by the API's loader."""
     detail = _load_detail(db, ref, reader)
     if detail is None:
         return None
-    zone = settings.zone
     with session_scope(db) as session:
         case = case_store.get_case_by_ref(session=session, ref=detail["ref"])
         assert case is not None
@@ -151,21 +172,23 @@ def _case_context(db: Engine, ref: str, reader: Any, settings: Any, catalogs: An
         live = is_live(session=session, case=case)
         # the page's live stream (bot.dashboard.live) sends what comes after this moment
         chat_after = utcnow().isoformat()
-        chat = [chat_line(e, zone) for e in chat_messages(session=session, case=case) if e.kind in CHAT_KINDS]
+        chat = [chat_line(e, t) for e in chat_messages(session=session, case=case) if e.kind in CHAT_KINDS]
     now = utcnow()
 
     def when(value: str | None) -> str:
-        return when_text(datetime.fromisoformat(value), zone) if value else "–"
+        return t.when(datetime.fromisoformat(value)) if value else "–"
 
     history = [{
         **event,
-        "text": _event_text(event["kind"], event["text"]),
-        "label": EVENT_NAMES.get(event["kind"], event["kind"].replace("_", " ").capitalize()),
+        "text": _event_text(event["kind"], event["text"], t),
+        "label": t(EVENT_NAMES[event["kind"]]) if event["kind"] in EVENT_NAMES
+        else event["kind"].replace("_", " ").capitalize(),
         "when": when(event["at"]),
-        "from_label": STATUS_NAMES.get(event["from_status"] or "", event["from_status"]),
-        "to_label": STATUS_NAMES.get(event["to_status"] or "", event["to_status"]),
+        "from_label": t.status(event["from_status"]),
+        "to_label": t.status(event["to_status"]),
     } for event in detail["history"]]
-    photos = [{"url": f"/desk/cases/{case.ref}/photos/{a['id']}", "size_kb": max(1, round(a["size"] / 1024)),
+    photos = [{"url": f"/desk/cases/{case.ref}/photos/{a['id']}",
+               "size": t.gettext("{size} KB", size=t.number(max(1, round(a["size"] / 1024)))),
                "mime": a["mime_type"], "sha256": a["sha256"], "when": when(a["created_at"])}
               for a in detail["attachments"]]
     return {
@@ -173,60 +196,90 @@ def _case_context(db: Engine, ref: str, reader: Any, settings: Any, catalogs: An
         "duplicates": detail.get("duplicate_candidates", []), "chat": chat, "chat_after": chat_after, "live": live,
         "can_chat": case.reporter_id is not None
         and (case.contact_mode != "anonymous" or case.handoff_requested_at is not None),
-        "category_label": category_label(catalogs, case.category),
-        "status_label": STATUS_NAMES.get(case.status, case.status),
-        "priority_label": PRIORITY_NAMES.get(case.priority, case.priority),
-        "channel_label": CHANNEL_NAMES.get(case.channel, case.channel),
-        "contact_label": CONTACT_NAMES.get(case.contact_mode, case.contact_mode),
-        "language": language_name(case.locale),
-        "age": age_text((now - case.created_at).total_seconds()),
-        "transitions": [(s, STATUS_NAMES[s]) for s in STATUSES_IN_ORDER if s in TRANSITIONS.get(case.status, ())],
-        "priorities": [(p, PRIORITY_NAMES[p]) for p in PRIORITIES],
+        "category_label": t.category(case.category),
+        "status_label": t.status(case.status),
+        "priority_label": t.priority(case.priority),
+        "channel_label": t.named(CHANNEL_NAMES, case.channel),
+        "contact_label": t.named(CONTACT_NAMES, case.contact_mode),
+        "language": t.language(case.locale),
+        "age_html": Markup('<time class="age" datetime="{}">{}</time>').format(
+            case.created_at.isoformat(), t.age((now - case.created_at).total_seconds())),
+        "transitions": [(s, t.status(s)) for s in STATUSES_IN_ORDER if s in TRANSITIONS.get(case.status, ())],
+        "priorities": [(p, t.priority(p)) for p in PRIORITIES],
         "original_ref": original.ref if original else None,
-        "occurred_when": when_text(case.occurred_at, zone) if case.occurred_at else None,
-        "times": [(label, when_text(getattr(case, field), zone)) for label, field in (
-            ("Reported", "created_at"), ("Occurred", "occurred_at"), ("Last change", "updated_at"),
-            ("Acknowledged", "acknowledged_at"), ("Resolved", "resolved_at"), ("Closed", "closed_at"),
-            ("Citizen's data erased", "erased_at"), ("Asked for a person", "handoff_requested_at"),
-        ) if getattr(case, field) is not None],
+        "occurred_when": t.when(case.occurred_at) if case.occurred_at else None,
+        "times": [(t(label), t.when(getattr(case, field))) for label, field in KEY_TIMES
+                  if getattr(case, field) is not None],
         "counts": counts,
     }
+
+
+KEY_TIMES = (
+    (N_("Reported"), "created_at"), (N_("Occurred"), "occurred_at"), (N_("Last change"), "updated_at"),
+    (N_("Acknowledged"), "acknowledged_at"), (N_("Resolved"), "resolved_at"), (N_("Closed"), "closed_at"),
+    (N_("Citizen's data erased"), "erased_at"), (N_("Asked for a person"), "handoff_requested_at"),
+)
+FIELD_NAMES = {
+    "status": N_("status"), "duplicate_of": N_("duplicate of"), "priority": N_("priority"),
+    "assignee": N_("assigned to"), "public_note": N_("public note"), "internal_note": N_("internal note"),
+}
+# What storage.desk.IllegalTransition says, for the desk to say it in the reader's language.
+ILLEGAL = (
+    N_("unknown status {status}"), N_("the case is already {current}"),
+    N_("a {current} case cannot become {wanted} (allowed: none: it is final)"),
+    N_("a {current} case cannot become {wanted} (allowed: {allowed})"), N_("unknown priority {priority}"),
+    N_("a duplicate needs duplicate_of: the reference of the original case"), N_("there is no case {ref}"),
+    N_("a case cannot be a duplicate of itself"),
+)
+NO_PHOTO = (N_("No such photo"), N_("This photo does not exist."))
+
+
+def _illegal(problem: IllegalTransition, t: DeskText) -> str:
+    """Why a change was refused, in the reader's language (status codes by their names)."""
+    def named(code: str) -> str:  # inside a sentence: "a resolved case cannot become rejected"
+        return t.status(code).lower()
+
+    values = {key: named(value) if key in ("current", "wanted") else value for key, value in problem.values.items()}
+    if "allowed" in values:
+        values["allowed"] = ", ".join(named(code) for code in problem.values["allowed"].split(", "))
+    reason = t(problem.template, **values) if problem.template in ILLEGAL else str(problem)
+    return t.gettext("This change was not made: {reason}.", reason=reason)
 
 
 STATUSES_IN_ORDER = ("acknowledged", "in_progress", "resolved", "closed", "rejected", "duplicate")
 _UPDATED = re.compile(r"priority=(?P<priority>[a-z_]+); assignee=(?P<assignee>.*)", re.DOTALL)
 
 
-def _event_text(kind: str, text: str | None) -> str | None:
+def _event_text(kind: str, text: str | None, t: DeskText) -> str | None:
     """History text for people: storage writes "priority=high; assignee=-" for updates."""
     found = _UPDATED.fullmatch(text or "") if kind == "updated" else None
     if found is None:
         return text
     assignee = found["assignee"]
-    return (f"Priority: {PRIORITY_NAMES.get(found['priority'], found['priority'])} · "
-            f"Assigned to: {'nobody' if assignee == '-' else assignee}")
+    return t.gettext("Priority: {priority} · Assigned to: {assignee}", priority=t.priority(found["priority"]),
+             assignee=t.gettext("nobody") if assignee == "-" else assignee)
 
 
 async def _render_case(request: web.Request, *, status: int = 200, error: str | None = None,
                        form: CaseForm | None = None) -> web.Response:
-    settings, catalogs = request.app[SETTINGS], request.app[CATALOGS]
+    settings, t = request.app[SETTINGS], desk_text(request)
     reader = request[SIGNED_IN]
-    context = await asyncio.to_thread(_case_context, request.app[DB], request.match_info["ref"], reader, settings,
-                                      catalogs)
+    context = await asyncio.to_thread(_case_context, request.app[DB], request.match_info["ref"], reader, t)
     if context is None:
-        return error_page(request, 404, "No such case", "There is no case with this reference.")
+        return error_page(request, 404, *NO_CASE)
     case = context["case"]
     location_map = None
     if case.latitude is not None and case.longitude is not None:
         base = await asyncio.to_thread(load_base_map, settings.neighbourhoods_geojson)
         location_map = city_map(base, context["counts"], [MapPoint(
             ref=case.ref, latitude=case.latitude, longitude=case.longitude, priority=case.priority,
-            label=f"{case.ref}: {case.address or 'shared location'}", href=f"/desk/cases/{case.ref}")],
-            label=f"Where case {case.ref} happened", highlight=case.neighbourhood_code,
-            focus=(case.latitude, case.longitude), show_districts=False)
+            label=f"{case.ref}: {case.address or t.gettext('shared location')}", href=f"/desk/cases/{case.ref}")],
+            label=t.gettext("Where case {ref} happened", ref=case.ref), highlight=case.neighbourhood_code,
+            focus=(case.latitude, case.longitude), show_districts=False, open_cases=_open_cases(t))
     notice = None
     if request.query.get("saved") == "1":
-        notice = "Changes saved. " + NOTIFIED.get(request.query.get("told", ""), "")
+        told = NOTIFIED.get(request.query.get("told", ""))
+        notice = t.gettext("Changes saved.") + (" " + t(told) if told else "")
     return render(request, "case.html", {
         **context, "section": "queue", "error": error, "notice": notice.strip() if notice else None,
         "form": form or CaseForm(), "location_map": location_map,
@@ -247,9 +300,11 @@ async def case_update(request: web.Request) -> web.StreamResponse:
     try:
         patch = CasePatch.model_validate({k: v for k, v in raw.items() if v is not None})
     except ValidationError as problem:
-        fields = ", ".join(sorted({str(e["loc"][0]).replace("_", " ") for e in problem.errors()}))
+        t = desk_text(request)
+        fields = ", ".join(sorted({t(FIELD_NAMES.get(str(e["loc"][0]), str(e["loc"][0]))) for e in problem.errors()}))
         return await _render_case(request, status=422, form=form,
-                                  error=f"Please check these fields: {fields} (too long or not valid).")
+                                  error=t.gettext("Please check these fields: {fields} (too long or not valid).",
+                                          fields=fields))
     user = request[SIGNED_IN]
 
     def apply() -> tuple[Case, CaseChange] | None:
@@ -272,12 +327,12 @@ async def case_update(request: web.Request) -> web.StreamResponse:
     try:
         done = await asyncio.to_thread(apply)
     except IllegalTransition as problem:
-        return await _render_case(request, status=409, form=form, error=f"This change was not made: {problem}.")
+        return await _render_case(request, status=409, form=form, error=_illegal(problem, desk_text(request)))
     except NothingToChange:
-        return await _render_case(request, status=422, form=form,
-                                  error="Nothing to save: choose a new status, change a field or write a note.")
+        return await _render_case(request, status=422, form=form, error=desk_text(request).gettext(
+            "Nothing to save: choose a new status, change a field or write a note."))
     if done is None:
-        return error_page(request, 404, "No such case", "There is no case with this reference.")
+        return error_page(request, 404, *NO_CASE)
     case, change = done
     outcome = await request.app[NOTIFIER].case_changed(case, new_status=change.status, public_note=change.public_note)
     told = _notified_code(outcome)
@@ -290,7 +345,8 @@ async def case_chat(request: web.Request) -> web.StreamResponse:
     text = str((await request.post()).get("text") or "").strip()[:4000]
     ref = request.match_info["ref"]
     if not text:
-        return await _render_case(request, status=422, error="Write a message before sending it.")
+        return await _render_case(request, status=422,
+                                  error=desk_text(request).gettext("Write a message before sending it."))
     user = request[SIGNED_IN]
 
     def open_chat() -> Case | None:
@@ -306,7 +362,8 @@ async def case_chat(request: web.Request) -> web.StreamResponse:
 
     case = await asyncio.to_thread(open_chat)
     if case is None:
-        return await _render_case(request, status=409, error="This citizen cannot be contacted.")
+        return await _render_case(request, status=409,
+                                  error=desk_text(request).gettext("This citizen cannot be contacted."))
     await request.app[NOTIFIER].chat(case, text)
     return see_other(f"/desk/cases/{case.ref}#chat")
 
@@ -323,7 +380,7 @@ async def case_chat_close(request: web.Request) -> web.StreamResponse:
 
     found = await asyncio.to_thread(close)
     if found is None:
-        return error_page(request, 404, "No such case", "There is no case with this reference.")
+        return error_page(request, 404, *NO_CASE)
     case, changed = found
     if changed:
         await request.app[NOTIFIER].chat(case, None)
@@ -336,7 +393,7 @@ async def case_photo(request: web.Request) -> web.StreamResponse:
     try:
         attachment_id = uuid.UUID(request.match_info["attachment_id"])
     except ValueError:
-        return error_page(request, 404, "No such photo", "This photo does not exist.")
+        return error_page(request, 404, *NO_PHOTO)
     actor = request[SIGNED_IN].name
 
     def read() -> tuple[str, bytes] | None:
@@ -346,7 +403,7 @@ async def case_photo(request: web.Request) -> web.StreamResponse:
 
     found = await asyncio.to_thread(read)
     if found is None:
-        return error_page(request, 404, "No such photo", "This photo does not exist.")
+        return error_page(request, 404, *NO_PHOTO)
     mime, data = found
     return web.Response(body=data, content_type=mime if mime in PHOTO_TYPES else "application/octet-stream", headers={
         "Content-Disposition": f'inline; filename="{attachment_id}"', "Cache-Control": "private, no-store",
@@ -357,9 +414,13 @@ async def case_photo(request: web.Request) -> web.StreamResponse:
 # --------------------------------------------------------------------------- map
 
 
+def _open_cases(t: DeskText) -> Any:
+    return lambda n: t.ngettext("{n} open case", "{n} open cases", n)
+
+
 @desk_route(*CASE_READERS)
 async def map_page(request: web.Request) -> web.Response:
-    settings, catalogs = request.app[SETTINGS], request.app[CATALOGS]
+    settings, t = request.app[SETTINGS], desk_text(request)
 
     def read() -> tuple[list[Case], dict[str, int]]:
         with session_scope(request.app[DB]) as session:
@@ -370,14 +431,17 @@ async def map_page(request: web.Request) -> web.Response:
     points = [MapPoint(
         ref=c.ref, latitude=c.latitude, longitude=c.longitude, priority=c.priority, href=f"/desk/cases/{c.ref}",
         label=" · ".join(part for part in (
-            c.ref, category_label(catalogs, c.category), PRIORITY_NAMES.get(c.priority, c.priority),
-            STATUS_NAMES.get(c.status, c.status), c.address or c.neighbourhood_name or "") if part),
+            c.ref, t.category(c.category), t.priority(c.priority), t.status(c.status),
+            c.address or c.neighbourhood_name or "") if part),
     ) for c in cases if c.latitude is not None and c.longitude is not None]
     names = {area.code: (area.name, area.district) for area in base.areas}
     ranking = sorted(((n, *names.get(code, (code, ""))) for code, n in counts.items()), key=lambda r: (-r[0], r[1]))
-    svg = city_map(base, counts, points, label="Map of the neighbourhoods shaded by open cases, with the cases")
+    svg = city_map(base, counts, points, open_cases=_open_cases(t),
+                   label=t.gettext("Map of the neighbourhoods shaded by open cases, with the cases"))
+    legend = shade_legend(counts, none_text=t.gettext("No open case"),
+                          or_more=lambda n: t.gettext("{n} or more", n=t.number(n)))
     return render(request, "map.html", {
-        "section": "map", "svg": svg, "legend": shade_legend(counts), "ranking": ranking[:12],
+        "section": "map", "svg": svg, "legend": legend, "ranking": ranking[:12],
         "open_total": len(cases), "located": len(points), "unlocated": len(cases) - len(points),
         "urgent": sum(1 for c in cases if c.priority == "urgent"),
     })
@@ -388,7 +452,7 @@ async def map_page(request: web.Request) -> web.Response:
 
 @desk_route(*CASE_READERS)
 async def stats_page(request: web.Request) -> web.Response:
-    settings, catalogs = request.app[SETTINGS], request.app[CATALOGS]
+    settings, t = request.app[SETTINGS], desk_text(request)
     try:
         weeks = int(request.query.get("weeks", "12"))
     except ValueError:
@@ -405,49 +469,65 @@ async def stats_page(request: web.Request) -> web.Response:
             return view, safety_view(session, zone=settings.zone, weeks=view.weeks, since=view.since, names=names)
 
     view, safety = await asyncio.to_thread(compute)
-    columns = [week.short for week in view.weeks]
-    titles = [week.title for week in view.weeks]
+    columns = [t.short_day(week.monday) for week in view.weeks]
+    titles = [t.week_title(week.monday, week.key) for week in view.weeks]
     used = [c for c in CATEGORIES if any(view.per_week_category.get((w.key, c)) for w in view.weeks)]
-    series = [Series(name=category_label(catalogs, c), css_class=CATEGORY_CLASSES[c],
+    series = [Series(name=t.category(c), css_class=CATEGORY_CLASSES[c],
                      values=[view.per_week_category.get((w.key, c), 0) for w in view.weeks]) for c in used]
-    weekly = stacked_bars(columns, series, column_titles=titles,
-                          label=f"Reports per week and category, last {weeks} weeks")
-    places = horizontal_bars(view.per_neighbourhood, label="Reports per neighbourhood, top 15")
+    def number(value: float) -> str:  # chart ticks and values: "2,5" in Catalan
+        return t.number(value, 0 if value == int(value) else 1)
+
+    weekly = stacked_bars(columns, series, column_titles=titles, number=number,
+                          label=t.gettext("Reports per week and category, last {weeks} weeks", weeks=weeks))
+    places = horizontal_bars([(t.place(name), n) for name, n in view.per_neighbourhood], number=number,
+                             label=t.gettext("Reports per neighbourhood, top 15"))
     medians = view.ack_median_per_week
-    acknowledge = line_chart(columns, medians, unit=" h", column_titles=titles,
-                             value_text=[duration_text(v) for v in medians],
-                             label="Median time to acknowledge a report, per week of reporting")
-    resolve = line_chart(columns, view.resolve_median_per_week, unit=" h", column_titles=titles,
-                         value_text=[duration_text(v) for v in view.resolve_median_per_week],
-                         label="Median time to resolve a report, per week of reporting")
+    hours = t.gettext("h")
+    acknowledge = line_chart(columns, medians, unit=" " + hours, column_titles=titles, number=number,
+                             value_text=[t.duration(v) for v in medians],
+                             label=t.gettext("Median time to acknowledge a report, per week of reporting"))
+    resolve = line_chart(columns, view.resolve_median_per_week, unit=" " + hours, column_titles=titles,
+                         number=number,
+                         value_text=[t.duration(v) for v in view.resolve_median_per_week],
+                         label=t.gettext("Median time to resolve a report, per week of reporting"))
     table = [(w, [view.per_week_category.get((w.key, c), 0) for c in used],
-              sum(view.per_week_category.get((w.key, c), 0) for c in used), duration_text(m), duration_text(r))
+              sum(view.per_week_category.get((w.key, c), 0) for c in used), t.duration(m), t.duration(r))
              for w, m, r in zip(view.weeks, medians, view.resolve_median_per_week, strict=True)]
-    lines = [LineSeries(name="All neighbourhoods", css_class="all",
+    lines = [LineSeries(name=t.gettext("All neighbourhoods"), css_class="all",
                         values=[c[0] if c else None for c in safety.overall],
                         counts=[c[1] if c else 0 for c in safety.overall])]
-    lines += [LineSeries(name=row.name, css_class=f"cat-{index}", values=[c[0] if c else None for c in row.cells],
+    lines += [LineSeries(name=t.place(row.name), css_class=f"cat-{index}",
+                         values=[c[0] if c else None for c in row.cells],
                          counts=[c[1] if c else 0 for c in row.cells]) for index, row in enumerate(safety.rows[:5])]
     summary = safety.summary
+
+    def out_of_five(value: float | None) -> str:
+        return t.gettext("{value} / 5", value=t.number(value, 1)) if value is not None else "–"
+
     return render(request, "stats.html", {
         "safety": safety, "safety_lines": lines,
-        "safety_chart": scale_lines(columns, lines, column_titles=titles,
-                                    label="Perceived safety per week (1 = very unsafe, 5 = very safe): all "
-                                          "neighbourhoods and the five with the most answers"),
+        "safety_chart": scale_lines(
+            columns, lines, column_titles=titles,
+            label=t.gettext("Perceived safety per week (1 = very unsafe, 5 = very safe): all neighbourhoods and "
+                            "the five with the most answers"),
+            answers=lambda n: t.ngettext("{n} answer", "{n} answers", n), number=lambda v: t.number(v, 1)),
         "survey_kpis": [
-            ("kpi-surveys", str(summary.answered), "surveys answered"),
-            ("kpi-solved", f"{summary.solved_rate:.0%}" if summary.solved_rate is not None else "–",
-             f"say it was solved ({summary.solved_answers} answers)"),
-            ("kpi-satisfaction", f"{summary.mean_satisfaction:.1f} / 5" if summary.mean_satisfaction is not None
-             else "–", f"satisfaction ({summary.satisfaction_answers} answers)"),
-            ("kpi-safety", f"{summary.mean_safety:.1f} / 5" if summary.mean_safety is not None else "–",
-             f"feel safe in their neighbourhood ({summary.safety_answers} answers)"),
+            ("kpi-surveys", t.number(summary.answered), t.gettext("surveys answered")),
+            ("kpi-solved", t.percent(summary.solved_rate) if summary.solved_rate is not None else "–",
+             t.ngettext("say it was solved ({n} answer)", "say it was solved ({n} answers)",
+                        summary.solved_answers)),
+            ("kpi-satisfaction", out_of_five(summary.mean_satisfaction),
+             t.ngettext("satisfaction ({n} answer)", "satisfaction ({n} answers)", summary.satisfaction_answers)),
+            ("kpi-safety", out_of_five(summary.mean_safety),
+             t.ngettext("feel safe in their neighbourhood ({n} answer)",
+                        "feel safe in their neighbourhood ({n} answers)", summary.safety_answers)),
         ],
         "section": "stats", "weeks": weeks, "periods": STATS_PERIODS, "view": view, "weekly": weekly,
+        "week_titles": titles, "week_shorts": columns, "safety_names": [t.place(r.name) for r in safety.rows],
         "places": places, "acknowledge": acknowledge, "resolve": resolve, "legend": series, "table": table,
         "any_ack": any(m is not None for m in medians),
         "any_resolved": any(m is not None for m in view.resolve_median_per_week),
-        "median_ack": duration_text(view.median_hours_to_acknowledge),
-        "median_resolve": duration_text(view.median_hours_to_resolve),
-        "since": when_text(view.since, settings.zone).rsplit(",", 1)[0],
+        "median_ack": t.duration(view.median_hours_to_acknowledge),
+        "median_resolve": t.duration(view.median_hours_to_resolve),
+        "since": t.day(view.since),
     })

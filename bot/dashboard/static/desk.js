@@ -7,15 +7,25 @@
   var STATUSES = ["new", "acknowledged", "in_progress", "resolved", "closed", "rejected", "duplicate"];
   var REF = /^[0-9A-Z]{3}-[0-9A-Z]{3}$/;
   var clockOffset = 0; // server time minus browser time, in ms
+  // The page's words in the reader's language, written by the server (base.html).
+  var TEXTS = { ages: {} };
+  try { TEXTS = JSON.parse(document.body.getAttribute("data-texts")) || TEXTS; } catch (error) { /* keep */ }
+
+  function say(key, values) {
+    var text = String((key.indexOf("ages.") === 0 ? TEXTS.ages[key.slice(5)] : TEXTS[key]) || "");
+    return text.replace(/\{(\w+)\}/g, function (whole, name) {
+      return values && Object.prototype.hasOwnProperty.call(values, name) ? String(values[name]) : whole;
+    });
+  }
 
   function ageText(seconds) {
     var minutes = Math.floor(Math.max(seconds, 0) / 60);
-    if (minutes < 1) return "just now";
-    if (minutes < 60) return minutes + " min";
+    if (minutes < 1) return say("ages.now");
+    if (minutes < 60) return say("ages.minutes", { m: minutes });
     var hours = Math.floor(minutes / 60);
     minutes = minutes % 60;
-    if (hours < 24) return hours + " h " + (minutes < 10 ? "0" : "") + minutes + " min";
-    return Math.floor(hours / 24) + " d " + (hours % 24) + " h";
+    if (hours < 24) return say("ages.hours", { h: hours, mm: (minutes < 10 ? "0" : "") + minutes });
+    return say("ages.days", { d: Math.floor(hours / 24), h: hours % 24 });
   }
 
   function refreshAges() {
@@ -135,7 +145,7 @@
         row.classList.add("fresh");
         if (document.hidden) {
           unseen += 1;
-          document.title = "(" + unseen + " new) " + baseTitle;
+          document.title = say("unseen", { n: unseen }) + " " + baseTitle;
         }
       }
       updateCounts();
@@ -154,19 +164,19 @@
     });
 
     if (!window.EventSource) {
-      setLive("lost", "Live updates unavailable: reload to refresh");
+      setLive("lost", say("unsupported"));
       return;
     }
     var url = new URL(section.getAttribute("data-events-url"), window.location.href);
     url.searchParams.set("since", section.getAttribute("data-since"));
     var source = new EventSource(url.toString());
-    source.addEventListener("open", function () { setLive("live", "Live"); });
-    source.addEventListener("ready", function () { setLive("live", "Live"); });
+    source.addEventListener("open", function () { setLive("live", say("live")); });
+    source.addEventListener("ready", function () { setLive("live", say("live")); });
     source.addEventListener("error", function () {
       if (source.readyState === EventSource.CLOSED) {
-        setLive("lost", "Disconnected: reload the page");
+        setLive("lost", say("lost"));
       } else {
-        setLive("connecting", "Reconnecting…");
+        setLive("connecting", say("connecting"));
       }
     });
     source.addEventListener("case", function (event) {
@@ -180,7 +190,7 @@
     });
     source.addEventListener("signed_out", function () {
       source.close();
-      setLive("lost", "Your session ended: sign in again");
+      setLive("lost", say("signed_out"));
     });
   }
 
@@ -226,7 +236,18 @@
     source.addEventListener("signed_out", function () { source.close(); });
   }
 
+  /* ------------------------------------------------------------ the desk's language */
+
+  function setupLanguage() {
+    var select = document.querySelector("select[data-autosubmit]");
+    if (!select) return;
+    var button = select.form.querySelector("button");
+    if (button) button.hidden = true;
+    select.addEventListener("change", function () { select.form.submit(); });
+  }
+
   function start() {
+    setupLanguage();
     var queue = document.getElementById("queue");
     if (queue) setupQueue(queue);
     var chat = document.getElementById("chat");

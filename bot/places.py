@@ -672,7 +672,8 @@ class Gazetteer:
             # a square or a park: one place, but a big one may lie in several neighbourhoods
             radius = _radius_of(street.geometry)
             if len(candidates) > 1:
-                return Place(source=LANDMARK, label=street.label, candidates=candidates, text=original, street=street.name)
+                return Place(source=LANDMARK, label=street.label, candidates=candidates, text=original,
+                             street=street.name)
             point = shapely.ops.nearest_points(street.geometry, street.geometry.centroid)[0]
             return Place(source=LANDMARK, label=street.label, point=_lat_lon(point),
                          neighbourhood=candidates[0], radius=radius, text=original, street=street.name)
@@ -691,7 +692,8 @@ class Gazetteer:
         """A house number, placed along the street's main line from where numbering starts,
         with the spread of lot widths; located only if the whole stretch is in one place."""
         line = street.main
-        assert line is not None and street.geometry is not None
+        assert line is not None
+        assert street.geometry is not None
         low, high = number * METRES_PER_NUMBER[0], number * METRES_PER_NUMBER[1]
         if low > line.length + 100:
             return None  # no such number here: read it as the street

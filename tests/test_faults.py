@@ -29,6 +29,7 @@ from bot.app import create_app
 from bot.devserver import engine_command, engine_env, newest_model, stop, write_engine_endpoints
 from bot.geo import Neighbourhoods
 from bot.i18n import Catalogs
+from bot.places import Gazetteer
 from bot.settings import PROJECT_ROOT, Settings
 from dialogues.actions.context import Services
 from dialogues.actions.report import ActionSaveCase
@@ -391,12 +392,15 @@ async def test_a_message_written_after_the_engine_returns_waits_behind_the_kept_
 
 
 # --- 3. the database unreachable for 10 s --------------------------------------------------
-async def test_saving_a_case_without_the_database_tells_the_citizen_and_waits_for_them(tmp_path: Path) -> None:
+async def test_saving_a_case_without_the_database_tells_the_citizen_and_waits_for_them(
+    tmp_path: Path, gazetteer: Gazetteer
+) -> None:
     """The action on real rasa-sdk objects, its database at a port nobody answers on."""
     settings = make_settings(tmp_path, database_url=f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere")
     services = Services(settings=settings, catalogs=Catalogs.load(settings.locales_dir),
                         db=create_db_engine(settings.database_url),
-                        neighbourhoods=Neighbourhoods.from_geojson(settings.neighbourhoods_geojson))
+                        neighbourhoods=Neighbourhoods.from_geojson(settings.neighbourhoods_geojson),
+                        gazetteer=gazetteer)
     slots = {"language": "es", "incident_type": "noise", "description": "music until 4am every weekend",
              "place": "Plaça del Sol", "incident_time": {"unknown": True}, "contact_mode": "anonymous",
              "photos": [], "report_confirmed": True}

@@ -7,6 +7,7 @@ import asyncio
 import logging
 import weakref
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
@@ -147,7 +148,10 @@ class Conversations:
     async def handle(self, message: IncomingMessage) -> list[OutgoingMessage]:
         locale = self.adapter_locale(message)
         current_locale.set(locale)
-        metadata = {"locale": message.locale_hint} if message.locale_hint else {}
+        metadata: dict[str, Any] = {"locale": message.locale_hint} if message.locale_hint else {}
+        # when it was written: kept during an outage and replayed later, "ahora mismo" still
+        # means this moment (dialogues.actions.base.received_at)
+        metadata["received_at"] = datetime.now(UTC).isoformat()
         if self._rate_limiter is not None:  # before the lock: a flood must not queue up
             verdict = await self._rate_limiter.check(message.sender_id)
             if verdict is not Verdict.ALLOW:

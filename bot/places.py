@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import difflib
+import functools
 import json
 import math
 import re
@@ -506,6 +507,10 @@ class Gazetteer:
         if found_street is not None:
             street, number, _ = found_street
             if neighbourhood is not None and neighbourhood.code in street.crossings:
+                # "Carrer de Verdi 20, Gràcia": the number if it falls there, else the street there
+                numbered = self._street_place(street, number, original) if number is not None else None
+                if numbered is not None and numbered.neighbourhood == neighbourhood:
+                    return numbered
                 return self.street_in(street.name, neighbourhood.code, original)
             return self._street_place(street, number, original)
         if neighbourhood is not None:
@@ -730,6 +735,13 @@ class Gazetteer:
 
 
 # ---------------------------------------------------------------------------------------
+
+
+@functools.cache
+def gazetteer_for(neighbourhoods_geojson: Path, data_dir: Path) -> Gazetteer:
+    """The gazetteer of these files, read once per process (the bot service reads it the first
+    time an Open311 request gives an address)."""
+    return load_gazetteer(Neighbourhoods.from_geojson(neighbourhoods_geojson), data_dir)
 
 
 def load_gazetteer(neighbourhoods: Neighbourhoods, data_dir: Path) -> Gazetteer:

@@ -72,6 +72,10 @@ def is_locale(value: str) -> TypeGuard[Locale]:
     return value in LOCALES
 
 
+def is_location_source(value: object) -> TypeGuard[LocationSource]:
+    return value in LOCATION_SOURCES
+
+
 def is_contact_mode(value: str) -> TypeGuard[ContactMode]:
     return value in CONTACT_MODES
 

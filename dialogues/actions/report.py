@@ -32,7 +32,7 @@ from dialogues.actions.responses import CATEGORY_LABELS, CONTACT_LABELS, FIELD_L
 from dialogues.actions.saying import describe_place, describe_when, place_fields, place_slot
 from storage import cases as case_store
 from storage.errors import StorageError
-from storage.models import CaseCreate, is_channel, is_contact_mode, is_locale
+from storage.models import CaseCreate, is_channel, is_contact_mode, is_locale, is_location_source
 
 log = logging.getLogger(__name__)
 
@@ -603,7 +603,7 @@ class ActionSaveCase(ReportAction):
             address=None if source == SHARED_LOCATION else (place.get("text") or None),
             latitude=slot("latitude"),
             longitude=slot("longitude"),
-            location_source=source,
+            location_source=source if is_location_source(source) else None,
             location_radius=place.get("radius") if slot("latitude") is not None else None,
             neighbourhood_code=neighbourhood.code if neighbourhood else None,
             neighbourhood_name=neighbourhood.name if neighbourhood else None,

@@ -390,6 +390,9 @@ RESPONSES: dict[str, Template] = {
         extra=(N_("To stop them, write \"stop alerts\"."),),
     ),
     "utter_alerts_already_subscribed": Template(N_("You already get alerts for {neighbourhood}.")),
+    "utter_alerts_which_neighbourhood": Template(
+        N_("\u201c{place}\u201d is in several neighbourhoods. Which one do you want alerts for?"),
+    ),
     "utter_alerts_place_unknown": Template(
         N_(
             "I don't know a neighbourhood of {city} called \"{place}\". Choose its district below, "

@@ -3,7 +3,6 @@ corrections, saving the case with its receipt, and cancelling."""
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import uuid
@@ -17,7 +16,7 @@ from rasa_sdk.forms import FormValidationAction
 from rasa_sdk.types import DomainDict
 
 from bot.i18n import format_when
-from bot.places import NEIGHBOURHOOD, NOT_LOCATED, SHARED_LOCATION, Gazetteer, Place
+from bot.places import CORNER, NEIGHBOURHOOD, NOT_LOCATED, SHARED_LOCATION, Gazetteer, Place
 from bot.when import UnknownTime, parse_when
 from dialogues.actions.base import (
     INTERRUPTIONS,
@@ -119,24 +118,38 @@ def _user_texts(events: list[dict[str, Any]]) -> list[str]:
 
 
 def understand_place(gazetteer: Gazetteer, text: str, events: list[dict[str, Any]]) -> Place:
-    """The place in the citizen's answer, read with the question it may answer: after a street
-    that crosses several neighbourhoods ("Mallorca"), a neighbourhood's name, a number ("200")
-    or the other street of a corner ("Pau Claris") completes it."""
+    """The place in the citizen's latest answer, read with the question it may answer: after a
+    street that crosses several neighbourhoods ("Mallorca"), a neighbourhood's name, a number
+    ("200") or the other street of a corner ("Pau Claris") completes it."""
     texts = _user_texts(events)
-    previous = texts[-2] if len(texts) >= 2 and texts[-1] == text.strip() else None
-    pending = gazetteer.resolve(previous) if previous and not previous.startswith("/") else None
+    if not texts or texts[-1] != text.strip():
+        texts.append(text.strip())
+    return _understood(gazetteer, texts, len(texts) - 1, depth=0)
+
+
+def pending_place(gazetteer: Gazetteer, events: list[dict[str, Any]]) -> Place | None:
+    """The place the latest question was about: the citizen's last typed words before the
+    latest message (a button's payload is not words), read in their own context."""
+    texts = _user_texts(events)
+    earlier = [i for i in range(len(texts) - 1) if texts[i] and not texts[i].startswith("/")]
+    return _understood(gazetteer, texts, earlier[-1], depth=1) if earlier else None
+
+
+def _understood(gazetteer: Gazetteer, texts: list[str], index: int, depth: int) -> Place:
+    text = texts[index]
+    earlier = [i for i in range(index) if texts[i] and not texts[i].startswith("/")]
+    pending = _understood(gazetteer, texts, earlier[-1], depth + 1) if earlier and depth < 3 else None
     if pending is None or not pending.needs_question or not pending.street:
         return gazetteer.resolve(text)
     named = gazetteer.neighbourhoods.exactly_named(text)
     if named is not None and named in pending.candidates:
-        return gazetteer.street_in(pending.street, named.code, f"{previous}, {text}")
+        return gazetteer.street_in(pending.street, named.code, f"{pending.text}, {text}")
     if re.fullmatch(r"\s*(?:n[ºo°]?\.?\s*|num\.?\s*|numero\s*|number\s*)?\d{1,4}\s*", text, re.I):
         return gazetteer.resolve(f"{pending.street} {text.strip()}")
-    alone = gazetteer.resolve(text)
-    if alone.located or alone.needs_question or alone.source == NEIGHBOURHOOD:
-        return alone
     corner = gazetteer.resolve(f"{pending.street} amb {text}")
-    return corner if corner.located or corner.needs_question else alone
+    if corner.source == CORNER and (corner.located or corner.needs_question):
+        return corner
+    return gazetteer.resolve(text)
 
 
 def place_question(services: Services, tracker: dict[str, Any], locale: str) -> dict[str, Any] | None:
@@ -161,10 +174,10 @@ def place_question(services: Services, tracker: dict[str, Any], locale: str) -> 
     if len(place.candidates) > MAX_NEIGHBOURHOOD_BUTTONS:
         return render("utter_ask_place_long_street", services.catalogs, locale, street=place.label)
     message = render("utter_ask_place_neighbourhood", services.catalogs, locale, street=place.label)
+    # the payload names only the neighbourhood (Telegram allows 64 bytes): the street is the
+    # one the citizen just typed, read again from the conversation (pending_place)
     message["buttons"] = [
-        {"title": item.name,
-         "payload": "/inform" + json.dumps({"place": place.street, "neighbourhood_code": item.code},
-                                           ensure_ascii=False, separators=(",", ":"))}
+        {"title": item.name, "payload": f'/inform{{"neighbourhood_code":"{item.code}"}}'}
         for item in place.candidates
     ] + message.get("buttons", [])
     return message
@@ -304,10 +317,9 @@ class ValidateReportForm(FormValidationAction):
             # only the place here: rasa-sdk drops extracted slots the form does not require
             # (latitude, longitude); validate_place sets them, and those are kept
             return {"place": f"{latitude:.5f}, {longitude:.5f}"}
-        if tracker.get_slot("requested_slot") == "place":
-            code, street = entities.get("neighbourhood_code"), entities.get("place")
-            if code and street:  # a neighbourhood button of the question about a street
-                return {"place": {"choose": [str(street)[:200], str(code)[:16]]}}
+        if tracker.get_slot("requested_slot") == "place" and entities.get("neighbourhood_code"):
+            # a neighbourhood button of the question about a street
+            return {"place": {"choose": str(entities["neighbourhood_code"])[:16]}}
         answer = self._answer(tracker, "place")
         return {"place": answer} if answer else {}
 
@@ -328,8 +340,11 @@ class ValidateReportForm(FormValidationAction):
             self.say(dispatcher, tracker, "utter_location_received", place=shared.neighbourhood.name)
             return {**place_slots(shared), "failed_attempts": 0.0}
         if isinstance(value, dict) and "choose" in value:
-            street, code = value["choose"]
-            return self._place_understood(dispatcher, tracker, gazetteer.street_in(street, code))
+            pending = pending_place(gazetteer, list(tracker.events))
+            code = str(value["choose"])
+            if pending is None or not pending.street or code not in {c.code for c in pending.candidates}:
+                return {"place": None}  # a button of an older question: asked again
+            return self._place_understood(dispatcher, tracker, gazetteer.street_in(pending.street, code, pending.text))
         if isinstance(value, dict):
             return {"place": value}  # already understood from the citizen's account
         text = str(value or "").strip()

@@ -17,9 +17,10 @@ admin (401 without a valid one, 403 for another role). The case is stored with c
 the neighbourhood of lat/long (point in polygon) or, without them, ``address_string`` read by
 the chat's own place resolver (``bot.places``): a corner, a street and number, a landmark or a
 neighbourhood becomes a point and a neighbourhood, a street that crosses several neighbourhoods
-gets none; ``location_source`` and its radius are stored as for the chat. Contact details (email, first_name, last_name, phone) are kept only when
-some are given (contact mode "contact"; otherwise "anonymous"). The response is ``200`` with
-``service_request_id`` (the case reference), ``service_notice`` and ``account_id``.
+gets none; ``location_source`` and its radius are stored as for the chat. Contact details
+(email, first_name, last_name, phone) are kept only when some are given (contact mode
+"contact"; otherwise "anonymous"). The response is ``200`` with ``service_request_id``
+(the case reference), ``service_notice`` and ``account_id``.
 An audit entry records which staff user's key created the case.
 
 Reading requests is public (no api_key), so it never shows who reported: no contact, no

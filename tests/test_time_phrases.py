@@ -41,10 +41,7 @@ def test_time_table(language: str) -> None:
                 got = parsed.moment.astimezone(MADRID).strftime("%Y-%m-%dT%H:%M")
                 if approximate is not None and parsed.approximate != approximate:
                     got += f" (approximate={parsed.approximate})"
-        if expect == "future":
-            ok = got in ("future", "none")  # refused either way
-        else:
-            ok = got == expect
+        ok = got in ("future", "none") if expect == "future" else got == expect  # a future: refused either way
         if not ok:
             failures.append(f"{text!r}: expected {expect}, got {got}")
     assert failures == []

@@ -31,6 +31,16 @@ STATUS_NAMES = {
     "closed": "Closed", "rejected": "Rejected", "duplicate": "Duplicate",
 }
 PRIORITY_NAMES = {"urgent": "Urgent", "high": "High", "normal": "Normal"}
+# How the case's place was found (cases.location_source)
+LOCATION_SOURCE_NAMES = {
+    "shared_location": "Location shared by the citizen",
+    "corner": "Corner of two streets",
+    "street_number": "Street number (estimated along the street)",
+    "street": "Street, in the neighbourhood the citizen chose",
+    "landmark": "Landmark, station or square",
+    "neighbourhood": "Neighbourhood name only",
+    "not_located": "Not located: the citizen's words only",
+}
 CHANNEL_NAMES = {"web": "Web chat", "telegram": "Telegram", "open311": "Open311"}
 CONTACT_NAMES = {
     "anonymous": "Anonymous: no updates",

@@ -21,6 +21,7 @@ from bot.dashboard.labels import (
     CHANNEL_NAMES,
     CONTACT_NAMES,
     EVENT_NAMES,
+    LOCATION_SOURCE_NAMES,
     PRIORITY_NAMES,
     STATUS_NAMES,
     age_text,
@@ -36,6 +37,7 @@ from bot.dashboard.svg import (
     LineSeries,
     MapPoint,
     Series,
+    approximate_label,
     city_map,
     horizontal_bars,
     line_chart,
@@ -177,6 +179,7 @@ def _case_context(db: Engine, ref: str, reader: Any, settings: Any, catalogs: An
         "status_label": STATUS_NAMES.get(case.status, case.status),
         "priority_label": PRIORITY_NAMES.get(case.priority, case.priority),
         "channel_label": CHANNEL_NAMES.get(case.channel, case.channel),
+        "location_label": LOCATION_SOURCE_NAMES.get(case.location_source or "", "–"),
         "contact_label": CONTACT_NAMES.get(case.contact_mode, case.contact_mode),
         "language": language_name(case.locale),
         "age": age_text((now - case.created_at).total_seconds()),
@@ -221,7 +224,8 @@ async def _render_case(request: web.Request, *, status: int = 200, error: str | 
         base = await asyncio.to_thread(load_base_map, settings.neighbourhoods_geojson)
         location_map = city_map(base, context["counts"], [MapPoint(
             ref=case.ref, latitude=case.latitude, longitude=case.longitude, priority=case.priority,
-            label=f"{case.ref}: {case.address or 'shared location'}", href=f"/desk/cases/{case.ref}")],
+            label=f"{case.ref}: {case.address or 'shared location'}", href=f"/desk/cases/{case.ref}",
+            radius_m=case.location_radius)],
             label=f"Where case {case.ref} happened", highlight=case.neighbourhood_code,
             focus=(case.latitude, case.longitude), show_districts=False)
     notice = None
@@ -371,7 +375,9 @@ async def map_page(request: web.Request) -> web.Response:
         ref=c.ref, latitude=c.latitude, longitude=c.longitude, priority=c.priority, href=f"/desk/cases/{c.ref}",
         label=" · ".join(part for part in (
             c.ref, category_label(catalogs, c.category), PRIORITY_NAMES.get(c.priority, c.priority),
-            STATUS_NAMES.get(c.status, c.status), c.address or c.neighbourhood_name or "") if part),
+            STATUS_NAMES.get(c.status, c.status), c.address or c.neighbourhood_name or "",
+            approximate_label(c.location_radius)) if part),
+        radius_m=c.location_radius,
     ) for c in cases if c.latitude is not None and c.longitude is not None]
     names = {area.code: (area.name, area.district) for area in base.areas}
     ranking = sorted(((n, *names.get(code, (code, ""))) for code, n in counts.items()), key=lambda r: (-r[0], r[1]))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import re
 import signal
@@ -15,6 +16,7 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -363,6 +365,55 @@ async def test_engine_down_message_is_kept_and_answered_when_it_is_back(
     assert any(question(a) is not None for a in answers), answers  # the report form goes on
     texts = await tracker_user_texts(stack.settings.engine_url, sender_id)
     assert texts == ["hola", *written]  # each once, in order
+    await ws.close()
+
+
+async def test_a_replayed_ahora_mismo_keeps_the_moment_it_was_written(
+    stack: Stack, tmp_path: Path, aiohttp_client: Any, proxies: ProxyFactory
+) -> None:
+    """Written during a two-hour outage and replayed when the engine is back: "ahora mismo" is
+    when the citizen wrote it (the kept message's received_at), not the replay."""
+    proxy = proxies(stack.settings.rasa_port)
+    settings = engine_proxy_settings(stack, tmp_path, proxy, replay_probe_seconds=0.5)
+    client = await aiohttp_client(create_app(settings))
+    ws = await client.ws_connect("/webchat/ws")
+    await ws.send_json({"type": "hello", "session": None, "locale": "es-ES"})
+    sender_id = (await ws.receive_json(timeout=10))["sender"]
+    replies = await say(ws, {"type": "text", "text": "quiero denunciar que me han roto el retrovisor del coche"})
+    for _ in range(8):  # up to the time question
+        if question(replies[-1]) == "time":
+            break
+        frame = answer(replies[-1])
+        if frame.get("type") == "text":
+            frame = {"type": "text", "text": "Me rompieron el retrovisor del coche aparcado en la calle"}
+        replies = await say(ws, frame)
+    assert question(replies[-1]) == "time", replies
+
+    proxy.cut()
+    await say(ws, {"type": "text", "text": "ahora mismo"})
+    written = datetime.now(UTC) - timedelta(hours=2)
+
+    def two_hours_ago() -> None:  # as if the engine had been down for two hours since
+        db = create_db_engine(settings.database_url)
+        with session_scope(db) as session:
+            (row,) = inbox_store.pending_for(session=session, sender_id=sender_id)
+            meta = inbox_store.decode_metadata(row)
+            row.meta = json.dumps({**meta, "received_at": written.isoformat()})
+            session.add(row)
+        db.dispose()
+
+    await asyncio.to_thread(two_hours_ago)
+    proxy.restore()
+    for _ in range(120):  # the replayer takes it when the engine answers its probe
+        if not await asyncio.to_thread(pending_of, settings.database_url, sender_id):
+            break
+        await asyncio.sleep(0.5)
+    assert await asyncio.to_thread(pending_of, settings.database_url, sender_id) == 0
+    async with aiohttp.ClientSession() as http, \
+            http.get(f"{stack.settings.engine_url}/conversations/{sender_id}/tracker") as response:
+        slots = (await response.json())["slots"]
+    occurred = datetime.fromisoformat(slots["incident_time"]["iso"])
+    assert abs(occurred - written) < timedelta(seconds=2), (occurred, written)
     await ws.close()
 
 

@@ -26,6 +26,16 @@ class ParsedTime:
     approximate: bool  # True when only a part of the day or a day was given
 
 
+def said_as_future(text: str) -> bool:
+    """Whether the text speaks of a time to come ("tomorrow", "demà", "la semana que viene")."""
+    return bool(FUTURE_WORDS.search(_fold(text)))
+
+
+def today_named(text: str) -> bool:
+    """Whether the text says "today" or "tonight" (with an hour still to come, a future)."""
+    return bool(_DAY_OFFSETS[-1][0].search(_fold(text)))
+
+
 def _fold(text: str) -> str:
     text = unicodedata.normalize("NFKD", text.lower())
     text = "".join(ch for ch in text if not unicodedata.combining(ch))
@@ -46,7 +56,7 @@ _A_WHILE = re.compile(
     r"|fa una estoneta)\b"
 )
 # Said about what has not happened yet: refused by the form as a time in the future.
-_FUTURE = re.compile(
+FUTURE_WORDS = re.compile(
     r"\b(tomorrow|next (week|month)|dema|passat dema|la setmana que ve|la semana que viene"
     r"|pasado manana|la proxima semana|d'aqui a|dentro de|in \d+ (minutes|hours|days))\b"
     r"|(?<!esta )(?<!la )(?<!de )(?<!por )(?<!cada )\bmanana\b(?! (por|de) la manana)"
@@ -184,7 +194,7 @@ def parse_when(text: str, *, now: datetime, zone: ZoneInfo, locale: str = "en") 
     if _DONT_KNOW.search(folded):
         raise UnknownTime(text)
     local_now = now.astimezone(zone)
-    if _FUTURE.search(folded):
+    if FUTURE_WORDS.search(folded):
         return ParsedTime(local_now + timedelta(days=1), approximate=True)
 
     ago = _AGO.search(folded)

@@ -217,7 +217,7 @@ class ActionStartReport(BarriAction):
             )
         except UnknownTime:
             when = None
-        if when is not None:
+        if when is not None and when.moment <= self.now(tracker):  # a time to come is asked again
             prefill["incident_time"] = time_slot(when.moment, text, when.approximate)
         return events + [SlotSet(name, value) for name, value in prefill.items()]
 

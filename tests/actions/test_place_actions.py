@@ -177,3 +177,13 @@ async def test_a_number_then_a_button_keeps_the_street_of_the_first_answer(servi
                          slots={"requested_slot": "place"}, history=("calle Mallorca",))
     extracted = await form.extract_place(CollectingDispatcher(), stale, {})
     assert form.validate_place(extracted["place"], CollectingDispatcher(), stale, {}) == {"place": None}
+
+
+def test_a_time_still_to_come_is_refused(services: Services) -> None:
+    form = ValidateReportForm(services)
+    for phrase in ("mañana a las 10", "demà", "hoy a las 23:00", "el 3 de marzo de 2027"):
+        dispatcher = CollectingDispatcher()
+        tracker = make_tracker(text=phrase, slots={"requested_slot": "incident_time", "language": "es"})
+        result = form.validate_incident_time(phrase, dispatcher, tracker, {})
+        assert result["incident_time"] is None, phrase
+        assert dispatcher.messages[0]["text"] == said(services, "utter_time_in_future", "es"), phrase

@@ -220,6 +220,14 @@ _FILLER = re.compile(
     r"|frente a(?: la)?|in front of(?: the)?|outside(?: the)?|by the|junto a(?: la)?|al costat de(?: la| del)?"
     r"|the|el|la|los|las|les|els|l'|aqui|here|aqui en|just|right|mateix|mismo|sobre|around|per|por|pel)\s+)+)"
 )
+# After a bare street name: the English kind word ("Mallorca street"), the city, a floor and door
+# ("Blai 20 2n 1a", "3º 2ª", "bajos").
+_HARMLESS_TAIL = re.compile(
+    r"(?:street|st|avenue|ave|av|road|rd|square|sq|promenade|boulevard)?\s*,?\s*"
+    r"(?:(?:barcelona|bcn|spain|espana|espanya)\b\s*)?"
+    r"(?:(?:\d+\s*(?:[oa]|n|r|er|a|o|bis)?|bajos|baixos|entresuelo|entresol|principal|atico|atic|piso|pis|floor"
+    r"|planta|puerta|porta|door|flat)\b\s*)*"
+)
 _OUTSIDE_WORDS = re.compile(
     r"\b(madrid|paris|london|londres|valencia ciudad|sevilla|girona ciutat|hospitalet|l'hospitalet"
     r"|badalona|sabadell|terrassa|castelldefels|sitges|cornella|esplugues|sant cugat|santa coloma)\b"
@@ -512,14 +520,16 @@ class Gazetteer:
                 if numbered is not None and numbered.neighbourhood == neighbourhood:
                     return numbered
                 return self.street_in(street.name, neighbourhood.code, original)
+            if neighbourhood is not None:
+                # a neighbourhood the street does not go through ("Mercat de Santa Caterina" is
+                # not the Carrer del Mercat): only the neighbourhood is sure
+                return Place(text=original, source=NEIGHBOURHOOD, label=neighbourhood.name,
+                             neighbourhood=neighbourhood)
             return self._street_place(street, number, original)
         if neighbourhood is not None:
             return Place(text=original, source=NEIGHBOURHOOD, label=neighbourhood.name,
                          neighbourhood=neighbourhood)
-        station_named = self._landmark_in(body, stations=True)
-        if station_named is not None and len(station_named[1]) >= 5:
-            return self._landmark_place(station_named, original)
-        return unknown
+        return unknown  # a bare station name is not read (Arc de Triomf: the monument or the station?)
 
     # -- pieces of the resolver -----------------------------------------------------------
     def _landmark_in(self, folded: str, *, stations: bool) -> tuple[Landmark, str] | None:
@@ -590,6 +600,9 @@ class Gazetteer:
             after = " ".join(words[end:])
             number_match = _NUMBER.match(after)
             number = int(number_match.group(1)) if number_match else None
+            tail = (after[number_match.end():] if number_match else after).strip(" ,.")
+            if kind is None and tail and not self._harmless_tail(tail):
+                continue  # "Hospital del Mar" is not the Carrer de l'Hospital
             phrase = " ".join(name_words)
             key = _squash(_translate(name_words))
             key = _PHRASE_FORMS.get(key, key)
@@ -608,6 +621,14 @@ class Gazetteer:
             if streets:
                 return streets[0], _first_number(rest), "gran via"
         return None
+
+    def _harmless_tail(self, tail: str) -> bool:
+        """Words after a bare street name that do not change which place it is: the city, a
+        neighbourhood ("Verdi 20, Gràcia"), a floor or door."""
+        tail = re.sub(r"^(?:,|en|in|a|al|at|de|del|barri|barrio|neighbourhood)\s+", "", tail.strip(" ,."))
+        if not tail or re.fullmatch(_HARMLESS_TAIL, tail):
+            return True
+        return self.neighbourhoods.named_in(tail) is not None
 
     def _near(self, key: str) -> list[Street] | None:
         """A street name typed with a typo ("Mayorca", "Provensa", "Diputacion")."""

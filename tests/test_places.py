@@ -93,3 +93,25 @@ def test_a_shared_location_is_its_own_neighbourhood(gazetteer: Gazetteer) -> Non
     assert place.neighbourhood is not None and place.neighbourhood.name == "el Barri Gòtic"
     outside = gazetteer.at(40.4168, -3.7038)  # Madrid
     assert outside.neighbourhood is None
+
+
+@pytest.mark.parametrize(
+    ("text", "not_in"),
+    [
+        ("estació de França", "Sant Andreu"),  # not the Carrer de l'Estació
+        ("Hospital del Mar", "el Raval"),  # not the Carrer de l'Hospital
+        ("Mercat de Santa Caterina", "Sant Andreu"),  # not the Carrer del Mercat
+        ("Arc de Triomf", "el Fort Pienc"),  # the monument or the station? not guessed
+    ],
+)
+def test_a_place_named_after_a_street_word_is_not_that_street(gazetteer: Gazetteer, text: str, not_in: str) -> None:
+    place = gazetteer.resolve(text)
+    assert place.neighbourhood is None or place.neighbourhood.name != not_in
+    assert place.source != STREET
+
+
+def test_floors_doors_and_the_city_after_a_number_do_not_change_the_place(gazetteer: Gazetteer) -> None:
+    for text in ("Blai 20", "Blai 20 2n 1a", "calle Blai 20, 3º 2ª", "Blai 20, Barcelona"):
+        place = gazetteer.resolve(text)
+        assert place.source == STREET_NUMBER and place.neighbourhood is not None, text
+        assert place.neighbourhood.name == "el Poble-sec", text

@@ -49,6 +49,8 @@ LOCATION_SOURCES = (SHARED_LOCATION, CORNER, STREET_NUMBER, STREET, LANDMARK, NE
 # A point this close to another neighbourhood's boundary is not told apart (boundaries run
 # along street axes; OpenStreetMap's lines and the city's boundaries differ by a few metres).
 BOUNDARY_TOLERANCE_M = 15.0
+# A station is placed only this far from every other neighbourhood (its entrances spread).
+STATION_TOLERANCE_M = 40.0
 # A street counts as crossing a neighbourhood when this much of it lies there.
 MIN_CROSSING_M = 40.0
 # Metres of street per house number: 7.6-15 m measured on known addresses (Mallorca 401,
@@ -133,8 +135,9 @@ class Landmark:
     label: str
     point: Point  # metres
     radius: int
-    station: bool = False  # stations are read only with "metro", "estació"... or as a last resort
+    station: bool = False  # stations are read only with "metro", "estació"...
     side: str | None = None  # the neighbourhood of a building on a boundary street
+    spans: tuple[str, ...] = ()  # a square's neighbourhoods (codes), when it lies in several
 
 
 # ---------------------------------------------------------------------------------------
@@ -396,13 +399,15 @@ class Gazetteer:
                            for a in first for b in second]
                 if all(c is not None for c in corners):
                     point = Point(sum(c.x for c in corners) / 4, sum(c.y for c in corners) / 4)  # type: ignore[union-attr]
-            elif "street" in entry:
+            spans: tuple[str, ...] = ()
+            if "street" in entry:
                 street = self._street_named(entry["street"])
                 if street is not None and street.geometry is not None:
                     point = street.geometry.centroid
+                    spans = tuple(sorted(street.crossings)) if len(street.crossings) > 1 else ()
             if point is not None:
                 landmarks.append(Landmark(names, entry.get("label", names[0]), point, int(entry.get("radius", 80)),
-                                          side=entry.get("neighbourhood")))
+                                          side=entry.get("neighbourhood"), spans=spans))
         return landmarks
 
     def _street_named(self, name: str) -> Street | None:
@@ -417,10 +422,10 @@ class Gazetteer:
                 lengths[self._area_items[int(index)].code] = round(inside, 1)
         return lengths
 
-    def _around(self, point: Point) -> list[Neighbourhood]:
+    def _around(self, point: Point, tolerance: float = BOUNDARY_TOLERANCE_M) -> list[Neighbourhood]:
         """Every neighbourhood within the boundary tolerance of the point."""
         found = []
-        for index in self._area_tree.query(point, predicate="dwithin", distance=BOUNDARY_TOLERANCE_M):
+        for index in self._area_tree.query(point, predicate="dwithin", distance=tolerance):
             found.append(self._area_items[int(index)])
         return sorted(found, key=lambda item: item.code)
 
@@ -450,9 +455,9 @@ class Gazetteer:
             return None
         return centre
 
-    def _place_at(self, point: Point, **fields: object) -> Place:
+    def _place_at(self, point: Point, tolerance: float | None = None, **fields: object) -> Place:
         """A point becomes a located place only far enough from every other neighbourhood."""
-        around = self._around(point)
+        around = self._around(point, tolerance or BOUNDARY_TOLERANCE_M)
         inside = self._containing(point)
         if len(around) == 1 and inside in (None, around[0]):  # None: on the city's own edge
             inside = around[0]
@@ -543,12 +548,16 @@ class Gazetteer:
 
     def _landmark_place(self, found: tuple[Landmark, str], original: str) -> Place:
         landmark = found[0]
+        # a station's point is its platforms' middle, its entrances up to a block away
         placed = self._place_at(landmark.point, text=original, source=LANDMARK, label=landmark.label,
-                                radius=landmark.radius)
+                                radius=landmark.radius, tolerance=STATION_TOLERANCE_M if landmark.station else None)
+        if landmark.spans:  # a big square in several neighbourhoods
+            placed = Place(text=original, source=LANDMARK, label=landmark.label, radius=landmark.radius,
+                           candidates=tuple(self._by_code[c] for c in landmark.spans if c in self._by_code))
         # a building on a boundary street is on one side of it, which the data says
         side = next((c for c in placed.candidates if c.name == landmark.side), None)
         if side is not None:
-            return Place(text=original, source=LANDMARK, label=landmark.label, point=placed.point,
+            return Place(text=original, source=LANDMARK, label=landmark.label, point=_lat_lon(landmark.point),
                          neighbourhood=side, radius=landmark.radius)
         return placed
 

@@ -23,6 +23,7 @@ import functools
 import json
 import math
 import re
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -231,6 +232,8 @@ _HARMLESS_TAIL = re.compile(
     r"(?:(?:\d+\s*(?:[oa]|n|r|er|a|o|bis)?|bajos|baixos|entresuelo|entresol|principal|atico|atic|piso|pis|floor"
     r"|planta|puerta|porta|door|flat)\b\s*)*"
 )
+# Neighbourhood names (or their short forms) that are also everyday words in the three languages.
+_COMMON_WORD_NAMES = ("porta", "salut", "clot", "clota", "horta", "born", "coll", "besos", "prosperitat")
 _OUTSIDE_WORDS = re.compile(
     r"\b(madrid|paris|london|londres|valencia ciudad|sevilla|girona ciutat|hospitalet|l'hospitalet"
     r"|badalona|sabadell|terrassa|castelldefels|sitges|cornella|esplugues|sant cugat|santa coloma)\b"
@@ -245,6 +248,10 @@ def _canon(text: str) -> str:
     text = re.sub(r"\s*/\s*", " amb ", text)
     text = text.replace("ª", "a ").replace("º", "o ")
     return fold(text.replace("’", "'")).replace(" '", "'")
+
+
+def _strip_accents(text: str) -> str:
+    return "".join(ch for ch in unicodedata.normalize("NFKD", text) if not unicodedata.combining(ch))
 
 
 def _split_kind(folded: str) -> tuple[str | None, str]:
@@ -513,7 +520,7 @@ class Gazetteer:
         if corner is not None:
             return corner
         found_street = self._street_in_text(body)
-        neighbourhood = self._neighbourhood_named(body, found_street)
+        neighbourhood = self._neighbourhood_named(body, found_street, original)
         landmark = self._landmark_in(body, stations=False)
         if landmark is not None and (found_street is None or len(landmark[1]) >= len(found_street[2])):
             return self._landmark_place(landmark, original)
@@ -562,7 +569,7 @@ class Gazetteer:
         return placed
 
     def _neighbourhood_named(
-        self, folded: str, street: tuple[Street, int | None, str] | None
+        self, folded: str, street: tuple[Street, int | None, str] | None, original: str | None = None
     ) -> Neighbourhood | None:
         """A neighbourhood named in the text, outside the street's own name."""
         rest = folded
@@ -573,8 +580,19 @@ class Gazetteer:
             kind, remainder = _split_kind(rest.strip())
             if kind:
                 rest = remainder
+        # a door or a floor is not a neighbourhood ("porta 2" is not Porta)
+        rest = re.sub(r"\b(?:porta|puerta|pis|piso|planta|escala|escalera)\s*\d+\w*", " ", rest)
         rest = " ".join(rest.split())
-        return self.neighbourhoods.named_in(rest) if rest else None
+        found = self.neighbourhoods.named_in(rest) if rest else None
+        if found is None or original is None:
+            return found
+        # names that are also everyday words ("centre de salut", "a la porta", "el clot"):
+        # only written as a name, with a capital
+        for word in _COMMON_WORD_NAMES:
+            if (re.search(rf"\b{word}\b", rest) and self.neighbourhoods.named_in(word) is found
+                    and not re.search(rf"\b{word.capitalize()}\b", _strip_accents(original))):
+                return None
+        return found
 
     def _street_in_text(self, folded: str) -> tuple[Street, int | None, str] | None:
         """The street named in the text, its number if any, and the words that named it.
@@ -637,7 +655,7 @@ class Gazetteer:
         tail = re.sub(r"^(?:,|en|in|a|al|at|de|del|barri|barrio|neighbourhood)\s+", "", tail.strip(" ,."))
         if not tail or re.fullmatch(_HARMLESS_TAIL, tail):
             return True
-        return self.neighbourhoods.named_in(tail) is not None
+        return self.neighbourhoods.exactly_named(tail) is not None
 
     def _near(self, key: str) -> list[Street] | None:
         """A street name typed with a typo ("Mayorca", "Provensa", "Diputacion")."""
@@ -689,14 +707,13 @@ class Gazetteer:
         others = [s for k in self._key_list if k == key or k.endswith(" " + key) for s in self._keys[k]]
         return list({s.name: s for s in [street, *others] if s.geometry is not None}.values())
 
-    def _corner_of(self, first_street: Street, second_street: Street, original: str) -> Place | None:
-        first, second = (first_street,), (second_street,)
-        point = self._meeting_point(first[0], second[0])
-        label = f"{_short_label(first[0])} / {_short_label(second[0])}"
+    def _corner_of(self, first: Street, second: Street, original: str) -> Place | None:
+        point = self._meeting_point(first, second)
         if point is None:
             return None
+        label = f"{_short_label(first)} / {_short_label(second)}"
         return self._place_at(point, text=original, source=CORNER, label=label, radius=RADIUS_CORNER,
-                              street=first[0].name)
+                              street=first.name)
 
     def _street_place(self, street: Street, number: int | None, original: str) -> Place:
         codes = sorted(street.crossings)

@@ -102,6 +102,10 @@ def test_a_shared_location_is_its_own_neighbourhood(gazetteer: Gazetteer) -> Non
         ("Hospital del Mar", "el Raval"),  # not the Carrer de l'Hospital
         ("Mercat de Santa Caterina", "Sant Andreu"),  # not the Carrer del Mercat
         ("Arc de Triomf", "el Fort Pienc"),  # the monument or the station? not guessed
+        ("centre de salut de Blai", "el Guinardó"),  # not the Carrer del Centre, nor la Salut
+        ("centre de salut de Blai", "la Salut"),
+        ("a la porta de casa", "Porta"),  # a door, not the neighbourhood
+        ("Blai 20, porta 2", "Porta"),
     ],
 )
 def test_a_place_named_after_a_street_word_is_not_that_street(gazetteer: Gazetteer, text: str, not_in: str) -> None:

@@ -8,6 +8,7 @@ import logging
 import time
 import weakref
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
@@ -155,7 +156,10 @@ class Conversations:
         CHANNEL.set(channel)
         locale = self.adapter_locale(message)
         current_locale.set(locale)
-        metadata = {"locale": message.locale_hint} if message.locale_hint else {}
+        metadata: dict[str, Any] = {"locale": message.locale_hint} if message.locale_hint else {}
+        # when it was written: kept during an outage and replayed later, "ahora mismo" still
+        # means this moment (dialogues.actions.base.received_at)
+        metadata["received_at"] = datetime.now(UTC).isoformat()
         if self._metrics is not None:
             self._metrics.message(message.sender_id, channel)
         if self._rate_limiter is not None:  # before the lock: a flood must not queue up

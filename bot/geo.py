@@ -81,6 +81,13 @@ class Neighbourhoods:
     def all(self) -> list[Neighbourhood]:
         return list(self._items)
 
+    def items(self) -> list[tuple[Neighbourhood, BaseGeometry]]:
+        """Each neighbourhood with its boundary (longitude, latitude)."""
+        return list(zip(self._items, self._shapes, strict=True))
+
+    def by_code(self, code: str | None) -> Neighbourhood | None:
+        return next((item for item in self._items if item.code == code), None)
+
     def at(self, latitude: float, longitude: float) -> Neighbourhood | None:
         """The neighbourhood containing the point, or None outside every boundary."""
         point = Point(longitude, latitude)
@@ -88,6 +95,11 @@ class Neighbourhoods:
             if self._shapes[int(index)].covers(point):
                 return self._items[int(index)]
         return None
+
+    def exactly_named(self, text: str) -> Neighbourhood | None:
+        """The neighbourhood whose name or alias is the whole text ("Gràcia", "el Raval")."""
+        folded = fold(text)
+        return next((item for form, item in self._names if form == folded), None)
 
     def named_in(self, text: str) -> Neighbourhood | None:
         """The neighbourhood whose name or alias appears in the text, longest match first."""

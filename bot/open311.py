@@ -14,10 +14,13 @@ translates the service names through the bot's catalogs; descriptions stay Engli
 Posting a request needs ``api_key``: the API token of a staff user of role dispatcher or
 admin (401 without a valid one, 403 for another role). The case is stored with channel
 "open311", the deployment's default locale, a new sender "open311:<uuid4>" per request and
-the neighbourhood of lat/long (point in polygon) or, failing that, the one named in
-``address_string``. Contact details (email, first_name, last_name, phone) are kept only when
-some are given (contact mode "contact"; otherwise "anonymous"). The response is ``200`` with
-``service_request_id`` (the case reference), ``service_notice`` and ``account_id``.
+the neighbourhood of lat/long (point in polygon) or, without them, ``address_string`` read by
+the chat's own place resolver (``bot.places``): a corner, a street and number, a landmark or a
+neighbourhood becomes a point and a neighbourhood, a street that crosses several neighbourhoods
+gets none; ``location_source`` and its radius are stored as for the chat. Contact details
+(email, first_name, last_name, phone) are kept only when some are given (contact mode
+"contact"; otherwise "anonymous"). The response is ``200`` with ``service_request_id``
+(the case reference), ``service_notice`` and ``account_id``.
 An audit entry records which staff user's key created the case.
 
 Reading requests is public (no api_key), so it never shows who reported: no contact, no
@@ -59,9 +62,10 @@ from aiohttp import web
 from pydantic import ValidationError
 from sqlmodel import col, select
 
-from bot.geo import Neighbourhood, Neighbourhoods
+from bot.geo import Neighbourhoods
 from bot.i18n import negotiate_locale
 from bot.keys import CATALOGS, DB, SETTINGS
+from bot.places import RADIUS_SHARED, SHARED_LOCATION, Place, gazetteer_for
 from dialogues.actions.responses import CATEGORY_LABELS
 from storage import cases as case_store
 from storage.db import session_scope
@@ -76,6 +80,7 @@ from storage.models import (
     CaseEvent,
     Category,
     Channel,
+    LocationSource,
     StaffUser,
     is_locale,
     utcnow,
@@ -301,14 +306,16 @@ def _location(form: Mapping[str, Any]) -> Location:
     return Location(latitude, longitude, address)
 
 
-def _neighbourhood(request: web.Request, where: Location) -> Neighbourhood | None:
-    places = request.app[NEIGHBOURHOODS]
-    found = None
+async def _place(request: web.Request, where: Location) -> Place:
+    """Where the request is: its lat/long (point in polygon), else its address_string read by
+    the same resolver as the chat's (a place that could be in several neighbourhoods gets none)."""
     if where.latitude is not None and where.longitude is not None:
-        found = places.at(where.latitude, where.longitude)
-    if found is None and where.address:
-        found = places.named_in(where.address)
-    return found
+        found = request.app[NEIGHBOURHOODS].at(where.latitude, where.longitude)
+        return Place(text=where.address or "", source=SHARED_LOCATION, label=found.name if found else "",
+                     point=(where.latitude, where.longitude), neighbourhood=found, radius=RADIUS_SHARED)
+    settings = request.app[SETTINGS]
+    gazetteer = await asyncio.to_thread(gazetteer_for, settings.neighbourhoods_geojson, settings.gazetteer_dir)
+    return gazetteer.resolve(where.address or "")
 
 
 async def _staff(request: web.Request, api_key: str | None) -> StaffUser:
@@ -328,7 +335,7 @@ async def _staff(request: web.Request, api_key: str | None) -> StaffUser:
 
 
 
-def _case_in(request: web.Request, form: Mapping[str, Any]) -> CaseCreate:
+def _case_in(request: web.Request, form: Mapping[str, Any], resolved: Place | None = None) -> CaseCreate:
     code = _field(form, "service_code")
     if code is None:
         raise Problem(400, "service_code is required")
@@ -344,7 +351,10 @@ def _case_in(request: web.Request, form: Mapping[str, Any]) -> CaseCreate:
     if email is not None and "@" not in email:
         raise Problem(400, "email is not an e-mail address")
     contact = any((email, phone, name))
-    place = _neighbourhood(request, where)
+    if resolved is None:
+        raise Problem(500, "the place was not resolved")
+    place = resolved.neighbourhood
+    latitude, longitude = resolved.point if resolved.point is not None else (None, None)
     locale = request.app[SETTINGS].default_locale
     if not is_locale(locale):  # Settings refuses any other DEFAULT_LOCALE; same answer CaseCreate gave
         raise Problem(400, "invalid locale")
@@ -356,8 +366,10 @@ def _case_in(request: web.Request, form: Mapping[str, Any]) -> CaseCreate:
             category=cast(Category, code),  # checked against SERVICE_CODES (all categories) above
             description=description or None,
             address=where.address,
-            latitude=where.latitude,
-            longitude=where.longitude,
+            latitude=latitude,
+            longitude=longitude,
+            location_source=cast(LocationSource, resolved.source),
+            location_radius=resolved.radius if resolved.point is not None else None,
             neighbourhood_code=place.code if place else None,
             neighbourhood_name=place.name if place else None,
             district_name=place.district if place else None,
@@ -381,7 +393,12 @@ async def post_request(request: web.Request, fmt: str) -> web.Response:
         raise Problem(400, "the body must be form-encoded (application/x-www-form-urlencoded)") from None
     api_key = _field(form, "api_key") or request.query.get("api_key")
     user = await _staff(request, api_key)
-    case_in = _case_in(request, form)
+    try:
+        where: Location | None = _location(form)
+    except Problem:
+        where = None  # _case_in says what is wrong, after the service code
+    resolved = await _place(request, where) if where is not None else None
+    case_in = _case_in(request, form, resolved)
 
     def store() -> str:
         with session_scope(request.app[DB]) as session:

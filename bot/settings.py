@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     time_zone: str = "Europe/Madrid"
     city_name: str = "Barcelona"
     neighbourhoods_geojson: Path = PROJECT_ROOT / "data" / "barcelona-barris.geojson"
+    # the gazetteer: barcelona-streets.geojson, barcelona-carrerer.csv,
+    # barcelona-metro-stations.csv and barcelona-landmarks.yml (bot/places.py)
+    gazetteer_dir: Path = PROJECT_ROOT / "data"
     locales_dir: Path = PROJECT_ROOT / "locales"
 
     telegram_token: str = Field(default="", repr=False)

@@ -2,7 +2,7 @@
 FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 WORKDIR /app
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md NOTICE ./
 COPY bot bot
 COPY storage storage
 COPY dialogues dialogues
@@ -11,6 +11,6 @@ COPY data data
 RUN pip install --no-cache-dir . && pybabel compile -d locales -D messages
 RUN useradd --system --home /app barri
 USER barri
-ENV LOCALES_DIR=/app/locales NEIGHBOURHOODS_GEOJSON=/app/data/barcelona-barris.geojson
+ENV LOCALES_DIR=/app/locales NEIGHBOURHOODS_GEOJSON=/app/data/barcelona-barris.geojson GAZETTEER_DIR=/app/data
 EXPOSE 8080 5055
 CMD ["barri", "serve"]

@@ -240,6 +240,8 @@ def create_case(*, session: Session, case_in: CaseCreate) -> Case:
             address=case_in.address,
             latitude=case_in.latitude,
             longitude=case_in.longitude,
+            location_source=case_in.location_source,
+            location_radius=case_in.location_radius,
             neighbourhood_code=case_in.neighbourhood_code,
             neighbourhood_name=case_in.neighbourhood_name,
             district_name=case_in.district_name,

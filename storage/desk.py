@@ -186,6 +186,9 @@ def record_citizen_notification(
 
 
 DUPLICATE_RADIUS_METRES = 150.0
+# Only points placed this precisely take part in the 150 m check (a shared location, a corner,
+# a landmark); a street or a stretch of numbers is hundreds of metres long.
+PRECISE_RADIUS_METRES = 100
 DUPLICATE_WINDOW_HOURS = 48
 OPEN_STATUSES = ("new", "acknowledged", "in_progress")
 
@@ -204,8 +207,8 @@ def likely_duplicates(
 ) -> list[Case]:
     """Open cases of the same category within ``radius_m`` and ``window_hours`` of this one.
 
-    Without coordinates on both sides, the same neighbourhood and the same written address
-    count as "the same place".
+    Only precise points (``PRECISE_RADIUS_METRES``) are compared by distance; otherwise the
+    same neighbourhood and the same written address count as "the same place".
     """
     window = timedelta(hours=window_hours)
     candidates = session.exec(
@@ -219,14 +222,24 @@ def likely_duplicates(
     ).all()
     found = []
     for other in candidates:
-        if (case.latitude is not None and case.longitude is not None
-                and other.latitude is not None and other.longitude is not None):
-            if distance_metres(case.latitude, case.longitude, other.latitude, other.longitude) <= radius_m:
+        here, there = _precise_point(case), _precise_point(other)
+        if here is not None and there is not None:
+            if distance_metres(*here, *there) <= radius_m:
                 found.append(other)
         elif (case.neighbourhood_code and case.neighbourhood_code == other.neighbourhood_code
               and case.address and other.address and case.address.strip().lower() == other.address.strip().lower()):
             found.append(other)
     return sorted(found, key=lambda other: other.created_at)
+
+
+def _precise_point(case: Case) -> tuple[float, float] | None:
+    """The case's point if it is precise enough for the distance check (a case with
+    coordinates and no radius is a shared location from before the radius existed)."""
+    if case.latitude is None or case.longitude is None:
+        return None
+    if case.location_radius is not None and case.location_radius > PRECISE_RADIUS_METRES:
+        return None
+    return case.latitude, case.longitude
 
 
 # --------------------------------------------------------------------------- live chat

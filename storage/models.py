@@ -47,6 +47,11 @@ Status = Literal[
     "new", "acknowledged", "in_progress", "resolved", "closed", "rejected", "duplicate"
 ]
 Priority = Literal["normal", "high", "urgent"]
+# How a case's place was found (the same names as bot.places)
+LocationSource = Literal[
+    "shared_location", "corner", "street_number", "street", "landmark", "neighbourhood", "not_located"
+]
+LOCATION_SOURCES: tuple[str, ...] = get_args(LocationSource)
 StaffRole = Literal["dispatcher", "community", "admin"]
 
 CHANNELS: tuple[str, ...] = get_args(Channel)
@@ -65,6 +70,10 @@ def is_channel(value: str) -> TypeGuard[Channel]:
 
 def is_locale(value: str) -> TypeGuard[Locale]:
     return value in LOCALES
+
+
+def is_location_source(value: object) -> TypeGuard[LocationSource]:
+    return value in LOCATION_SOURCES
 
 
 def is_contact_mode(value: str) -> TypeGuard[ContactMode]:
@@ -178,6 +187,9 @@ class Case(SQLModel, table=True):
     address: str | None = Field(default=None, sa_type=Text)
     latitude: float | None = None
     longitude: float | None = None
+    # how the place was found (bot.places.LOCATION_SOURCES) and how far off the point may be
+    location_source: str | None = Field(default=None, max_length=20)
+    location_radius: int | None = None  # metres; None without a point
     neighbourhood_code: str | None = Field(default=None, max_length=16, index=True)
     neighbourhood_name: str | None = Field(default=None, max_length=PLACE_NAME_MAX)
     district_name: str | None = Field(default=None, max_length=PLACE_NAME_MAX)
@@ -304,6 +316,8 @@ class CaseCreate(SQLModel):
     address: str | None = Field(default=None, max_length=ADDRESS_MAX)
     latitude: float | None = Field(default=None, ge=-90, le=90)
     longitude: float | None = Field(default=None, ge=-180, le=180)
+    location_source: LocationSource | None = None
+    location_radius: int | None = Field(default=None, ge=0, le=50_000)
     neighbourhood_code: str | None = Field(default=None, max_length=16)
     neighbourhood_name: str | None = Field(default=None, max_length=PLACE_NAME_MAX)
     district_name: str | None = Field(default=None, max_length=PLACE_NAME_MAX)

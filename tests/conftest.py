@@ -21,6 +21,8 @@ from typing import Any
 import pytest
 
 from bot.devserver import engine_command, engine_env, newest_model, stop, write_engine_endpoints
+from bot.geo import Neighbourhoods
+from bot.places import Gazetteer, load_gazetteer
 from bot.settings import PROJECT_ROOT, Settings
 from storage.migrate import upgrade_database
 
@@ -130,3 +132,10 @@ async def start_staff_app(tmp: Path, aiohttp_client: Any, **overrides: object) -
             _, tokens[role] = users.create_user(session=session, name=f"{role}1", role=role)
     client = await aiohttp_client(create_app(settings))
     return StaffApp(client=client, tokens=tokens, db=db, settings=settings)
+
+
+@pytest.fixture(scope="session")
+def gazetteer() -> Gazetteer:
+    """Barcelona's gazetteer from the project's data, loaded once (a few seconds)."""
+    settings = Settings(secret_key="test-secret-key-for-the-gazetteer")
+    return load_gazetteer(Neighbourhoods.from_geojson(settings.neighbourhoods_geojson), settings.gazetteer_dir)

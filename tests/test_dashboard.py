@@ -968,3 +968,25 @@ async def test_open_streams_end_when_the_dispatcher_signs_out(desk: Desk, monkey
             block = (await asyncio.wait_for(stream.content.readuntil(b"\n\n"), timeout=30)).decode()
             kinds += [line[7:] for line in block.splitlines() if line.startswith("event: ")]
         assert (await stream.content.read()) == b""  # and the server ends it
+
+
+async def test_the_desk_shows_how_a_case_was_located_and_draws_approximate_points_as_such(desk: Desk) -> None:
+    corner = desk.new_case(category="theft", address="Mallorca con Pau Claris", latitude=41.39501, longitude=2.16411,
+                           location_source="corner", location_radius=30, neighbourhood_code="02-07",
+                           neighbourhood_name="la Dreta de l'Eixample")
+    street = desk.new_case(category="theft", address="carrer de Mallorca", latitude=41.4036, longitude=2.1747,
+                           location_source="street", location_radius=420, neighbourhood_code="02-06",
+                           neighbourhood_name="la Sagrada Família")
+    client = await desk.client("dispatcher1")
+    page = await (await client.get(f"/desk/cases/{corner}")).text()
+    assert "Corner of two streets" in page and "(± 30 m)" in page
+    page = await (await client.get(f"/desk/cases/{street}")).text()
+    assert "Street, in the neighbourhood the citizen chose" in page
+    assert "± 420 m, approximate: not used for the 150 m duplicate check" in page
+    assert 'class="approximate-area' in page  # the case's own map too
+    drawn = await (await client.get("/desk/map")).text()
+    precise = re.search(rf'<circle class="point priority-normal"[^>]*data-ref="{corner}"', drawn)
+    approximate = re.search(rf'<circle class="point approximate priority-normal"[^>]*data-ref="{street}" '
+                            r'data-approximate="420"', drawn)
+    assert precise and approximate, drawn[-3000:]
+    assert "approximate, ± 420 m" in drawn  # said in the point's title too

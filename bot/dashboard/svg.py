@@ -22,6 +22,9 @@ from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 from shapely.ops import unary_union
 
+# points placed less precisely than this are drawn as approximate (the duplicate check's bound)
+from storage.desk import PRECISE_RADIUS_METRES
+
 MAP_WIDTH = 1000.0
 MAP_MARGIN = 12.0
 SIMPLIFY_DEGREES = 0.00002  # about 2 m: invisible at this scale, halves the path data
@@ -132,6 +135,7 @@ def load_base_map(geojson: Path) -> BaseMap:
 # --------------------------------------------------------------------------- the map
 
 
+
 @dataclass(frozen=True)
 class MapPoint:
     ref: str
@@ -140,6 +144,18 @@ class MapPoint:
     priority: str
     label: str  # shown as the point's <title>
     href: str
+    radius_m: int | None = None  # how far off the place may be (cases.location_radius)
+
+    @property
+    def approximate(self) -> bool:
+        return self.radius_m is not None and self.radius_m > PRECISE_RADIUS_METRES
+
+
+def approximate_label(gettext: Callable[..., str], radius_m: int | None) -> str:
+    """"approximate, ± 400 m" (in the staff's language) for a point that is not precise; "" otherwise."""
+    if radius_m is None or radius_m <= PRECISE_RADIUS_METRES:
+        return ""
+    return gettext("approximate, ± {radius} m", radius=radius_m)
 
 
 def shade_step(counts: dict[str, int]) -> int:
@@ -211,6 +227,18 @@ def city_map(base: BaseMap, counts: dict[str, int], points: Sequence[MapPoint], 
     for point in sorted(points, key=lambda p: order.get(p.priority, 0)):
         x, y = projection.xy(point.longitude, point.latitude)
         r = radius * sizes.get(point.priority, 1.0)
+        if point.approximate and point.radius_m is not None:
+            # an approximate place (a street, a stretch of numbers): the area it may be in,
+            # and a hollow marker, so nobody reads it as an exact spot
+            metres_east = point.radius_m / (111_320 * math.cos(math.radians(point.latitude)))
+            spread = abs(projection.xy(point.longitude + metres_east, point.latitude)[0] - x)
+            out.append(Markup('<a href="{}" class="point-link"><circle class="approximate-area priority-{}" '
+                              'cx="{}" cy="{}" r="{}" stroke-width="{}"/><circle class="point approximate priority-{}" '
+                              'cx="{}" cy="{}" r="{}" stroke-width="{}" data-ref="{}" data-approximate="{}"/>'
+                              '<title>{}</title></a>').format(
+                point.href, point.priority, _n(x), _n(y), _n(max(spread, r)), _n(radius / 5), point.priority,
+                _n(x), _n(y), _n(r * 0.8), _n(radius / 3.5), point.ref, point.radius_m, point.label))
+            continue
         out.append(Markup('<a href="{}" class="point-link"><circle class="point priority-{}" cx="{}" cy="{}" r="{}" '
                           'stroke-width="{}" data-ref="{}"/><title>{}</title></a>').format(
             point.href, point.priority, _n(x), _n(y), _n(r), _n(radius / 3.5), point.ref, point.label))

@@ -24,6 +24,7 @@ from bot.dashboard.labels import (
     CONTACT_NAMES,
     EVENT_NAMES,
     DeskText,
+    LOCATION_SOURCE_NAMES,
     case_row,
     chat_line,
 )
@@ -32,6 +33,7 @@ from bot.dashboard.svg import (
     LineSeries,
     MapPoint,
     Series,
+    approximate_label,
     city_map,
     horizontal_bars,
     line_chart,
@@ -200,6 +202,7 @@ def _case_context(db: Engine, ref: str, reader: Any, t: DeskText) -> dict[str, A
         "status_label": t.status(case.status),
         "priority_label": t.priority(case.priority),
         "channel_label": t.named(CHANNEL_NAMES, case.channel),
+        "location_label": t.named(LOCATION_SOURCE_NAMES, case.location_source) or "–",
         "contact_label": t.named(CONTACT_NAMES, case.contact_mode),
         "language": t.language(case.locale),
         "age_html": Markup('<time class="age" datetime="{}">{}</time>').format(
@@ -273,7 +276,8 @@ async def _render_case(request: web.Request, *, status: int = 200, error: str | 
         base = await asyncio.to_thread(load_base_map, settings.neighbourhoods_geojson)
         location_map = city_map(base, context["counts"], [MapPoint(
             ref=case.ref, latitude=case.latitude, longitude=case.longitude, priority=case.priority,
-            label=f"{case.ref}: {case.address or t.gettext('shared location')}", href=f"/desk/cases/{case.ref}")],
+            label=f"{case.ref}: {case.address or t.gettext('shared location')}", href=f"/desk/cases/{case.ref}",
+            radius_m=case.location_radius)],
             label=t.gettext("Where case {ref} happened", ref=case.ref), highlight=case.neighbourhood_code,
             focus=(case.latitude, case.longitude), show_districts=False, open_cases=_open_cases(t))
     notice = None
@@ -432,7 +436,8 @@ async def map_page(request: web.Request) -> web.Response:
         ref=c.ref, latitude=c.latitude, longitude=c.longitude, priority=c.priority, href=f"/desk/cases/{c.ref}",
         label=" · ".join(part for part in (
             c.ref, t.category(c.category), t.priority(c.priority), t.status(c.status),
-            c.address or c.neighbourhood_name or "") if part),
+            c.address or c.neighbourhood_name or "", approximate_label(t.gettext, c.location_radius)) if part),
+        radius_m=c.location_radius,
     ) for c in cases if c.latitude is not None and c.longitude is not None]
     names = {area.code: (area.name, area.district) for area in base.areas}
     ranking = sorted(((n, *names.get(code, (code, ""))) for code, n in counts.items()), key=lambda r: (-r[0], r[1]))

@@ -58,25 +58,34 @@ class AlertsAction(BarriAction):
             if district_code(item) == district
         ]
 
-    def named(self, tracker: Tracker) -> tuple[Neighbourhood | None, str | None]:
-        """The neighbourhood the citizen's message points at, and the place they typed (if any)."""
+    def named(self, tracker: Tracker) -> tuple[Neighbourhood | None, str | None, tuple[Neighbourhood, ...]]:
+        """The neighbourhood the citizen's message points at, the place they typed (if any), and
+        the neighbourhoods it may be when it cannot be told (a street through several)."""
         entities = latest_entities(tracker)
         code = entities.get("neighbourhood_code")
         if code:
-            return self.by_code().get(str(code)), None
+            return self.by_code().get(str(code)), None, ()
         places = self.services.neighbourhoods
         latitude, longitude = entities.get("latitude"), entities.get("longitude")
         if latitude is not None and longitude is not None:
             try:
-                return places.at(float(latitude), float(longitude)), None
+                return places.at(float(latitude), float(longitude)), None, ()
             except (TypeError, ValueError):
-                return None, None
+                return None, None, ()
         text = latest_text(tracker)
         if text.startswith("/"):
-            return None, None
+            return None, None, ()
         place = str(entities.get("place") or "").strip()
+        # the report's own resolver: "Gran Via de les Corts Catalanes" is a street, not les Corts
+        words = place or (text if latest_intent(tracker) == "inform" else "")
+        if words:
+            resolved = self.services.gazetteer.resolve(words)
+            if resolved.located or resolved.needs_question:
+                return resolved.neighbourhood, place or None, resolved.candidates
+            if resolved.street:
+                return None, place or text, ()  # a street we cannot place: not a neighbourhood's name
         found = (places.named_in(place) if place else None) or places.named_in(text)
-        return found, place or None
+        return found, place or None, ()
 
 
 class ActionSubscribeAlerts(AlertsAction):
@@ -94,7 +103,15 @@ class ActionSubscribeAlerts(AlertsAction):
                 name = next(n.district for n in self.services.neighbourhoods.all() if district_code(n) == district)
                 self.say(dispatcher, tracker, "utter_alerts_choose_neighbourhood", district=name, buttons=buttons)
                 return []
-        found, place = self.named(tracker)
+        found, place, candidates = self.named(tracker)
+        if found is None and candidates:
+            buttons = [
+                {"title": item.name, "payload": f'/subscribe_alerts{{"neighbourhood_code":"{item.code}"}}'}
+                for item in candidates
+            ]
+            self.say(dispatcher, tracker, "utter_alerts_which_neighbourhood",
+                     place=(place or latest_text(tracker))[:PLACE_SHOWN_MAX], buttons=buttons)
+            return []
         if found is None:
             if entities.get("latitude") is not None:
                 self.say(dispatcher, tracker, "utter_alerts_location_outside", buttons=self.district_buttons())
@@ -137,7 +154,7 @@ class ActionUnsubscribeAlerts(AlertsAction):
                 removed = await self.in_db(subscription_store.unsubscribe_all, sender_id=tracker.sender_id)
                 self.say(dispatcher, tracker, "utter_alerts_unsubscribed_all" if removed else "utter_alerts_none")
                 return []
-            found, _ = self.named(tracker)
+            found, _, _ = self.named(tracker)
             if found is not None:
                 removed_one = await self.in_db(
                     subscription_store.unsubscribe, sender_id=tracker.sender_id, neighbourhood_code=found.code

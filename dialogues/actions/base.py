@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any, TypeVar
 
 from rasa_sdk import Action, Tracker
@@ -54,6 +55,20 @@ def latest_text(tracker: Tracker) -> str:
     return (tracker.latest_message.get("text") or "").strip()
 
 
+def received_at(tracker: Tracker) -> datetime | None:
+    """When the citizen wrote the latest message, as stamped by the bot service: a message
+    kept during an engine outage and replayed later is read against this, not the replay."""
+    for event in reversed(tracker.events):
+        if event.get("event") == "user":
+            stamp = (event.get("metadata") or {}).get("received_at")
+            try:
+                written = datetime.fromisoformat(str(stamp)) if stamp else None
+            except ValueError:
+                return None
+            return written if written is not None and written.tzinfo is not None else None
+    return None
+
+
 class BarriAction(Action):
     """An action with its services injected and helpers to speak the citizen's language."""
 
@@ -62,6 +77,12 @@ class BarriAction(Action):
 
     def locale(self, tracker: Tracker) -> str:
         return conversation_locale(tracker.slots, tracker.events, self.services.catalogs)
+
+    def now(self, tracker: Tracker) -> datetime:
+        """The moment the citizen's latest message was written (else the clock)."""
+        clock = self.services.clock()
+        written = received_at(tracker)
+        return written if written is not None and written <= clock else clock
 
     def t(self, tracker: Tracker, message: str, **args: Any) -> str:
         return self.services.catalogs.gettext(message, self.locale(tracker), **args)

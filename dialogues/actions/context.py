@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 from bot.geo import Neighbourhoods
 from bot.i18n import Catalogs
 from bot.language import conversation_language
+from bot.places import Gazetteer
 from bot.settings import Settings
 
 
@@ -27,6 +28,7 @@ class Services:
     catalogs: Catalogs
     db: Engine
     neighbourhoods: Neighbourhoods
+    gazetteer: Gazetteer  # the place resolver (bot.places)
     clock: Callable[[], datetime] = field(default=utc_now)
 
 

@@ -16,6 +16,7 @@ from rasa_sdk.forms import FormValidationAction
 from rasa_sdk.types import DomainDict
 
 from bot.i18n import format_when
+from bot.places import CORNER, NEIGHBOURHOOD, NOT_LOCATED, SHARED_LOCATION, Gazetteer, Place
 from bot.when import UnknownTime, parse_when
 from dialogues.actions.base import (
     INTERRUPTIONS,
@@ -27,10 +28,11 @@ from dialogues.actions.base import (
     recalled_message,
 )
 from dialogues.actions.context import Services
-from dialogues.actions.responses import CATEGORY_LABELS, CONTACT_LABELS, FIELD_LABELS, INCIDENT_TYPES
+from dialogues.actions.responses import CATEGORY_LABELS, CONTACT_LABELS, FIELD_LABELS, INCIDENT_TYPES, render
+from dialogues.actions.saying import describe_place, describe_when, place_fields, place_slot
 from storage import cases as case_store
 from storage.errors import StorageError
-from storage.models import CaseCreate, is_channel, is_contact_mode, is_locale
+from storage.models import CaseCreate, is_channel, is_contact_mode, is_locale, is_location_source
 
 log = logging.getLogger(__name__)
 
@@ -83,10 +85,103 @@ def contact_mode_of(answer: str) -> str | None:
     return None
 
 
+def place_slots(place: Place) -> dict[str, Any]:
+    """The report's place slots for a resolved place."""
+    latitude, longitude = place.point if place.point is not None else (None, None)
+    return {"place": place_slot(place), "neighbourhood": place.neighbourhood.code if place.neighbourhood else None,
+            "latitude": latitude, "longitude": longitude}
+
+
+def place_prefill(gazetteer: Gazetteer, words: str) -> dict[str, Any]:
+    """Slots from a place named in the citizen's account; nothing when it needs a question
+    (the form then asks it) or names no place we know."""
+    place = gazetteer.resolve(words)
+    if place.located:
+        return place_slots(place)
+    return {}
+
+
 def reset_report_slots() -> list[EventType]:
     return [SlotSet(name, [] if name == "photos" else None) for name in REPORT_SLOTS] + [
         SlotSet("failed_attempts", 0.0)
     ]
+
+
+# Buttons for at most this many neighbourhoods; a longer street asks for a corner or a number.
+MAX_NEIGHBOURHOOD_BUTTONS = 8
+# After this many answers that still leave the place in several neighbourhoods, the words are
+# kept as they are (not located) rather than asking again.
+MAX_PLACE_QUESTIONS = 2
+
+
+def _user_texts(events: list[dict[str, Any]]) -> list[str]:
+    return [str(e.get("text") or "").strip() for e in events if e.get("event") == "user"]
+
+
+def understand_place(gazetteer: Gazetteer, text: str, events: list[dict[str, Any]]) -> Place:
+    """The place in the citizen's latest answer, read with the question it may answer: after a
+    street that crosses several neighbourhoods ("Mallorca"), a neighbourhood's name, a number
+    ("200") or the other street of a corner ("Pau Claris") completes it."""
+    texts = _user_texts(events)
+    if not texts or texts[-1] != text.strip():
+        texts.append(text.strip())
+    return _understood(gazetteer, texts, len(texts) - 1, depth=0)
+
+
+def pending_place(gazetteer: Gazetteer, events: list[dict[str, Any]]) -> Place | None:
+    """The place the latest question was about: the citizen's last typed words before the
+    latest message (a button's payload is not words), read in their own context."""
+    texts = _user_texts(events)
+    earlier = [i for i in range(len(texts) - 1) if texts[i] and not texts[i].startswith("/")]
+    return _understood(gazetteer, texts, earlier[-1], depth=1) if earlier else None
+
+
+def _understood(gazetteer: Gazetteer, texts: list[str], index: int, depth: int) -> Place:
+    text = texts[index]
+    earlier = [i for i in range(index) if texts[i] and not texts[i].startswith("/")]
+    pending = _understood(gazetteer, texts, earlier[-1], depth + 1) if earlier and depth < 3 else None
+    if pending is None or not pending.needs_question or not pending.street:
+        return gazetteer.resolve(text)
+    named = gazetteer.neighbourhoods.exactly_named(text)
+    if named is not None and named in pending.candidates:
+        return gazetteer.street_in(pending.street, named.code, f"{pending.text}, {text}")
+    if re.fullmatch(r"\s*(?:n[ºo°]?\.?\s*|num\.?\s*|numero\s*|number\s*)?\d{1,4}\s*", text, re.I):
+        return gazetteer.resolve(f"{pending.street} {text.strip()}")
+    corner = gazetteer.resolve(f"{pending.street} amb {text}")
+    if corner.source == CORNER and (corner.located or corner.needs_question):
+        return corner
+    return gazetteer.resolve(text)
+
+
+def place_question(services: Services, tracker: dict[str, Any], locale: str) -> dict[str, Any] | None:
+    """``utter_ask_place`` after an answer that left the place in several neighbourhoods: which
+    one (buttons), or a corner or a number, or the phone's location. None: the usual question."""
+    latest = tracker.get("latest_message") or {}
+    text = str(latest.get("text") or "").strip()
+    entities = {e.get("entity"): e.get("value") for e in latest.get("entities") or []}
+    settings = services.settings
+    if entities.get("correct") == "place":
+        return render("utter_ask_place_precisely", services.catalogs, locale, city=settings.city_name)
+    if not text or text.startswith("/"):
+        return None
+    slots = tracker.get("slots") or {}
+    events = list(tracker.get("events") or [])
+    if slots.get("requested_slot") == "place":
+        place = understand_place(services.gazetteer, text, events)
+    else:  # the first message or the account named the street
+        place = services.gazetteer.resolve(str(entities.get("place") or text))
+    if not place.needs_question or not place.street:
+        return None
+    if len(place.candidates) > MAX_NEIGHBOURHOOD_BUTTONS:
+        return render("utter_ask_place_long_street", services.catalogs, locale, street=place.label)
+    message = render("utter_ask_place_neighbourhood", services.catalogs, locale, street=place.label)
+    # the payload names only the neighbourhood (Telegram allows 64 bytes): the street is the
+    # one the citizen just typed, read again from the conversation (pending_place)
+    message["buttons"] = [
+        {"title": item.name, "payload": f'/inform{{"neighbourhood_code":"{item.code}"}}'}
+        for item in place.candidates
+    ] + message.get("buttons", [])
+    return message
 
 
 def time_slot(parsed_moment: datetime | None, phrase: str, approximate: bool = False) -> dict[str, Any]:
@@ -113,20 +208,16 @@ class ActionStartReport(BarriAction):
             prefill["incident_type"] = entities["incident_type"]
         if len(text.split()) >= FREE_RECALL_WORDS:
             prefill["description"] = text
-        neighbourhoods = self.services.neighbourhoods
         if entities.get("place"):
-            prefill["place"] = str(entities["place"])
-            found = neighbourhoods.named_in(str(entities["place"])) or neighbourhoods.named_in(text)
-            if found:
-                prefill["neighbourhood"] = found.code
+            prefill.update(place_prefill(self.services.gazetteer, str(entities["place"])))
         settings = self.services.settings
         try:
             when = parse_when(
-                text, now=self.services.clock(), zone=settings.zone, locale=self.locale(tracker)
+                text, now=self.now(tracker), zone=settings.zone, locale=self.locale(tracker)
             )
         except UnknownTime:
             when = None
-        if when is not None:
+        if when is not None and when.moment <= self.now(tracker):  # a time to come is asked again
             prefill["incident_time"] = time_slot(when.moment, text, when.approximate)
         return events + [SlotSet(name, value) for name, value in prefill.items()]
 
@@ -183,17 +274,16 @@ class ValidateReportForm(FormValidationAction):
         result: dict[str, Any] = {"description": text[:limit], "failed_attempts": 0.0}
         # the account may already say where and when
         if tracker.get_slot("incident_time") is None:
+            now = self._speaker.now(tracker)
             try:
-                when = parse_when(text, now=self.services.clock(), zone=self.services.settings.zone)
+                when = parse_when(text, now=now, zone=self.services.settings.zone)
             except UnknownTime:
                 when = None
-            if when is not None:
+            if when is not None and when.moment <= now:
                 result["incident_time"] = time_slot(when.moment, text, when.approximate)
         place = latest_entities(tracker).get("place")
         if tracker.get_slot("place") is None and place:
-            result["place"] = str(place)
-            found = self.services.neighbourhoods.named_in(str(place))
-            result["neighbourhood"] = found.code if found else None
+            result.update(place_prefill(self.services.gazetteer, str(place)))
         return result
 
     # incident type ---------------------------------------------------------------------
@@ -227,32 +317,57 @@ class ValidateReportForm(FormValidationAction):
             # only the place here: rasa-sdk drops extracted slots the form does not require
             # (latitude, longitude); validate_place sets them, and those are kept
             return {"place": f"{latitude:.5f}, {longitude:.5f}"}
+        if tracker.get_slot("requested_slot") == "place" and entities.get("neighbourhood_code"):
+            # a neighbourhood button of the question about a street
+            return {"place": {"choose": str(entities["neighbourhood_code"])[:16]}}
         answer = self._answer(tracker, "place")
         return {"place": answer} if answer else {}
 
     def validate_place(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
-        latitude, longitude = tracker.get_slot("latitude"), tracker.get_slot("longitude")
+        gazetteer = self.services.gazetteer
         entities = latest_entities(tracker)
         if entities.get("latitude") is not None:
             latitude, longitude = float(entities["latitude"]), float(entities["longitude"])
-            found = self.services.neighbourhoods.at(latitude, longitude)
-            if found is None:
+            shared = gazetteer.at(latitude, longitude, text=str(value))
+            if shared.neighbourhood is None:
                 result = self._failed(
                     dispatcher, tracker, "place", "utter_location_outside",
                     city=self.services.settings.city_name,
                 )
                 return {**result, "latitude": None, "longitude": None}
-            self.say(dispatcher, tracker, "utter_location_received", place=found.name)
-            return {"place": str(value), "neighbourhood": found.code, "latitude": latitude,
-                    "longitude": longitude, "failed_attempts": 0.0}
+            self.say(dispatcher, tracker, "utter_location_received", place=shared.neighbourhood.name)
+            return {**place_slots(shared), "failed_attempts": 0.0}
+        if isinstance(value, dict) and "choose" in value:
+            pending = pending_place(gazetteer, list(tracker.events))
+            code = str(value["choose"])
+            if pending is None or not pending.street or code not in {c.code for c in pending.candidates}:
+                return {"place": None}  # a button of an older question: asked again
+            return self._place_understood(dispatcher, tracker, gazetteer.street_in(pending.street, code, pending.text))
+        if isinstance(value, dict):
+            return {"place": value}  # already understood from the citizen's account
         text = str(value or "").strip()
         if len(text) < 3:
             return self._failed(dispatcher, tracker, "place", "utter_place_too_short")
-        found = self.services.neighbourhoods.named_in(text)
-        return {"place": text[:300], "neighbourhood": found.code if found else None,
-                "latitude": None, "longitude": None, "failed_attempts": 0.0}
+        place = understand_place(gazetteer, text, list(tracker.events))
+        if place.needs_question:
+            failures = (tracker.get_slot("failed_attempts") or 0) + 1
+            if failures <= MAX_PLACE_QUESTIONS:
+                # utter_ask_place asks which neighbourhood (place_question): nothing said here
+                return {"place": None, "failed_attempts": float(failures)}
+            place = Place(text=text[:300], source=NOT_LOCATED, label=text[:300])
+        return self._place_understood(dispatcher, tracker, place)
+
+    def _place_understood(self, dispatcher: CollectingDispatcher, tracker: Tracker, place: Place) -> dict[str, Any]:
+        """Say back what was understood, or that the words are kept as they are."""
+        if place.neighbourhood is None and place.source != SHARED_LOCATION:
+            self.say(dispatcher, tracker, "utter_place_not_located", place=place.text)
+        else:
+            t = lambda message, **args: self._speaker.t(tracker, message, **args)  # noqa: E731
+            self.say(dispatcher, tracker, "utter_place_understood",
+                     place=describe_place(place_slot(place), place.neighbourhood, t))
+        return {**place_slots(place), "failed_attempts": 0.0}
 
     # time ------------------------------------------------------------------------------
     async def extract_incident_time(
@@ -271,7 +386,7 @@ class ValidateReportForm(FormValidationAction):
     ) -> dict[str, Any]:
         if isinstance(value, dict):
             return {"incident_time": value}  # already read from the citizen's account
-        now = self.services.clock()
+        now = self._speaker.now(tracker)
         if value == "now":
             return {"incident_time": time_slot(now, "now"), "failed_attempts": 0.0}
         if value == "unknown":
@@ -401,7 +516,21 @@ class ActionAskPhotosDone(BarriAction):
         return []
 
 
-class ActionAskReportConfirmed(BarriAction):
+class ReportAction(BarriAction):
+    """Where and when of the report in progress, said in the citizen's language."""
+
+    def where(self, tracker: Tracker) -> str:
+        neighbourhood = self.services.neighbourhoods.by_code(tracker.get_slot("neighbourhood"))
+        return describe_place(tracker.get_slot("place"), neighbourhood,
+                              lambda message, **args: self.t(tracker, message, **args))
+
+    def when(self, tracker: Tracker) -> str:
+        return describe_when(tracker.get_slot("incident_time"), locale=self.locale(tracker),
+                             zone=self.services.settings.zone, now=self.now(tracker),
+                             t=lambda message, **args: self.t(tracker, message, **args))
+
+
+class ActionAskReportConfirmed(ReportAction):
     """The summary with its buttons, or, after "change something", which field to change."""
 
     def name(self) -> str:
@@ -418,26 +547,11 @@ class ActionAskReportConfirmed(BarriAction):
 
     def summary(self, tracker: Tracker) -> str:
         t = lambda message, **args: self.t(tracker, message, **args)  # noqa: E731
-        settings = self.services.settings
         category = CATEGORY_LABELS.get(tracker.get_slot("incident_type") or "other", "Other")
         lines = [f"• {t(FIELD_LABELS['incident_type'])}: {t(category)}"]
         lines.append(f"• {t(FIELD_LABELS['description'])}: {tracker.get_slot('description') or ''}")
-        place = tracker.get_slot("place") or ""
-        if tracker.get_slot("latitude") is not None:
-            place = t("Shared location")
-        code = tracker.get_slot("neighbourhood")
-        neighbourhood = next((n for n in self.services.neighbourhoods.all() if n.code == code), None)
-        if neighbourhood:
-            place = f"{place} ({neighbourhood.name})"
-        lines.append(f"• {t(FIELD_LABELS['place'])}: {place}")
-        when = tracker.get_slot("incident_time") or {}
-        if when.get("iso"):
-            shown = format_when(datetime.fromisoformat(when["iso"]), self.locale(tracker), settings.zone)
-            if when.get("approximate"):
-                shown = t("around {time}", time=shown)
-        else:
-            shown = t("Unknown")
-        lines.append(f"• {t(FIELD_LABELS['incident_time'])}: {shown}")
+        lines.append(f"• {t(FIELD_LABELS['place'])}: {self.where(tracker)}")
+        lines.append(f"• {t(FIELD_LABELS['incident_time'])}: {self.when(tracker)}")
         lines.append(f"• {t(FIELD_LABELS['photos'])}: {len(tracker.get_slot('photos') or [])}")
         mode = tracker.get_slot("contact_mode") or "anonymous"
         contact = t(CONTACT_LABELS[mode])
@@ -447,7 +561,7 @@ class ActionAskReportConfirmed(BarriAction):
         return "\n".join(lines)
 
 
-class ActionSaveCase(BarriAction):
+class ActionSaveCase(ReportAction):
     """Save the confirmed report as a case and give the citizen its reference and receipt."""
 
     def name(self) -> str:
@@ -471,7 +585,8 @@ class ActionSaveCase(BarriAction):
             return [SlotSet("report_confirmed", None), SlotSet("requested_slot", "report_confirmed"),
                     ActiveLoop("report_form"), FollowupAction("action_listen")]
         received = format_when(case.created_at, locale, self.services.settings.zone)
-        self.say(dispatcher, tracker, "utter_case_saved", ref=case.ref, received=received)
+        self.say(dispatcher, tracker, "utter_case_saved", ref=case.ref, received=received,
+                 place=self.where(tracker), when=self.when(tracker))
         if case.priority == "urgent":
             self.say(dispatcher, tracker, "utter_case_saved_urgent")
         for number, attachment in enumerate(attachments, start=1):
@@ -482,8 +597,11 @@ class ActionSaveCase(BarriAction):
     def case_from_slots(self, tracker: Tracker, locale: str) -> CaseCreate:
         slot = tracker.get_slot
         when = slot("incident_time") or {}
-        code = slot("neighbourhood")
-        neighbourhood = next((n for n in self.services.neighbourhoods.all() if n.code == code), None)
+        neighbourhood = self.services.neighbourhoods.by_code(slot("neighbourhood"))
+        place = place_fields(slot("place"))
+        source = place.get("source") or (NEIGHBOURHOOD if neighbourhood else None)
+        if slot("latitude") is not None and source is None:
+            source = SHARED_LOCATION
         mode = slot("contact_mode") or "anonymous"
         channel = channel_of(tracker.sender_id)
         # CaseCreate would refuse these too (pydantic's ValidationError is a ValueError)
@@ -497,9 +615,11 @@ class ActionSaveCase(BarriAction):
             locale=locale,
             category=slot("incident_type") or "other",
             description=slot("description"),
-            address=None if slot("latitude") is not None else slot("place"),
+            address=None if source == SHARED_LOCATION else (place.get("text") or None),
             latitude=slot("latitude"),
             longitude=slot("longitude"),
+            location_source=source if is_location_source(source) else None,
+            location_radius=place.get("radius") if slot("latitude") is not None else None,
             neighbourhood_code=neighbourhood.code if neighbourhood else None,
             neighbourhood_name=neighbourhood.name if neighbourhood else None,
             district_name=neighbourhood.district if neighbourhood else None,

@@ -258,6 +258,7 @@ RESPONSES: dict[str, Template] = {
     "utter_case_saved": Template(
         N_("Thank you. Your report has been filed with the reference {ref}."),
         extra=(
+            N_("Where: {place}. When: {when}."),
             N_("Received: {received}."),
             N_("Keep the reference: you can ask me for the status of your report with it at any time."),
         ),
@@ -295,6 +296,25 @@ RESPONSES: dict[str, Template] = {
         request="location",
     ),
     "utter_location_received": Template(N_("Location received: {place}.")),
+    "utter_place_understood": Template(N_("Understood: {place}.")),
+    "utter_place_not_located": Template(
+        N_("I could not find \u201c{place}\u201d on the map of {city}. I will pass it on to the team in your words."),
+    ),
+    # the question after a street that goes through several neighbourhoods; the action server
+    # puts one button per neighbourhood before these (report.place_question)
+    "utter_ask_place_neighbourhood": Template(
+        N_("{street} goes through several neighbourhoods. In which one did it happen?"),
+        buttons=(Button(N_("A corner or a number"), '/inform{"correct":"place"}'),),
+        request="location",
+    ),
+    "utter_ask_place_long_street": Template(
+        N_("{street} is a long street. At which corner, or at which number, did it happen? You can also share your location."),
+        request="location",
+    ),
+    "utter_ask_place_precisely": Template(
+        N_("Tell me the corner (for example \u201cMallorca with Pau Claris\u201d) or the street and number, or share your location."),
+        request="location",
+    ),
     "utter_invalid_contact": Template(
         N_("That doesn't look like a phone number or an email address. Please write it again, for example 612 345 678 or name@example.com."),
     ),
@@ -382,6 +402,9 @@ RESPONSES: dict[str, Template] = {
         extra=(N_("To stop them, write \"stop alerts\"."),),
     ),
     "utter_alerts_already_subscribed": Template(N_("You already get alerts for {neighbourhood}.")),
+    "utter_alerts_which_neighbourhood": Template(
+        N_("\u201c{place}\u201d is in several neighbourhoods. Which one do you want alerts for?"),
+    ),
     "utter_alerts_place_unknown": Template(
         N_(
             "I don't know a neighbourhood of {city} called \"{place}\". Choose its district below, "

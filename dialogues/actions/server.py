@@ -21,6 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from bot.geo import Neighbourhoods
 from bot.i18n import Catalogs
 from bot.language import warm_up
+from bot.places import load_gazetteer
 from bot.settings import Settings
 from dialogues.actions.alerts import ActionListSubscriptions, ActionSubscribeAlerts, ActionUnsubscribeAlerts
 from dialogues.actions.citizen import (
@@ -39,6 +40,7 @@ from dialogues.actions.report import (
     ActionSaveCase,
     ActionStartReport,
     ValidateReportForm,
+    place_question,
 )
 from dialogues.actions.responses import RESPONSES, render
 from storage.db import create_db_engine
@@ -56,11 +58,13 @@ SUPPORTED_ENGINE_VERSIONS = ("3.6.",)
 
 
 def build_services(settings: Settings) -> Services:
+    neighbourhoods = Neighbourhoods.from_geojson(settings.neighbourhoods_geojson)
     return Services(
         settings=settings,
         catalogs=Catalogs.load(settings.locales_dir, settings.default_locale),
         db=create_db_engine(settings.database_url),
-        neighbourhoods=Neighbourhoods.from_geojson(settings.neighbourhoods_geojson),
+        neighbourhoods=neighbourhoods,
+        gazetteer=load_gazetteer(neighbourhoods, settings.gazetteer_dir),
     )
 
 
@@ -139,6 +143,11 @@ async def nlg(request: web.Request) -> web.Response:
         log.error("no template for response %s", name)
         return web.json_response({"error": f"unknown response {name}"}, status=404)
     locale = conversation_locale(tracker.get("slots") or {}, tracker.get("events") or [], services.catalogs)
+    if name == "utter_ask_place":
+        # after a street that crosses several neighbourhoods, the question is which one
+        question = place_question(services, tracker, locale)
+        if question is not None:
+            return web.json_response(question)
     settings = services.settings
     arguments = {
         "city": settings.city_name,

@@ -11,6 +11,7 @@ import pytest
 
 from bot.geo import Neighbourhoods
 from bot.i18n import Catalogs
+from bot.places import Gazetteer
 from dialogues.actions.context import Services
 from storage.db import create_db_engine
 from storage.migrate import upgrade_database
@@ -21,7 +22,7 @@ NOW = datetime(2026, 11, 25, 18, 30, tzinfo=MADRID)
 
 
 @pytest.fixture
-def services(tmp_path: Path) -> Services:
+def services(tmp_path: Path, gazetteer: Gazetteer) -> Services:
     settings = make_settings(tmp_path)
     upgrade_database(settings.database_url)
     return Services(
@@ -29,5 +30,6 @@ def services(tmp_path: Path) -> Services:
         catalogs=Catalogs.load(settings.locales_dir),
         db=create_db_engine(settings.database_url),
         neighbourhoods=Neighbourhoods.from_geojson(settings.neighbourhoods_geojson),
+        gazetteer=gazetteer,
         clock=lambda: NOW,
     )

@@ -63,8 +63,10 @@ async def test_start_report_takes_type_place_and_time_from_the_first_message(ser
     set_values = {e["name"]: e["value"] for e in events if e["event"] == "slot" and e["value"] not in (None, [], 0.0)}
     assert set_values["incident_type"] == "theft"
     assert set_values["description"] == text
-    assert set_values["place"] == "calle Verdi de Gracia"
+    assert set_values["place"]["text"] == "calle Verdi de Gracia"
+    assert set_values["place"]["source"] == "street"  # Verdi, in the part of it in Gràcia
     assert set_values["neighbourhood"] == "06-31"
+    assert 41.39 < set_values["latitude"] < 41.42 and 2.14 < set_values["longitude"] < 2.17
     assert set_values["incident_time"]["iso"] == "2026-11-24T22:00:00+01:00"
     assert dispatcher.messages == []
 
@@ -285,7 +287,9 @@ async def test_a_shared_location_keeps_its_coordinates_through_the_whole_form_ru
                                                            "longitude": 2.17}, active_loop="report_form")
     events = await ValidateReportForm(services).run(CollectingDispatcher(), typed, domain)
     slots = {event["name"]: event["value"] for event in events if event.get("event") == "slot"}
-    assert slots["place"] == "Carrer de Sants 20" and slots["latitude"] is None and slots["longitude"] is None
+    # the typed address replaces the earlier shared location: its own point, not the old one
+    assert slots["place"]["text"] == "Carrer de Sants 20" and slots["place"]["source"] != "shared_location"
+    assert (slots["latitude"], slots["longitude"]) != (41.38, 2.17)
 
 
 @pytest.mark.parametrize(

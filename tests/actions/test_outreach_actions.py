@@ -153,6 +153,29 @@ async def test_subscribe_by_location_by_name_and_unknown_places(services: Servic
     assert codes(services, "web:abc") == ["01-01", "01-03"]
 
 
+async def test_subscribe_by_a_street_name_is_read_by_the_place_resolver(services: Services) -> None:
+    action = ActionSubscribeAlerts(services)
+    # a street named like a neighbourhood is the street: it crosses several, so the citizen chooses
+    dispatcher = CollectingDispatcher()
+    tracker = make_tracker(text="alertas de la avenida de Sarrià", intent="subscribe_alerts",
+                           entities=[{"entity": "place", "value": "avenida de Sarrià"}], slots={"language": "es"})
+    await action.run(dispatcher, tracker, {})
+    message = dispatcher.messages[0]
+    assert message["text"] == text(services, "utter_alerts_which_neighbourhood", "es", place="avenida de Sarrià")
+    titles = [button["title"] for button in message["buttons"]]
+    assert "Sarrià" not in titles and "les Corts" in titles
+    assert all(b["payload"].startswith('/subscribe_alerts{"neighbourhood_code":') for b in message["buttons"])
+    assert codes(services, "web:abc") == []  # nothing subscribed by guessing
+
+    # a place in one neighbourhood subscribes to it at once
+    dispatcher = CollectingDispatcher()
+    tracker = make_tracker(text="alerts for Plaça del Sol", intent="subscribe_alerts",
+                           entities=[{"entity": "place", "value": "Plaça del Sol"}], slots={"language": "en"})
+    await action.run(dispatcher, tracker, {})
+    assert dispatcher.messages[0]["text"].startswith("Done: you will get alerts for la Vila de Gràcia")
+    assert codes(services, "web:abc") == ["06-31"]
+
+
 async def test_list_and_unsubscribe(services: Services) -> None:
     lister, remover = ActionListSubscriptions(services), ActionUnsubscribeAlerts(services)
     dispatcher = CollectingDispatcher()

@@ -1,0 +1,121 @@
+"""The place resolver on places typed the way people in Barcelona say them (issue #11).
+
+Tables per language in tests/places/ (written before the resolver was wired into the report
+form); the same scoring as the sealed set (tests/test_places_sealed.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.places import CORNER, LANDMARK, NEIGHBOURHOOD, NOT_LOCATED, SHARED_LOCATION, STREET, STREET_NUMBER, Gazetteer
+from tests.places_score import read_table, score
+
+TABLES = Path(__file__).parent / "places"
+
+
+@pytest.mark.parametrize("language", ["en", "es", "ca"])
+def test_places_table(gazetteer: Gazetteer, language: str) -> None:
+    entries = read_table(TABLES / f"places_{language}.yml")
+    assert len(entries) >= 60
+    figures = score(gazetteer, entries)
+    print(figures.line(language))  # noqa: T201 - the figures quoted in the README
+    for line in figures.missed:
+        print("  not as expected:", line)  # noqa: T201 - the figures quoted in the README
+    assert figures.wrong == []
+    assert figures.ask_asked == figures.ask_expected
+    assert figures.unknown_right == figures.unknown_expected
+    assert figures.located_rate >= 0.9
+
+
+def test_a_corner_is_where_the_two_streets_meet(gazetteer: Gazetteer) -> None:
+    place = gazetteer.resolve("Mallorca con Pau Claris")
+    assert place.source == CORNER
+    assert place.label == "Mallorca / Pau Claris"
+    assert place.neighbourhood is not None and place.neighbourhood.name == "la Dreta de l'Eixample"
+    assert place.point is not None and place.precise
+    latitude, longitude = place.point
+    assert 41.3945 < latitude < 41.3955 and 2.1636 < longitude < 2.1646  # the Eixample grid there
+
+
+def test_a_long_street_asks_between_the_neighbourhoods_it_crosses(gazetteer: Gazetteer) -> None:
+    place = gazetteer.resolve("calle Mallorca")
+    assert place.source == STREET and place.neighbourhood is None and place.point is None
+    names = {c.name for c in place.candidates}
+    assert {"la Sagrada Família", "la Dreta de l'Eixample", "l'Antiga Esquerra de l'Eixample"} <= names
+    assert place.street == "Carrer de Mallorca"
+    # the answer to the question: the street inside the chosen neighbourhood
+    chosen = gazetteer.street_in("Carrer de Mallorca", "02-06")
+    assert chosen.neighbourhood is not None and chosen.neighbourhood.name == "la Sagrada Família"
+    assert chosen.point is not None and chosen.source == STREET and not chosen.precise
+
+
+@pytest.mark.parametrize("text", [
+    "Gran Via de les Corts Catalanes 600", "avenida de Sarrià 40", "Sant Antoni Maria Claret 150",
+    "carrer de la Marina",
+])
+def test_a_street_named_like_a_neighbourhood_is_the_street(gazetteer: Gazetteer, text: str) -> None:
+    place = gazetteer.resolve(text)
+    assert place.source in (STREET, STREET_NUMBER)
+    assert place.neighbourhood is None or place.neighbourhood.name not in ("les Corts", "Sarrià", "Sant Antoni")
+
+
+def test_a_number_narrows_the_question(gazetteer: Gazetteer) -> None:
+    whole = gazetteer.resolve("carrer de Mallorca")
+    numbered = gazetteer.resolve("carrer de Mallorca 200")
+    assert numbered.source == STREET_NUMBER
+    assert 0 < len(numbered.candidates) < len(whole.candidates)
+
+
+def test_landmarks_stations_neighbourhoods_and_unknowns(gazetteer: Gazetteer) -> None:
+    liceu = gazetteer.resolve("davant del Liceu")
+    assert liceu.source == LANDMARK and liceu.neighbourhood is not None and liceu.neighbourhood.name == "el Raval"
+    station = gazetteer.resolve("en el metro de Drassanes")
+    assert station.source == LANDMARK and station.label == "metro Drassanes"
+    sants = gazetteer.resolve("Sants")
+    assert sants.source == NEIGHBOURHOOD and sants.point is None
+    nowhere = gazetteer.resolve("en mi casa")
+    assert nowhere.source == NOT_LOCATED and nowhere.neighbourhood is None and nowhere.label == "en mi casa"
+
+
+def test_every_landmark_in_the_data_is_placed(gazetteer: Gazetteer) -> None:
+    entries = (Path(__file__).parents[1] / "data" / "barcelona-landmarks.yml").read_text(encoding="utf-8")
+    labels = {landmark.label for landmark in gazetteer.landmarks if not landmark.station}
+    for line in entries.splitlines():
+        if line.strip().startswith("label:"):
+            assert line.split("label:", 1)[1].strip() in labels
+
+
+def test_a_shared_location_is_its_own_neighbourhood(gazetteer: Gazetteer) -> None:
+    place = gazetteer.at(41.3800, 2.1753)  # Plaça Reial
+    assert place.source == SHARED_LOCATION and place.precise
+    assert place.neighbourhood is not None and place.neighbourhood.name == "el Barri Gòtic"
+    outside = gazetteer.at(40.4168, -3.7038)  # Madrid
+    assert outside.neighbourhood is None
+
+
+@pytest.mark.parametrize(
+    ("text", "not_in"),
+    [
+        ("estació de França", "Sant Andreu"),  # not the Carrer de l'Estació
+        ("Hospital del Mar", "el Raval"),  # not the Carrer de l'Hospital
+        ("Mercat de Santa Caterina", "Sant Andreu"),  # not the Carrer del Mercat
+        ("Arc de Triomf", "el Fort Pienc"),  # the monument or the station? not guessed
+        ("centre de salut de Blai", "el Guinardó"),  # not the Carrer del Centre, nor la Salut
+        ("centre de salut de Blai", "la Salut"),
+        ("a la porta de casa", "Porta"),  # a door, not the neighbourhood
+        ("Blai 20, porta 2", "Porta"),
+    ],
+)
+def test_a_place_named_after_a_street_word_is_not_that_street(gazetteer: Gazetteer, text: str, not_in: str) -> None:
+    place = gazetteer.resolve(text)
+    assert place.neighbourhood is None or place.neighbourhood.name != not_in
+    assert place.source != STREET
+
+
+def test_floors_doors_and_the_city_after_a_number_do_not_change_the_place(gazetteer: Gazetteer) -> None:
+    for text in ("Blai 20", "Blai 20 2n 1a", "calle Blai 20, 3º 2ª", "Blai 20, Barcelona"):
+        place = gazetteer.resolve(text)
+        assert place.source == STREET_NUMBER and place.neighbourhood is not None, text
+        assert place.neighbourhood.name == "el Poble-sec", text

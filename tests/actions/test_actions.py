@@ -74,9 +74,9 @@ async def test_start_report_takes_type_place_and_time_from_the_first_message(ser
 async def test_no_danger_button_starts_the_report_from_the_message_that_raised_the_question(
     services: Services,
 ) -> None:
-    text = "dos tios estan forzando la persiana de la farmacia de la calle Verdi"
+    text = "dos tios estan forzando la persiana de la farmacia de Mallorca con Pau Claris"
     first = {"text": text, "intent": {"name": "danger_check", "confidence": 0.8},
-             "entities": [{"entity": "place", "value": "calle Verdi"},
+             "entities": [{"entity": "place", "value": "Mallorca con Pau Claris"},
                           {"entity": "danger_sign", "value": "in_progress"}]}
     latest = {"text": "/report_incident", "intent": {"name": "report_incident", "confidence": 1.0}, "entities": []}
     tracker = Tracker.from_dict({
@@ -89,7 +89,7 @@ async def test_no_danger_button_starts_the_report_from_the_message_that_raised_t
     events = await ActionStartReport(services).run(CollectingDispatcher(), tracker, {})
     set_values = {e["name"]: e["value"] for e in events if e["event"] == "slot" and e["value"] not in (None, [], 0.0)}
     assert set_values["description"] == text
-    assert set_values["place"] == "calle Verdi"
+    assert set_values["neighbourhood"] == "02-07"  # la Dreta de l'Eixample, from that first message
 
 
 async def test_a_button_alone_starts_an_empty_report(services: Services) -> None:

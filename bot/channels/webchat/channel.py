@@ -23,6 +23,7 @@ from bot.channels.base import Channel, DeliveryOutcome, IncomingMessage, Outgoin
 from bot.channels.media import PhotoRejected, location_payload, photo_payload, store_photo
 from bot.engine import Conversations
 from bot.i18n import LANGUAGE_NAMES, Catalogs
+from bot.netaddr import client_address
 from bot.ratelimit import RateLimiter, Verdict
 from bot.settings import Settings
 from dialogues.actions.responses import ADAPTER_MESSAGES
@@ -323,14 +324,3 @@ def _parse(raw: str) -> dict[str, Any] | None:
     except (ValueError, RecursionError, UnicodeEncodeError):  # JSONDecodeError is a ValueError
         return None
     return data if isinstance(data, dict) else None
-
-
-def client_address(request: web.Request, trusted_proxies: int) -> str:
-    """The citizen's network address: the connection's, or with ``trusted_proxies`` reverse
-    proxies in front, the X-Forwarded-For entry that many from the right (the entries to its
-    left are whatever the client wrote, so they are never trusted)."""
-    if trusted_proxies > 0:
-        forwarded = [part.strip() for part in request.headers.get("X-Forwarded-For", "").split(",") if part.strip()]
-        if len(forwarded) >= trusted_proxies:
-            return forwarded[-trusted_proxies]
-    return request.remote or "unknown"

@@ -149,7 +149,7 @@ def test_the_delay_grows_per_name_and_is_forgotten() -> None:
     clock.now += throttle.max_delay + throttle.forget_after + 1
     assert throttle.attempt_now("ana", "10.0.1.4") is None  # forgotten after a quiet spell
     throttle.succeeded_now("ana", "10.0.1.4")
-    for n in range(free - 1):
+    for _ in range(free - 1):
         assert throttle.attempt_now("ana", "10.0.2.1") is None  # a success cleared the name
 
 

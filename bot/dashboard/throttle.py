@@ -78,8 +78,8 @@ class MemorySignInThrottle(_Rules):
     """One process's counters (bounded: the oldest are dropped under a spray of names)."""
 
     def __init__(self, *, clock: Callable[[], float] = time.monotonic, max_keys: int = 10_000,
-                 **rules: float) -> None:
-        super().__init__(**rules)
+                 base_delay: float = 30.0, max_delay: float = 15 * 60.0, forget_after: float = 15 * 60.0) -> None:
+        super().__init__(base_delay, max_delay, forget_after)
         self._clock = clock
         self._max_keys = max_keys
         self._counters: OrderedDict[str, _Counter] = OrderedDict()
@@ -168,13 +168,13 @@ return 0
 class RedisSignInThrottle(_Rules):
     """Counters shared by every bot-service instance using the same Redis."""
 
-    def __init__(self, client: aioredis.Redis, prefix: str = "barri:signin:", **rules: float) -> None:
-        super().__init__(**rules)
+    def __init__(self, client: aioredis.Redis, prefix: str = "barri:signin:") -> None:
+        super().__init__()
         self._client = client
         self._prefix = prefix
         self._attempt = client.register_script(_ATTEMPT)
         self._succeeded = client.register_script(_SUCCEEDED)
-        self._fallback = MemorySignInThrottle(**rules)
+        self._fallback = MemorySignInThrottle()
 
     @classmethod
     def from_url(cls, url: str) -> RedisSignInThrottle:

@@ -85,6 +85,8 @@ class Settings(BaseSettings):
     survey_window_seconds: float = 14 * 24 * 3600  # cases resolved longer ago get no survey
     survey_answer_window_seconds: float = 3 * 24 * 3600  # a bare typed yes/no answers a survey this recent
     retention_days: float = Field(default=180, gt=0)  # personal data kept after the last case closes
+    # photos sent for a report that was never filed are deleted this long after they arrived
+    pending_photos_max_age_seconds: float = Field(default=24 * 3600, gt=0)
 
     # Outbox (bot.outbox): messages Barri sends on its own (alerts, status changes, follow-ups).
     outbox_rate_per_second: float = Field(default=30.0, gt=0)  # Telegram: about 30 messages/s per bot

@@ -141,7 +141,8 @@ async def test_save_case_stores_the_report_and_gives_reference_and_photo_hash(se
         assert [a.sha256 for a in case_store.get_attachments(session=session, case_id=case.id)] == [
             hashlib.sha256(photo).hexdigest()]
     texts = [m["text"] for m in dispatcher.messages if m.get("text")]
-    assert any(hashlib.sha256(photo).hexdigest() in t for t in texts)
+    receipt = next(t for t in texts if hashlib.sha256(photo).hexdigest() in t)
+    assert "as you sent it" in receipt and "without its location" in receipt  # which file the hash is of
     assert SlotSet("incident_type", None) in events and SlotSet("urgent", None) in events
 
 

@@ -20,7 +20,7 @@ import aiohttp_jinja2
 from aiohttp import WSMsgType, web
 
 from bot.channels.base import Channel, DeliveryOutcome, IncomingMessage, OutgoingMessage
-from bot.channels.media import PhotoRejected, location_payload, photo_payload, store_photo
+from bot.channels.media import PhotoRejected, location_payload, pending_photos, photo_payload, store_photo
 from bot.engine import Conversations
 from bot.i18n import LANGUAGE_NAMES, Catalogs
 from bot.netaddr import client_address
@@ -230,13 +230,14 @@ class WebChatChannel(Channel):
         await self._notice(ws, "unreadable", hint)
         return None
 
-    async def deliver(self, message: IncomingMessage) -> None:
-        """Hand a message to the engine and send the answers to every open tab of this citizen."""
+    async def deliver(self, message: IncomingMessage, *, admitted: bool = False) -> None:
+        """Hand a message to the engine and send the answers to every open tab of this citizen
+        (``admitted``: already counted against the citizen's limit)."""
         sockets = list(self.sockets.get(message.sender_id, ()))
         for ws in sockets:
             await self._send(ws, {"type": "typing", "on": True})
         try:
-            replies = await self.conversations.handle(message)
+            replies = await self.conversations.handle(message, admitted=admitted)
             await self.respond(message.sender_id, replies)
         finally:
             for ws in sockets:
@@ -259,8 +260,17 @@ class WebChatChannel(Channel):
             return web.json_response({"error": text}, status=status)
 
         limit = self.settings.max_photo_bytes
+        most = self.settings.max_photos_per_report
         if request.content_length and request.content_length > limit + 64 * 1024:
             return error("photo_too_big", 413, limit_mb=limit // (1024 * 1024))
+        # every limit before anything is stored: the citizen's message rate, then their pending photos
+        if await self.conversations.admit(sender_id) is not Verdict.ALLOW:
+            return error("rate_limited", 429)
+        try:
+            if await asyncio.to_thread(pending_photos, self.db, sender_id) >= most:
+                return error("too_many_photos", 409, max_photos=most)
+        except StorageError:
+            return error("unavailable", 503)
         try:
             reader = await request.multipart()
             part = await reader.next()
@@ -276,14 +286,16 @@ class WebChatChannel(Channel):
             if len(data) > limit:
                 return error("photo_too_big", 413, limit_mb=limit // (1024 * 1024))
         try:
-            attachment_id = await store_photo(self.db, sender_id, bytes(data), limit)
+            async with self.conversations.lock(sender_id):  # one photo of a sender at a time: the cap holds
+                attachment_id = await store_photo(self.db, sender_id, bytes(data), max_bytes=limit, max_pending=most)
         except PhotoRejected as rejected:
-            return error(rejected.key, 413 if rejected.key == "photo_too_big" else 415, limit_mb=limit // (1024 * 1024))
+            status = {"photo_too_big": 413, "too_many_photos": 409}.get(rejected.key, 415)
+            return error(rejected.key, status, limit_mb=limit // (1024 * 1024), max_photos=most)
         except StorageError:
             log.exception("could not store a photo")
             return error("unavailable", 503)
         payload = photo_payload(attachment_id)
-        await self.deliver(IncomingMessage(sender_id=sender_id, text=payload, locale_hint=hint))
+        await self.deliver(IncomingMessage(sender_id=sender_id, text=payload, locale_hint=hint), admitted=True)
         return web.json_response({"ok": True})
 
     # helpers ----------------------------------------------------------------------------

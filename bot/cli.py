@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import logging
 import os
 import sys
 from typing import Any
@@ -22,6 +21,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import ValidationError
 
+from bot.logs import access_logger, configure_logging
 from bot.settings import PROJECT_ROOT, Settings
 
 
@@ -63,17 +63,19 @@ def main(argv: list[str] | None = None) -> None:
     run = commands.add_parser("run", help="run engine, action server and bot service")
     run.add_argument("--model", help="model archive (default: the newest in models/)")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = load_settings()
+    configure_logging(args.log_level, settings)
 
     if args.command == "serve":
         from bot.app import create_app
 
-        web.run_app(create_app(settings), host=settings.bot_host, port=settings.bot_port, print=None)
+        web.run_app(create_app(settings), host=settings.bot_host, port=settings.bot_port, print=None,
+                    **access_log_options(settings))
     elif args.command == "actions":
         from dialogues.actions.server import create_actions_app
 
-        web.run_app(create_actions_app(settings), host=settings.actions_host, port=settings.actions_port, print=None)
+        web.run_app(create_actions_app(settings), host=settings.actions_host, port=settings.actions_port, print=None,
+                    **access_log_options(settings))
     elif args.command == "db":
         from storage.migrate import upgrade_database
 
@@ -84,6 +86,12 @@ def main(argv: list[str] | None = None) -> None:
         from bot.devserver import run_all
 
         raise SystemExit(run_all(settings, model=args.model))
+
+
+def access_log_options(settings: Settings) -> dict[str, Any]:
+    """``web.run_app``'s access-log arguments for the ACCESS_LOG setting (bot.logs)."""
+    logger_class = access_logger(settings)
+    return {"access_log": None} if logger_class is None else {"access_log_class": logger_class}
 
 
 def manage_user(settings: Settings, args: argparse.Namespace) -> int:

@@ -50,6 +50,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.channels.base import Button, DeliveryOutcome, OutgoingMessage
+from bot.logs import configure_logging
 from bot.settings import Settings
 from storage import outbox as store
 from storage.db import create_db_engine, session_scope
@@ -431,9 +432,9 @@ async def run_telegram_worker(settings: Settings) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Run the Telegram outbox worker (settings from the environment).")
     parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
-    asyncio.run(run_telegram_worker(Settings()))
+    settings = Settings()
+    configure_logging("INFO", settings)  # secrets redacted, httpx quiet (its URLs carry the token)
+    asyncio.run(run_telegram_worker(settings))
 
 
 if __name__ == "__main__":

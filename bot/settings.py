@@ -6,6 +6,7 @@ import hashlib
 from datetime import time as dt_time
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator, model_validator
@@ -75,6 +76,9 @@ class Settings(BaseSettings):
     trusted_proxies: int = Field(default=0, ge=0)
     max_socket_frame_bytes: int = 64 * 1024  # one web-chat WebSocket frame
     max_json_body_bytes: int = 64 * 1024  # JSON and form bodies of the staff API and Open311
+    # the access log: method, path (never the query string), status, size, time; the client's
+    # address only with "with_address" (anonymous reports sit badly with a log of who connected)
+    access_log: Literal["off", "anonymous", "with_address"] = "anonymous"
     engine_timeout_seconds: float = 30.0
     # while messages written during an engine outage are kept, the engine is probed this often
     replay_probe_seconds: float = Field(default=5.0, gt=0)

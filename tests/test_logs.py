@@ -202,3 +202,21 @@ def test_secrets_are_redacted_from_every_line_and_traceback(tmp_path: Path) -> N
     assert "/bot[redacted]/getUpdates" in text and "RuntimeError" in text
     for secret in (TOKEN, TOKEN.split(":")[1], settings.secret_key, "rasa-token-0123456789"):
         assert secret not in text
+
+
+def test_database_errors_do_not_carry_the_values_of_the_query(tmp_path: Path) -> None:
+    """A failed write is logged with its exception (e.g. "could not save a case"): SQLAlchemy
+    would put the statement's parameters (a citizen's words, name, phone) in its message."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import IntegrityError
+
+    from storage.db import create_db_engine
+
+    db = create_db_engine(f"sqlite:///{tmp_path / 'errors.db'}")
+    with db.begin() as connection:
+        connection.execute(text("CREATE TABLE people (name TEXT PRIMARY KEY)"))
+        connection.execute(text("INSERT INTO people VALUES (:name)"), {"name": NAME})
+    with pytest.raises(IntegrityError) as failed, db.begin() as connection:
+        connection.execute(text("INSERT INTO people VALUES (:name)"), {"name": NAME})
+    assert "INSERT INTO people" in str(failed.value) and NAME not in str(failed.value)
+    db.dispose()

@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import re
-import uuid
 from pathlib import Path
 from typing import Any
 
-import pytest
 from redis import asyncio as aioredis
 
 from storage import users
@@ -72,17 +70,6 @@ async def test_forty_simultaneous_wrong_passwords_are_not_all_checked(tmp_path: 
     assert statuses.count(429) == 40 - NAME_FREE_ATTEMPTS
     # even the right password waits now
     assert await sign_in(staff.client, "dispatcher1", PASSWORD) == 429
-
-
-@pytest.fixture
-async def redis_prefix():
-    prefix = f"barri-test:{uuid.uuid4().hex}:"
-    yield prefix
-    client = aioredis.Redis.from_url(REDIS_URL)
-    keys = [key async for key in client.scan_iter(match=prefix + "*")]
-    if keys:
-        await client.delete(*keys)
-    await client.aclose()
 
 
 async def test_instances_sharing_redis_share_the_sign_in_counters(tmp_path: Path, aiohttp_client) -> None:
@@ -162,11 +149,11 @@ async def test_a_success_gives_the_address_its_attempt_back() -> None:
         await throttle.succeeded(f"staff{n}", "192.0.2.10")
 
 
-async def test_redis_down_falls_back_to_this_process(redis_prefix: str) -> None:
+async def test_redis_down_falls_back_to_this_process() -> None:
     from bot.dashboard.throttle import RedisSignInThrottle
 
     throttle = RedisSignInThrottle(aioredis.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.5),
-                                   prefix=redis_prefix)
+                                   prefix="barri-test:signin:")
     results = [await throttle.attempt("carla", "192.0.2.1") for _ in range(throttle.NAME_FREE_ATTEMPTS + 1)]
     assert results[:-1] == [None] * throttle.NAME_FREE_ATTEMPTS and results[-1] is not None
     await throttle.close()

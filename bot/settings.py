@@ -67,8 +67,8 @@ class Settings(BaseSettings):
     max_messages_per_minute_per_address: int = Field(default=120, ge=0)
     # web chat, per network address and RATE_LIMIT_WINDOW_SECONDS: connections (each `hello`
     # reads the database) and new conversations among them. 0 = no limit
-    max_hellos_per_minute_per_address: int = Field(default=60, ge=0)
-    max_new_sessions_per_minute_per_address: int = Field(default=20, ge=0)
+    max_hellos_per_minute_per_address: int = Field(default=120, ge=0)
+    max_new_sessions_per_minute_per_address: int = Field(default=30, ge=0)
     # a web-chat session not used for this long is refused and a new conversation starts
     webchat_session_idle_days: float = Field(default=30, gt=0)
     # reverse proxies in front of the bot service: the citizen's address is then read from

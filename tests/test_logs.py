@@ -31,10 +31,12 @@ from bot.settings import PROJECT_ROOT
 from storage import cases as case_store
 from storage import users
 from storage.db import create_db_engine, session_scope
+from storage.models import Reporter
 from tests.conftest import TEST_SECRET, Stack, free_port, make_settings
 from tests.telegram_server import FakeTelegram
-from tests.test_faults import wait_http
-from tests.test_retention import NAME, PHONE_DIGITS, report_with_name_and_phone
+from tests.test_faults import answer, question, wait_http
+from tests.test_retention import NAME, PHONE_DIGITS
+from tests.test_webchat import REF, say
 
 TOKEN = "987654321:AAHrecognisableBotTokenQz7x9Kw2mLp4"
 CITIZEN_ADDRESS = "203.0.113.77"
@@ -69,6 +71,41 @@ def staff_key(database_url: str) -> str:
         db.dispose()
 
 
+async def report_giving_name_and_phone(ws: aiohttp.ClientWebSocketResponse) -> str:
+    """A whole report whose account and contact details carry the name and the phone."""
+    account = f"I want to report that two men smashed the bakery window on Carrer de Blai. I am {NAME}, call {PHONE}"
+    transcript: list[str] = []
+
+    async def send(frame: dict[str, object]) -> list[dict[str, object]]:
+        transcript.append(f"> {frame.get('text') or frame.get('payload') or frame.get('type')}")
+        replies = await say(ws, frame)
+        transcript.extend(f"< {r.get('text')}" for r in replies)
+        return replies
+
+    replies = await send({"type": "text", "text": account})
+    for _ in range(14):
+        last = replies[-1]
+        text = str(last.get("text", "")).lower()
+        kind = question(last)
+        if kind == "contact_mode":
+            button = next(b for b in last["buttons"] if '"contact"' in b["payload"])
+            replies = await send({"type": "button", "payload": button["payload"], "title": button["title"]})
+        elif kind == "summary":
+            replies = await send(answer(last))
+            break
+        elif kind is not None and kind != "description":
+            replies = await send(answer(last))
+        elif "phone" in text:
+            replies = await send({"type": "text", "text": PHONE})
+        elif "name" in text:
+            replies = await send({"type": "text", "text": NAME})
+        else:
+            replies = await send({"type": "text", "text": account})
+    found = REF.search(" ".join(str(r.get("text", "")) for r in replies))
+    assert found, "\n".join(transcript)
+    return found.group(0)
+
+
 def size(path: Path) -> int:
     return path.stat().st_size if path.exists() else 0
 
@@ -90,8 +127,7 @@ async def test_logs_hold_no_secret_and_no_personal_data(stack: Stack, tmp_path: 
                 ws = await http.ws_connect(f"{base.replace('http', 'ws', 1)}/webchat/ws")
                 await ws.send_json({"type": "hello", "session": None, "locale": "en-GB"})
                 assert (await ws.receive_json(timeout=10))["type"] == "welcome"
-                ref = await report_with_name_and_phone(ws, f"my neighbour {NAME} (call {PHONE}) saw two men "
-                                                           "break the shop window")
+                ref = await report_giving_name_and_phone(ws)
                 await ws.close()
 
                 # a Telegram poll cycle: the citizen's message comes in by getUpdates, the answer goes out
@@ -138,7 +174,9 @@ async def test_logs_hold_no_secret_and_no_personal_data(stack: Stack, tmp_path: 
     db = create_db_engine(stack.settings.database_url)
     with session_scope(db) as session:
         case = case_store.get_case_by_ref(session=session, ref=ref)
-        assert case is not None and case.contact_name == NAME
+        assert case is not None and NAME in (case.description or "")
+        reporter = session.get(Reporter, case.reporter_id)
+        assert reporter is not None and reporter.contact_name == NAME
     db.dispose()
 
     secrets = {

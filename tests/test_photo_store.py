@@ -84,6 +84,13 @@ def test_jpeg_keeps_its_image_and_orientation_but_no_camera_gps_or_comment() -> 
     assert struct.unpack(">HHIH", exif[0][16:26]) == (0x0112, 3, 1, 6)
 
 
+def test_a_jpeg_with_a_broken_exif_block_is_kept_without_it() -> None:
+    broken = JPEG.replace(b"MM\0*\0\0\0\x08", b"MM\0*\0\0\xff\x08")  # IFD offset past the end
+    stripped = strip_metadata(broken)
+    assert not any(word in stripped for word in IDENTIFYING)
+    assert not [m for m, _ in jpeg_segments(stripped) if m == 0xE1]  # no orientation could be read
+
+
 def test_png_keeps_pixels_and_drops_text_and_exif_chunks() -> None:
     stripped = strip_metadata(PNG)
     assert not any(word in stripped for word in IDENTIFYING)

@@ -129,7 +129,10 @@ def _strip_jpeg(data: bytes) -> bytes:
         segment = bytes((0xFF, marker)) + data[pos:pos + length]
         pos += length
         if marker == 0xE1 and payload.startswith(b"Exif\0\0") and orientation is None:
-            orientation = _exif_orientation(payload[6:])
+            try:
+                orientation = _exif_orientation(payload[6:])
+            except (IndexError, struct.error):  # a camera's broken EXIF: the photo is still good
+                orientation = None
         if _keep_jpeg_segment(marker, payload):
             kept.append(segment)
         if marker == 0xDA:  # start of scan: entropy-coded data up to the next real marker

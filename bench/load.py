@@ -181,6 +181,9 @@ def own_stack(args: argparse.Namespace) -> Iterator[tuple[str, str]]:
             **os.environ, "SECRET_KEY": settings.secret_key, "DATABASE_URL": settings.database_url,
             "TRACKER_STORE_URL": settings.tracker_store_url, "BOT_PORT": str(settings.bot_port),
             "RASA_PORT": str(settings.rasa_port), "ACTIONS_PORT": str(settings.actions_port),
+            # every simulated citizen comes from this machine's one address
+            "MAX_MESSAGES_PER_MINUTE_PER_ADDRESS": "0", "MAX_HELLOS_PER_MINUTE_PER_ADDRESS": "0",
+            "MAX_NEW_SESSIONS_PER_MINUTE_PER_ADDRESS": "0",
         }
         model = Path(args.model) if args.model else newest_model()
         processes: list[subprocess.Popen[bytes]] = []

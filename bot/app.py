@@ -154,7 +154,13 @@ def create_app(settings: Settings) -> web.Application:
                                           metrics=telemetry)
             address_limiter = create_rate_limiter(settings.redis_url, settings.max_messages_per_minute_per_address,
                                                   settings.rate_limit_window_seconds, scope="address")
-            webchat = WebChatChannel(settings, catalogs, conversations, db, address_limiter=address_limiter)
+            hello_limiter = create_rate_limiter(settings.redis_url, settings.max_hellos_per_minute_per_address,
+                                                settings.rate_limit_window_seconds, scope="hello")
+            new_session_limiter = create_rate_limiter(
+                settings.redis_url, settings.max_new_sessions_per_minute_per_address,
+                settings.rate_limit_window_seconds, scope="session")
+            webchat = WebChatChannel(settings, catalogs, conversations, db, address_limiter=address_limiter,
+                                     hello_limiter=hello_limiter, new_session_limiter=new_session_limiter)
             app[CATALOGS] = catalogs
             app[HTTP] = http
             app[DB] = db
@@ -213,7 +219,7 @@ def create_app(settings: Settings) -> web.Application:
                     await desk.stop()
                 if telegram is not None:
                     await telegram.disconnect()
-                for closing in (limiter, address_limiter):
+                for closing in (limiter, address_limiter, hello_limiter, new_session_limiter):
                     if closing is not None:
                         await closing.close()
         db.dispose()

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import logging
 import os
 import sys
 import uuid
@@ -32,7 +31,8 @@ from typing import Any
 from aiohttp import web
 from pydantic import ValidationError
 
-from bot.observability import TEXT_FORMAT, configure_logging
+from bot.logs import access_logger, configure_logging
+from bot.observability import TEXT_FORMAT
 from bot.settings import PROJECT_ROOT, SUPPORTED_LOCALES, Settings
 
 ROLES = ("dispatcher", "community", "admin")
@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format=TEXT_FORMAT)  # until the settings are read
     settings = load_settings()
-    configure_logging(args.log_level, settings.log_format)
+    configure_logging(args.log_level, settings)
 
     if args.command == "serve":
         from bot.app import create_app
@@ -105,11 +105,13 @@ def main(argv: list[str] | None = None) -> None:
         app = create_app(settings)
         if settings.metrics_port:
             app.cleanup_ctx.append(metrics_listener(app, "127.0.0.1", settings.metrics_port))
-        web.run_app(app, host=settings.bot_host, port=settings.bot_port, print=None)
+        web.run_app(app, host=settings.bot_host, port=settings.bot_port, print=None,
+                    **access_log_options(settings))
     elif args.command == "actions":
         from dialogues.actions.server import create_actions_app
 
-        web.run_app(create_actions_app(settings), host=settings.actions_host, port=settings.actions_port, print=None)
+        web.run_app(create_actions_app(settings), host=settings.actions_host, port=settings.actions_port, print=None,
+                    **access_log_options(settings))
     elif args.command == "db" and args.task == "upgrade":
         from storage.migrate import upgrade_database
 
@@ -126,6 +128,12 @@ def main(argv: list[str] | None = None) -> None:
         from bot.devserver import run_all
 
         raise SystemExit(run_all(settings, model=args.model))
+
+
+def access_log_options(settings: Settings) -> dict[str, Any]:
+    """``web.run_app``'s access-log arguments for the ACCESS_LOG setting (bot.logs)."""
+    logger_class = access_logger(settings)
+    return {"access_log": None} if logger_class is None else {"access_log_class": logger_class}
 
 
 def manage_user(settings: Settings, args: argparse.Namespace) -> int:

@@ -135,7 +135,8 @@ class Conversations:
         self._erase_conversation = erase_conversation
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
-    def _lock(self, sender_id: str) -> asyncio.Lock:
+    def lock(self, sender_id: str) -> asyncio.Lock:
+        """The sender's turn: held while one of their messages is handled."""
         lock = self._locks.get(sender_id)
         if lock is None:
             lock = asyncio.Lock()
@@ -149,7 +150,20 @@ class Conversations:
     def notice(self, key: str, locale: str, **args: Any) -> OutgoingMessage:
         return OutgoingMessage(text=self._catalogs.gettext(ADAPTER_MESSAGES[key], locale, **args))
 
-    async def handle(self, message: IncomingMessage) -> list[OutgoingMessage]:
+    async def admit(self, sender_id: str) -> Verdict:
+        """Count one message of the sender against their limit; anything but ALLOW: not read."""
+        if self._rate_limiter is None:
+            return Verdict.ALLOW
+        verdict = await self._rate_limiter.check(sender_id)
+        if verdict is not Verdict.ALLOW:
+            if self._metrics is not None:
+                self._metrics.rate_limited.labels(channel_of(sender_id)).inc()
+            log.info("rate limit: a citizen's message was not read")
+        return verdict
+
+    async def handle(self, message: IncomingMessage, *, admitted: bool = False) -> list[OutgoingMessage]:
+        """The engine's answers to one message. ``admitted``: the adapter already counted it
+        (``admit``), e.g. before storing the photo the message carries."""
         # this message's log lines: its own request id (a socket carries many) and its channel
         channel = channel_of(message.sender_id)
         REQUEST_ID.set(new_request_id())
@@ -162,14 +176,11 @@ class Conversations:
         metadata["received_at"] = datetime.now(UTC).isoformat()
         if self._metrics is not None:
             self._metrics.message(message.sender_id, channel)
-        if self._rate_limiter is not None:  # before the lock: a flood must not queue up
-            verdict = await self._rate_limiter.check(message.sender_id)
+        if not admitted:  # before the lock: a flood must not queue up
+            verdict = await self.admit(message.sender_id)
             if verdict is not Verdict.ALLOW:
-                if self._metrics is not None:
-                    self._metrics.rate_limited.labels(channel).inc()
-                log.info("rate limit: a citizen's message was not read")
                 return [self.notice("rate_limited", locale)] if verdict is Verdict.NOTIFY else []
-        async with self._lock(message.sender_id):
+        async with self.lock(message.sender_id):
             if self._live_chat is not None and await self._live_chat.take(message):
                 return []  # a dispatcher is talking with this citizen: no assistant reply
             if self._inbox is not None and not await self._inbox.replay(message.sender_id, self._turn,
@@ -185,7 +196,7 @@ class Conversations:
         """Replay the sender's kept messages now (bot.replay.Replayer); True when none is left."""
         if self._inbox is None:
             return True
-        async with self._lock(sender_id):
+        async with self.lock(sender_id):
             return await self._inbox.replay(sender_id, self._turn, EngineUnavailable)
 
     async def _keep(self, message: IncomingMessage, metadata: dict[str, Any], locale: str) -> list[OutgoingMessage]:

@@ -223,6 +223,22 @@ async def purge_expired_reporters() -> int:
     return erased
 
 
+async def purge_stale_attachments() -> int:
+    """Delete photos sent for reports that were never filed, ``pending_photos_max_age_seconds``
+    after they arrived (a photo that waits longer is not coming into a case any more)."""
+    ctx = current()
+    older_than = timedelta(seconds=ctx.settings.pending_photos_max_age_seconds)
+
+    def run() -> int:
+        with session_scope(ctx.db) as session:
+            return case_store.purge_stale_pending_attachments(session=session, older_than=older_than)
+
+    purged = await asyncio.to_thread(run)
+    if purged:
+        log.info("retention: deleted %d photo(s) of reports never filed", purged)
+    return purged
+
+
 # --------------------------------------------------------------------------- alerts
 
 
@@ -247,5 +263,6 @@ SWEEPS = {
     "send_follow_ups": send_follow_ups,
     "send_surveys": send_surveys,
     "purge_expired_reporters": purge_expired_reporters,
+    "purge_stale_attachments": purge_stale_attachments,
     "expire_alerts": expire_alerts,
 }

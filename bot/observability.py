@@ -73,17 +73,6 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
-def configure_logging(level: str = "INFO", log_format: str = "text") -> None:
-    """The root logger writes to stderr, as text (``make run``) or JSON (``LOG_FORMAT=json``)."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT))
-    root = logging.getLogger()
-    for old in list(root.handlers):
-        root.removeHandler(old)
-    root.addHandler(handler)
-    root.setLevel(level.upper())
-
-
 def new_request_id() -> str:
     return uuid.uuid4().hex[:16]
 

@@ -12,7 +12,9 @@ Services: one per Barri category except "other" (nine), all of type "realtime", 
 translates the service names through the bot's catalogs; descriptions stay English.
 
 Posting a request needs ``api_key``: the API token of a staff user of role dispatcher or
-admin (401 without a valid one, 403 for another role). The case is stored with channel
+admin (401 without a valid one, 403 for another role), in the ``X-Api-Key`` header (or
+``Authorization: Bearer``), the form, or the query string as the spec has it (the access log
+never records query strings). The case is stored with channel
 "open311", the deployment's default locale, a new sender "open311:<uuid4>" per request and
 the neighbourhood of lat/long (point in polygon) or, without them, ``address_string`` read by
 the chat's own place resolver (``bot.places``): a corner, a street and number, a landmark or a
@@ -318,6 +320,16 @@ async def _place(request: web.Request, where: Location) -> Place:
     return gazetteer.resolve(where.address or "")
 
 
+def _header_key(request: web.Request) -> str | None:
+    """The api_key sent in a header (``X-Api-Key``, or ``Authorization: Bearer``): the spec's
+    query parameter also works, but a URL ends up in proxies' and browsers' histories."""
+    key = request.headers.get("X-Api-Key", "").strip()
+    if not key:
+        scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+        key = value.strip() if scheme.lower() == "bearer" else ""
+    return key or None
+
+
 async def _staff(request: web.Request, api_key: str | None) -> StaffUser:
     if not api_key:
         raise Problem(401, "api_key is required")
@@ -391,7 +403,7 @@ async def post_request(request: web.Request, fmt: str) -> web.Response:
         form = await request.post()
     except (ValueError, UnicodeDecodeError):
         raise Problem(400, "the body must be form-encoded (application/x-www-form-urlencoded)") from None
-    api_key = _field(form, "api_key") or request.query.get("api_key")
+    api_key = _header_key(request) or _field(form, "api_key") or request.query.get("api_key")
     user = await _staff(request, api_key)
     try:
         where: Location | None = _location(form)
@@ -569,7 +581,7 @@ async def get_request(request: web.Request, fmt: str) -> web.Response:
 
 async def _is_staff_reader(request: web.Request) -> bool:
     """A read with a dispatcher's or admin's api_key (a wrong key is refused, not ignored)."""
-    api_key = request.query.get("api_key")
+    api_key = _header_key(request) or request.query.get("api_key")
     if not api_key:
         return False
     await _staff(request, api_key)

@@ -52,7 +52,8 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.channels.base import Button, DeliveryOutcome, OutgoingMessage
-from bot.observability import TEXT_FORMAT, Metrics, configure_logging
+from bot.logs import configure_logging
+from bot.observability import Metrics
 from bot.settings import Settings
 from storage import outbox as store
 from storage.db import create_db_engine, session_scope
@@ -471,10 +472,8 @@ async def run_telegram_worker(settings: Settings) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Run the Telegram outbox worker (settings from the environment).")
     parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format=TEXT_FORMAT)
     settings = Settings()
-    configure_logging("INFO", settings.log_format)
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
+    configure_logging("INFO", settings)  # secrets redacted, httpx quiet (its URLs carry the token)
     asyncio.run(run_telegram_worker(settings))
 
 

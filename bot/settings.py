@@ -72,11 +72,20 @@ class Settings(BaseSettings):
     # must not dodge the limit above); generous, as a mobile carrier's NAT puts many citizens
     # behind one address. 0 = no limit
     max_messages_per_minute_per_address: int = Field(default=120, ge=0)
+    # web chat, per network address and RATE_LIMIT_WINDOW_SECONDS: connections (each `hello`
+    # reads the database) and new conversations among them. 0 = no limit
+    max_hellos_per_minute_per_address: int = Field(default=120, ge=0)
+    max_new_sessions_per_minute_per_address: int = Field(default=30, ge=0)
+    # a web-chat session not used for this long is refused and a new conversation starts
+    webchat_session_idle_days: float = Field(default=30, gt=0)
     # reverse proxies in front of the bot service: the citizen's address is then read from
     # X-Forwarded-For, this many entries from the right (0: the connection's own address)
     trusted_proxies: int = Field(default=0, ge=0)
     max_socket_frame_bytes: int = 64 * 1024  # one web-chat WebSocket frame
     max_json_body_bytes: int = 64 * 1024  # JSON and form bodies of the staff API and Open311
+    # the access log: method, path (never the query string), status, size, time; the client's
+    # address only with "with_address" (anonymous reports sit badly with a log of who connected)
+    access_log: Literal["off", "anonymous", "with_address"] = "anonymous"
     engine_timeout_seconds: float = 30.0
     # while messages written during an engine outage are kept, the engine is probed this often
     replay_probe_seconds: float = Field(default=5.0, gt=0)
@@ -93,6 +102,8 @@ class Settings(BaseSettings):
     survey_window_seconds: float = 14 * 24 * 3600  # cases resolved longer ago get no survey
     survey_answer_window_seconds: float = 3 * 24 * 3600  # a bare typed yes/no answers a survey this recent
     retention_days: float = Field(default=180, gt=0)  # personal data kept after the last case closes
+    # photos sent for a report that was never filed are deleted this long after they arrived
+    pending_photos_max_age_seconds: float = Field(default=24 * 3600, gt=0)
 
     # Outbox (bot.outbox): messages Barri sends on its own (alerts, status changes, follow-ups).
     outbox_rate_per_second: float = Field(default=30.0, gt=0)  # Telegram: about 30 messages/s per bot

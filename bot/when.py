@@ -15,6 +15,12 @@ from zoneinfo import ZoneInfo
 
 import dateparser
 
+# dateparser takes up to a second on a few thousand characters, and a time is a short phrase:
+# longer texts (a whole account of what happened) are read by the patterns below only, which
+# take milliseconds on the longest message a citizen can send.
+DATEPARSER_MAX_CHARS = 120
+MAX_INPUT_CHARS = 4000
+
 
 class UnknownTime(Exception):  # noqa: N818 - reads as "the time is unknown"
     """The citizen said they do not know when it happened."""
@@ -187,7 +193,9 @@ def parse_when(text: str, *, now: datetime, zone: ZoneInfo, locale: str = "en") 
     the moment it was received, not the replay). Raises UnknownTime when the citizen says
     they do not know. A moment in the future (said with "tomorrow", or a date to come) is
     returned as it is, for the caller to refuse; read times of day are the latest past ones.
+    CPU-bound (a few milliseconds): callers on an event loop run it in a thread.
     """
+    text = text[:MAX_INPUT_CHARS]
     folded = _fold(text).strip()
     if not folded:
         return None
@@ -237,7 +245,7 @@ def parse_when(text: str, *, now: datetime, zone: ZoneInfo, locale: str = "en") 
         clock, part_name = (12, 0, None), "night"
 
     if day_offset is None and part_hour is None and clock is None:
-        return _dateparser(text, local_now, zone, locale)
+        return _dateparser(text, local_now, zone, locale) if len(text.strip()) <= DATEPARSER_MAX_CHARS else None
 
     day = local_now.date() + timedelta(days=day_offset or 0)
     if clock is not None:

@@ -21,7 +21,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
-from storage.errors import AttachmentTooLarge, CaseRefExhausted, InvalidStatus
+from storage.errors import AttachmentTooLarge, CaseRefExhausted, InvalidStatus, TooManyPendingAttachments
 from storage.models import (
     ACTOR_CITIZEN,
     EVENT_CITIZEN_INFO,
@@ -429,17 +429,25 @@ def change_status(
 
 
 def add_pending_attachment(
-    *, session: Session, sender_id: str, data: bytes, mime_type: str
+    *, session: Session, sender_id: str, data: bytes, mime_type: str, sent_sha256: str | None = None,
+    max_pending: int | None = None,
 ) -> Attachment:
-    """Store an uploaded file for ``sender_id``'s report in progress."""
+    """Store an uploaded file for ``sender_id``'s report in progress.
+
+    ``sent_sha256``: the digest of the file as the citizen sent it, when what is stored differs
+    (metadata removed); the receipt is of that. ``max_pending``: refuse (TooManyPendingAttachments)
+    when the sender already has that many attachments waiting for a report.
+    """
     if not data:
         raise ValueError("empty attachment")
     if len(data) > MAX_ATTACHMENT_BYTES:
         raise AttachmentTooLarge(f"{len(data)} bytes > {MAX_ATTACHMENT_BYTES}")
     with _atomic(session):
+        if max_pending is not None and count_pending_attachments(session=session, sender_id=sender_id) >= max_pending:
+            raise TooManyPendingAttachments(f"{max_pending} attachments already wait for a report")
         attachment = Attachment(
             owner_sender_id=sender_id,
-            sha256=hashlib.sha256(data).hexdigest(),
+            sha256=sent_sha256 or hashlib.sha256(data).hexdigest(),
             size=len(data),
             mime_type=mime_type,
             created_at=utcnow(),
@@ -448,6 +456,14 @@ def add_pending_attachment(
         session.flush()
         session.add(AttachmentData(attachment_id=attachment.id, data=bytes(data)))
     return attachment
+
+
+def count_pending_attachments(*, session: Session, sender_id: str) -> int:
+    """How many of the sender's attachments are not linked to a case yet."""
+    return session.exec(
+        select(func.count()).select_from(Attachment)
+        .where(Attachment.owner_sender_id == sender_id, col(Attachment.case_id).is_(None))
+    ).one()
 
 
 def discard_pending_attachments(*, session: Session, sender_id: str) -> int:

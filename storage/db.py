@@ -67,12 +67,14 @@ def create_db_engine(database_url: str | URL) -> Engine:
         engine = create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+            hide_parameters=True,  # errors are logged: never with a citizen's words in them
         )
         event.listen(engine, "connect", _set_sqlite_pragmas)
         return engine
     if backend == "postgresql":
         # a database that hangs must fail a request, not stall it: connect within a few seconds
-        return create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": POSTGRES_CONNECT_TIMEOUT_S})
+        return create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": POSTGRES_CONNECT_TIMEOUT_S},
+                             hide_parameters=True)  # errors are logged: never with a citizen's words in them
     raise ValueError(f"unsupported database backend {backend!r} (use sqlite or postgresql)")
 
 

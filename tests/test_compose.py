@@ -70,3 +70,9 @@ def test_the_engine_image_trains_on_the_data_make_trains_on() -> None:
     paths = subprocess.run([str(PROJECT_ROOT / "scripts" / "engine-data.sh"), "paths"], capture_output=True,
                            text=True, check=True).stdout.split()
     assert data.group(1).split() == paths
+
+
+def test_the_bot_behind_the_stacks_proxy_reads_the_client_address_from_it() -> None:
+    assert SERVICES["bot"]["environment"]["TRUSTED_PROXIES"] == "${TRUSTED_PROXIES:-1}"
+    example = (PROJECT_ROOT / ".env.example").read_text()
+    assert "\nTRUSTED_PROXIES=1\n" in example

@@ -298,7 +298,7 @@ async def test_kill_9_mid_report_then_restart_continues_the_conversation(stack: 
             process = start_bot_service(stack, port, log)  # the same port, a new process
             await wait_http(f"{base}/healthz", 90, [process])
             ws, welcome = await hello(http, base, token, "en-GB")
-            assert welcome["session"] == token and welcome["sender"] == sender_id
+            assert welcome["sender"] == sender_id  # the same conversation (its token renewed)
 
             # the citizen answers the question that was on screen: the form goes on from there
             replies = await say(ws, answer(pending))

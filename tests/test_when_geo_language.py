@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -112,3 +113,22 @@ def test_short_answers_keep_the_conversation_language() -> None:
     assert conversation_language(["hi ha molt de soroll al carrer cada nit", "si"], "en", "en") == "ca"
     assert conversation_language(["ok"], "es", "en") == "es"
     assert conversation_language([], None, "en") == "en"
+
+
+# Messages may be 4,000 characters long; dateparser takes up to a second on such a text, and the
+# action server reads every report's first message and description for a time.
+LONG_MESSAGES = ["1 2 3 4 5 " * 400, "3 de marzo de 2026 " * 210, "12/03 " * 660]
+
+
+@pytest.mark.parametrize("text", LONG_MESSAGES, ids=["numbers", "dates", "slashes"])
+def test_a_long_message_is_read_for_a_time_in_bounded_time(text: str) -> None:
+    parse_when("ayer", now=NOW, zone=MADRID)  # dateparser's first call loads its data
+    started = time.process_time()  # CPU time: not inflated by other jobs on the machine
+    parse_when(text, now=NOW, zone=MADRID, locale="es")
+    assert time.process_time() - started < 0.05
+
+
+def test_a_time_said_in_a_long_account_is_still_found() -> None:
+    story = "Two men were shouting outside the bakery and broke the glass of the door. " * 20
+    parsed = parse_when(story + "It was yesterday at 10 pm.", now=NOW, zone=MADRID)
+    assert parsed is not None and parsed.moment.isoformat().startswith("2026-11-24T22:00")

@@ -31,6 +31,8 @@ from aiohttp import web
 
 from bot.dashboard import alerts, auth, live, views
 from bot.dashboard.base import PREFIX, STATIC_DIR, STATIC_URL, TEMPLATES, TEMPLATES_DIR, see_other
+from bot.dashboard.throttle import create_sign_in_throttle
+from bot.keys import SETTINGS
 
 
 async def _to_queue(request: web.Request) -> web.Response:
@@ -47,11 +49,16 @@ def setup(app: web.Application) -> None:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    app[auth.THROTTLE] = auth.LoginThrottle()
+    app[auth.THROTTLE] = throttle = create_sign_in_throttle(app[SETTINGS].redis_url)
     app[live.FEED] = feed = live.CaseFeed(app)
 
     async def stop_feed(app: web.Application) -> None:
         await feed.close()
+
+    async def close_throttle(app: web.Application) -> None:
+        await throttle.close()
+
+    app.on_cleanup.append(close_throttle)
 
     app.on_shutdown.append(stop_feed)
     router = app.router

@@ -1,11 +1,9 @@
 """Who may use the dashboard: sign-in with a password, the session cookie, CSRF tokens,
-Origin checks, login throttling, and the decorator that guards every dashboard route.
+Origin checks, and the decorator that guards every dashboard route.
 
-Throttling lives in memory (``LoginThrottle``, one per bot service process): at most
-``MAX_FAILURES`` failed sign-ins per user name and, separately, per client address within
-``WINDOW``; further attempts get 429 without the password being checked. Nothing about failed
-attempts is written to the database (no typed names or addresses are kept), and a restart
-forgets the counters, which costs an attacker a restart of the service per five guesses.
+Sign-in attempts go through ``bot.dashboard.throttle`` (a growing delay per name and per
+client address, counted before the password is checked; shared through Redis when set);
+a refused attempt gets 429 without the password being checked.
 """
 
 from __future__ import annotations
@@ -13,8 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-import time
-from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
 from functools import wraps
 from urllib.parse import quote, urlsplit
@@ -30,8 +26,10 @@ from bot.dashboard.sessions import (
     start_session,
     tokens_match,
 )
+from bot.dashboard.throttle import SignInThrottle
 from bot.i18n import N_
 from bot.keys import DB, SETTINGS
+from bot.netaddr import client_address
 from storage.db import session_scope
 from storage.models import STAFF_NAME_MAX, StaffUser
 from storage.users import PASSWORD_MAX_LENGTH, check_password
@@ -43,62 +41,11 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 SESSION_COOKIE = "barri_desk"
 LOGIN_COOKIE = "barri_desk_login"  # binds the sign-in form to the browser that loaded it
 LOGIN_COOKIE_MAX_AGE = 3600
-MAX_FAILURES = 5
-WINDOW_SECONDS = 15 * 60
 CASE_READERS = ("dispatcher", "admin")
 ROLE_GROUPS = {"dispatcher": N_("dispatchers"), "community": N_("community teams"), "admin": N_("administrators")}
 
 
-class LoginThrottle:
-    """Failed sign-ins per name and per client address over a sliding window (in memory)."""
-
-    def __init__(self, limit: int = MAX_FAILURES, window: float = WINDOW_SECONDS, max_keys: int = 10_000,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self.limit = limit
-        self.window = window
-        self._max_keys = max_keys
-        self._clock = clock
-        self._failures: OrderedDict[str, deque[float]] = OrderedDict()
-
-    @staticmethod
-    def _keys(name: str, address: str) -> tuple[str, str]:
-        return "name:" + name.strip().lower()[:STAFF_NAME_MAX], "addr:" + address
-
-    def _recent(self, key: str, now: float) -> deque[float]:
-        stamps = self._failures.get(key)
-        if stamps is None:
-            return deque()
-        while stamps and now - stamps[0] >= self.window:
-            stamps.popleft()
-        if not stamps:
-            del self._failures[key]
-        return stamps
-
-    def retry_after(self, name: str, address: str) -> int | None:
-        """Seconds to wait when the name or the address has used up its attempts, else None."""
-        now = self._clock()
-        waits = []
-        for key in self._keys(name, address):
-            stamps = self._recent(key, now)
-            if len(stamps) >= self.limit:
-                waits.append(int(self.window - (now - stamps[-self.limit])) + 1)
-        return max(waits) if waits else None
-
-    def failed(self, name: str, address: str) -> None:
-        now = self._clock()
-        for key in self._keys(name, address):
-            stamps = self._failures.setdefault(key, deque(maxlen=self.limit * 2))
-            stamps.append(now)
-            self._failures.move_to_end(key)
-        while len(self._failures) > self._max_keys:  # bounded memory under a spray of names
-            self._failures.popitem(last=False)
-
-    def succeeded(self, name: str) -> None:
-        """A correct password clears the name's failures (not the address's)."""
-        self._failures.pop(self._keys(name, "")[0], None)
-
-
-THROTTLE = web.AppKey("desk_throttle", LoginThrottle)
+THROTTLE = web.AppKey("desk_throttle", SignInThrottle)
 
 
 # --------------------------------------------------------------------------- cookies and origins
@@ -250,17 +197,20 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
         return _login_form(request, status=403, name=name, next_url=next_url,
                            error=desk_text(request).gettext(
                                "This sign-in form has expired. Please enter your name and password again."))
-    address = request.remote or "unknown"
+    address = client_address(request, request.app[SETTINGS].trusted_proxies)
     throttle = request.app[THROTTLE]
-    wait = throttle.retry_after(name, address)
+    # counted before the password is checked, so simultaneous guesses cannot all be tried
+    wait = await throttle.attempt(name, address)
     if wait is not None:
         log.warning("dashboard sign-in refused: too many failed attempts")
         minutes = max(1, round(wait / 60))
+        text = desk_text(request)
+        again = (text.ngettext("Try again in about {n} minute", "Try again in about {n} minutes", minutes)
+                 if wait >= 60 else text.ngettext("Try again in {n} second", "Try again in {n} seconds", wait))
         return error_page(request, 429, N_("Too many failed sign-in attempts"),
                           N_("For your security, signing in is paused for this account or this network. "
-                             "Try again in about {minutes}, or ask an administrator to reset your password."),
-                          headers={"Retry-After": str(wait)},
-                          minutes=desk_text(request).ngettext("{n} minute", "{n} minutes", minutes))
+                             "{try_again}, or ask an administrator to reset your password."),
+                          headers={"Retry-After": str(wait)}, try_again=again)
     if not name or not password or len(password) > PASSWORD_MAX_LENGTH:
         user = None
     else:
@@ -270,10 +220,9 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
 
         user = await asyncio.to_thread(verify)
     if user is None:
-        throttle.failed(name, address)
         return _login_form(request, status=401, name=name, next_url=next_url,
                            error=desk_text(request).gettext("Wrong name or password."))
-    throttle.succeeded(name)
+    await throttle.succeeded(name, address)
     if user.role == "community" and next_url == PREFIX + "/":
         next_url = PREFIX + "/alerts"  # the queue is for dispatchers; alerts are what community teams do
 

@@ -3,6 +3,7 @@ corrections, saving the case with its receipt, and cancelling."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import uuid
@@ -212,8 +213,8 @@ class ActionStartReport(BarriAction):
             prefill.update(place_prefill(self.services.gazetteer, str(entities["place"])))
         settings = self.services.settings
         try:
-            when = parse_when(
-                text, now=self.now(tracker), zone=settings.zone, locale=self.locale(tracker)
+            when = await asyncio.to_thread(
+                parse_when, text, now=self.now(tracker), zone=settings.zone, locale=self.locale(tracker)
             )
         except UnknownTime:
             when = None
@@ -264,7 +265,7 @@ class ValidateReportForm(FormValidationAction):
         return {slot: None, "failed_attempts": float(failures)}
 
     # description -----------------------------------------------------------------------
-    def validate_description(
+    async def validate_description(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
         text = str(value or "").strip()
@@ -276,7 +277,7 @@ class ValidateReportForm(FormValidationAction):
         if tracker.get_slot("incident_time") is None:
             now = self._speaker.now(tracker)
             try:
-                when = parse_when(text, now=now, zone=self.services.settings.zone)
+                when = await asyncio.to_thread(parse_when, text, now=now, zone=self.services.settings.zone)
             except UnknownTime:
                 when = None
             if when is not None and when.moment <= now:
@@ -381,7 +382,7 @@ class ValidateReportForm(FormValidationAction):
         answer = self._answer(tracker, "incident_time")
         return {"incident_time": answer} if answer else {}
 
-    def validate_incident_time(
+    async def validate_incident_time(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
         if isinstance(value, dict):
@@ -393,8 +394,9 @@ class ValidateReportForm(FormValidationAction):
             return {"incident_time": time_slot(None, "unknown"), "failed_attempts": 0.0}
         text = str(value or "")
         try:
-            when = parse_when(text, now=now, zone=self.services.settings.zone,
-                              locale=self._speaker.locale(tracker))
+            # off the loop: the action server serves every citizen from one event loop
+            when = await asyncio.to_thread(parse_when, text, now=now, zone=self.services.settings.zone,
+                                           locale=self._speaker.locale(tracker))
         except UnknownTime:
             return {"incident_time": time_slot(None, text), "failed_attempts": 0.0}
         if when is None:

@@ -266,7 +266,9 @@ RESPONSES: dict[str, Template] = {
     "utter_case_saved_urgent": Template(
         N_("It has been marked as urgent for the dispatchers. If anyone is still in danger, call 112 now."),
     ),
-    "utter_photo_receipt": Template(N_("Photo {number}: SHA-256 {sha256}")),
+    "utter_photo_receipt": Template(
+        N_("Photo {number}: SHA-256 {sha256} (of the photo as you sent it; we keep it without its location and camera details)")
+    ),
     "utter_case_not_saved": Template(
         N_(
             "Sorry, I could not save your report because of a technical problem. Nothing "
@@ -485,6 +487,7 @@ ADAPTER_MESSAGES = {
     "unreadable": N_("I can read text, photos and locations. Please write your message."),
     "photo_type": N_("Please send the photo as a JPEG, PNG or WebP image."),
     "photo_too_big": N_("That photo is too big. The maximum size is {limit_mb} MB."),
+    "too_many_photos": N_("That's the maximum of {max_photos} photos for one report."),
     "not_understood": N_("Sorry, I didn't understand that. Could you say it in other words?"),
     "busy": N_("You are sending messages very fast. Please wait a moment."),
     "rate_limited": N_(

@@ -3,8 +3,12 @@ SQLite database: exact events and exact responses."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import inspect
 import re
+import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -106,15 +110,15 @@ async def test_a_short_request_leaves_the_description_to_the_form(services: Serv
     assert not any(e["name"] == "description" and e["value"] for e in events)
 
 
-def test_time_in_catalan_and_an_unreadable_time_answered_in_catalan(services: Services) -> None:
+async def test_time_in_catalan_and_an_unreadable_time_answered_in_catalan(services: Services) -> None:
     form = ValidateReportForm(services)
     tracker = make_tracker(text="ahir a les deu", slots={"requested_slot": "incident_time"})
-    result = form.validate_incident_time("ahir a les deu", CollectingDispatcher(), tracker, {})
+    result = await form.validate_incident_time("ahir a les deu", CollectingDispatcher(), tracker, {})
     assert result["incident_time"]["iso"] == "2026-11-24T22:00:00+01:00"
 
     dispatcher = CollectingDispatcher()
     tracker = make_tracker(text="quan la lluna era plena", slots={"requested_slot": "incident_time", "language": "ca"})
-    result = form.validate_incident_time("quan la lluna era plena", dispatcher, tracker, {})
+    result = await form.validate_incident_time("quan la lluna era plena", dispatcher, tracker, {})
     assert result == {"incident_time": None, "failed_attempts": 1.0}
     expected = services.catalogs.gettext(
         "I couldn't work out when that was. Try something like \"just now\", "
@@ -147,6 +151,39 @@ def test_a_location_outside_the_city_is_refused(services: Services) -> None:
     assert "Barcelona" in dispatcher.messages[0]["text"]
 
 
+async def loop_stalls_while(work: Callable[[], Any]) -> float:
+    """The longest the event loop went without running other tasks while ``work()`` ran."""
+    longest, running = 0.0, True
+
+    async def tick() -> None:
+        nonlocal longest
+        last = time.perf_counter()
+        while running:
+            await asyncio.sleep(0.005)
+            now = time.perf_counter()
+            longest, last = max(longest, now - last), now
+
+    ticker = asyncio.create_task(tick())
+    await asyncio.sleep(0.02)
+    result = work()
+    if inspect.isawaitable(result):
+        await result
+    running = False
+    await ticker
+    return longest
+
+
+async def test_reading_a_time_from_long_messages_keeps_the_action_servers_loop_free(services: Services) -> None:
+    text = "1 2 3 4 5 " * 400  # 4,000 characters: up to a second of dateparser on one core
+    form = ValidateReportForm(services)
+    asked = make_tracker(text=text, slots={"requested_slot": "incident_time"})
+    assert await loop_stalls_while(lambda: form.validate_incident_time(text, CollectingDispatcher(), asked, {})) < 0.1
+    described = make_tracker(text=text, slots={"requested_slot": "description"})
+    assert await loop_stalls_while(lambda: form.validate_description(text, CollectingDispatcher(), described, {})) < 0.1
+    first = make_tracker(text=text)
+    assert await loop_stalls_while(lambda: ActionStartReport(services).run(CollectingDispatcher(), first, {})) < 0.1
+
+
 async def test_save_case_stores_the_report_and_gives_reference_and_photo_hash(services: Services) -> None:
     photo = b"\xff\xd8\xff" + b"jpeg-bytes" * 10
     with session_scope(services.db) as session:
@@ -170,7 +207,8 @@ async def test_save_case_stores_the_report_and_gives_reference_and_photo_hash(se
         assert [a.sha256 for a in case_store.get_attachments(session=session, case_id=case.id)] == [
             hashlib.sha256(photo).hexdigest()]
     texts = [m["text"] for m in dispatcher.messages if m.get("text")]
-    assert any(hashlib.sha256(photo).hexdigest() in t for t in texts)
+    receipt = next(t for t in texts if hashlib.sha256(photo).hexdigest() in t)
+    assert "as you sent it" in receipt and "without its location" in receipt  # which file the hash is of
     assert SlotSet("incident_type", None) in events and SlotSet("urgent", None) in events
 
 

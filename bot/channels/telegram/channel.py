@@ -36,10 +36,11 @@ from telegram.request import HTTPXRequest
 from telegram.warnings import PTBDeprecationWarning
 
 from bot.channels.base import Channel, DeliveryOutcome, IncomingMessage, OutgoingMessage
-from bot.channels.media import PhotoRejected, location_payload, photo_payload, store_photo
+from bot.channels.media import PhotoRejected, location_payload, pending_photos, photo_payload, store_photo
 from bot.dispatch import DESK_PREFIX, DispatchDesk
 from bot.engine import Conversations
 from bot.i18n import N_, Catalogs
+from bot.ratelimit import Verdict
 from bot.settings import SUPPORTED_LOCALES, Settings
 from dialogues.actions.responses import ADAPTER_MESSAGES
 from storage import cases as case_store
@@ -283,19 +284,20 @@ class TelegramChannel(Channel):
         if update.edited_message is not None:
             await self.notice(sender_id, "edited", hint, message.text or "")
             return
-        for payload, display in await self.payloads(message, sender_id, hint):
-            await self.deliver(
-                IncomingMessage(sender_id=sender_id, text=payload, locale_hint=hint, display_text=display)
-            )
+        for payload, admitted in await self.payloads(message, sender_id, hint):
+            await self.deliver(IncomingMessage(sender_id=sender_id, text=payload, locale_hint=hint),
+                               admitted=admitted)
 
-    async def payloads(self, message: Message, sender_id: str, hint: str | None) -> list[tuple[str, str | None]]:
-        """What the engine is told for one Telegram message (a photo with a caption is two)."""
+    async def payloads(self, message: Message, sender_id: str, hint: str | None) -> list[tuple[str, bool]]:
+        """What the engine is told for one Telegram message (a photo with a caption is two),
+        each with whether it was already counted against the citizen's limit (a photo is,
+        before it is fetched)."""
         if message.text:
             text = message.text.strip()
             if text.startswith("/"):
                 command = text[1:].split()[0].split("@")[0].lower() if len(text) > 1 else ""
                 if command in COMMANDS:
-                    return [(COMMANDS[command][0], None)]
+                    return [(COMMANDS[command][0], False)]
                 text = text.lstrip("/").strip()  # typed text is never an engine command
             if not text:
                 await self.notice(sender_id, "empty", hint)
@@ -303,15 +305,15 @@ class TelegramChannel(Channel):
             if len(text) > self.settings.max_message_chars:
                 await self.notice(sender_id, "too_long", hint, text, limit=self.settings.max_message_chars)
                 return []
-            return [(text, None)]
+            return [(text, False)]
         if message.location is not None:
             payload = location_payload(message.location.latitude, message.location.longitude)
-            return [(payload, None)] if payload else []
+            return [(payload, False)] if payload else []
         if message.photo:
             found = await self.photo(message, sender_id, hint)
-            result: list[tuple[str, str | None]] = [(found, None)] if found else []
+            result = [(found, True)] if found else []
             if found and message.caption and message.caption.strip():
-                result.append((message.caption.strip()[: self.settings.max_message_chars], None))
+                result.append((message.caption.strip()[: self.settings.max_message_chars], False))
             return result
         await self.notice(sender_id, "unreadable", hint)
         return []
@@ -319,14 +321,25 @@ class TelegramChannel(Channel):
     async def photo(self, message: Message, sender_id: str, hint: str | None) -> str | None:
         largest = max(message.photo, key=lambda size: (size.file_size or 0, size.width * size.height))
         limit = self.settings.max_photo_bytes
+        most = self.settings.max_photos_per_report
+        # every limit before anything is fetched or stored: the citizen's message rate, then
+        # their pending photos, then the size
+        verdict = await self.conversations.admit(sender_id)
+        if verdict is not Verdict.ALLOW:
+            if verdict is Verdict.NOTIFY:
+                await self.notice(sender_id, "rate_limited", hint)
+            return None
         try:
+            if await asyncio.to_thread(pending_photos, self.db, sender_id) >= most:
+                raise PhotoRejected("too_many_photos")
             if largest.file_size and largest.file_size > limit:
                 raise PhotoRejected("photo_too_big")
             file = await largest.get_file()
             data = bytes(await file.download_as_bytearray())
-            attachment_id = await store_photo(self.db, sender_id, data, limit)
+            async with self.conversations.lock(sender_id):  # one photo of a sender at a time: the cap holds
+                attachment_id = await store_photo(self.db, sender_id, data, max_bytes=limit, max_pending=most)
         except PhotoRejected as rejected:
-            await self.notice(sender_id, rejected.key, hint, limit_mb=limit // (1024 * 1024))
+            await self.notice(sender_id, rejected.key, hint, limit_mb=limit // (1024 * 1024), max_photos=most)
             return None
         except (TelegramError, StorageError) as error:
             log.warning("telegram: could not take a photo: %s", type(error).__name__)
@@ -378,7 +391,7 @@ class TelegramChannel(Channel):
         except TelegramError as error:
             log.warning("telegram: could not confirm in the dispatch group: %s", error)
 
-    async def deliver(self, message: IncomingMessage) -> None:
+    async def deliver(self, message: IncomingMessage, *, admitted: bool = False) -> None:
         assert self.application is not None
         try:
             await self.application.bot.send_chat_action(chat_of(message.sender_id), ChatAction.TYPING)
@@ -387,7 +400,7 @@ class TelegramChannel(Channel):
             return
         except TelegramError:
             log.debug("telegram: typing indicator not sent")
-        await self.respond(message.sender_id, await self.conversations.handle(message))
+        await self.respond(message.sender_id, await self.conversations.handle(message, admitted=admitted))
 
     async def on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         log.error("telegram: error while handling an update: %s", type(context.error).__name__,

@@ -12,6 +12,7 @@ import hmac
 import json
 import logging
 import secrets
+import time
 from collections import defaultdict
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -20,9 +21,10 @@ import aiohttp_jinja2
 from aiohttp import WSMsgType, web
 
 from bot.channels.base import Channel, DeliveryOutcome, IncomingMessage, OutgoingMessage
-from bot.channels.media import PhotoRejected, location_payload, photo_payload, store_photo
+from bot.channels.media import PhotoRejected, location_payload, pending_photos, photo_payload, store_photo
 from bot.engine import Conversations
 from bot.i18n import LANGUAGE_NAMES, Catalogs
+from bot.netaddr import client_address
 from bot.ratelimit import RateLimiter, Verdict
 from bot.settings import Settings
 from dialogues.actions.responses import ADAPTER_MESSAGES
@@ -31,28 +33,42 @@ from storage.errors import StorageError
 log = logging.getLogger(__name__)
 
 MAX_PAYLOAD_CHARS = 500
+CLOCK_SKEW_SECONDS = 300  # a token stamped by an instance whose clock is ahead is still good
+TRY_AGAIN_LATER = 1013  # WebSocket close code
 
 
 class SessionTokens:
-    """`web:<random>` sender ids, signed with the deployment's secret."""
+    """`web:<random>` sender ids in tokens signed with the deployment's secret and stamped with
+    when they were issued. Every `welcome` renews the stamp, so a conversation lives as long as
+    the citizen comes back; a token not renewed for ``idle_seconds`` is refused (a new
+    conversation starts), so a stolen or forgotten token does not work forever."""
 
-    def __init__(self, secret: str) -> None:
+    def __init__(self, secret: str, idle_seconds: float, clock: Callable[[], float] = time.time) -> None:
         self._key = hashlib.sha256(("webchat:" + secret).encode()).digest()
+        self.idle_seconds = idle_seconds
+        self.clock = clock
 
-    def issue(self) -> tuple[str, str]:
-        sender_id = f"web:{secrets.token_hex(16)}"
-        return sender_id, f"{sender_id}.{self._sign(sender_id)}"
+    def issue(self, sender_id: str | None = None) -> tuple[str, str]:
+        """A token for ``sender_id`` (a new conversation when None), stamped now."""
+        sender_id = sender_id or f"web:{secrets.token_hex(16)}"
+        body = f"{sender_id}.{int(self.clock())}"
+        return sender_id, f"{body}.{self._sign(body)}"
 
     def verify(self, token: object) -> str | None:
-        if not isinstance(token, str) or "." not in token or len(token) > 200:
+        if not isinstance(token, str) or len(token) > 200 or token.count(".") != 2:
             return None
-        sender_id, signature = token.rsplit(".", 1)
-        if sender_id.startswith("web:") and hmac.compare_digest(signature, self._sign(sender_id)):
-            return sender_id
-        return None
+        sender_id, stamp, signature = token.split(".")
+        if not (sender_id.startswith("web:") and stamp.isascii() and stamp.isdigit() and len(stamp) <= 12):
+            return None
+        if not hmac.compare_digest(signature, self._sign(f"{sender_id}.{stamp}")):
+            return None
+        age = self.clock() - int(stamp)
+        if age > self.idle_seconds or age < -CLOCK_SKEW_SECONDS:
+            return None
+        return sender_id
 
-    def _sign(self, sender_id: str) -> str:
-        return hmac.new(self._key, sender_id.encode(), hashlib.sha256).hexdigest()[:32]
+    def _sign(self, body: str) -> str:
+        return hmac.new(self._key, body.encode(), hashlib.sha256).hexdigest()[:32]
 
 
 class WebChatChannel(Channel):
@@ -60,16 +76,20 @@ class WebChatChannel(Channel):
 
     def __init__(
         self, settings: Settings, catalogs: Catalogs, conversations: Conversations, db,  # noqa: ANN001
-        address_limiter: RateLimiter | None = None,
+        address_limiter: RateLimiter | None = None, hello_limiter: RateLimiter | None = None,
+        new_session_limiter: RateLimiter | None = None,
     ) -> None:
         self.settings = settings
         # all sessions of one network address together: new sessions must not dodge the
         # per-citizen limit (bot.engine.Conversations applies that one)
         self.address_limiter = address_limiter
+        # per address too: connections (each `hello` reads the database) and new conversations
+        self.hello_limiter = hello_limiter
+        self.new_session_limiter = new_session_limiter
         self.catalogs = catalogs
         self.conversations = conversations
         self.db = db
-        self.tokens = SessionTokens(settings.secret_key)
+        self.tokens = SessionTokens(settings.secret_key, settings.webchat_session_idle_days * 24 * 3600)
         self.sockets: defaultdict[str, set[web.WebSocketResponse]] = defaultdict(set)
         self.hints: dict[str, str] = {}
         # called (as a task) with the sender id after each `welcome`: the outbox delivers what
@@ -160,9 +180,14 @@ class WebChatChannel(Channel):
                         continue
                     hint = str(data.get("locale") or "")[:35] or None
                     sender_id = self.tokens.verify(data.get("session"))
-                    token = data.get("session") if sender_id else None
-                    if sender_id is None:
-                        sender_id, token = self.tokens.issue()
+                    limiters = [self.hello_limiter] + ([self.new_session_limiter] if sender_id is None else [])
+                    if not await _allowed(limiters, address):
+                        log.info("rate limit: a web-chat connection from one address was refused")
+                        await self._notice(ws, "rate_limited", hint)
+                        await ws.close(code=TRY_AGAIN_LATER, message=b"too many connections")
+                        sender_id = None
+                        break
+                    sender_id, token = self.tokens.issue(sender_id)  # renewed: the idle clock restarts
                     self.sockets[sender_id].add(ws)
                     if hint:
                         self.hints[sender_id] = hint
@@ -229,13 +254,14 @@ class WebChatChannel(Channel):
         await self._notice(ws, "unreadable", hint)
         return None
 
-    async def deliver(self, message: IncomingMessage) -> None:
-        """Hand a message to the engine and send the answers to every open tab of this citizen."""
+    async def deliver(self, message: IncomingMessage, *, admitted: bool = False) -> None:
+        """Hand a message to the engine and send the answers to every open tab of this citizen
+        (``admitted``: already counted against the citizen's limit)."""
         sockets = list(self.sockets.get(message.sender_id, ()))
         for ws in sockets:
             await self._send(ws, {"type": "typing", "on": True})
         try:
-            replies = await self.conversations.handle(message)
+            replies = await self.conversations.handle(message, admitted=admitted)
             await self.respond(message.sender_id, replies)
         finally:
             for ws in sockets:
@@ -258,8 +284,17 @@ class WebChatChannel(Channel):
             return web.json_response({"error": text}, status=status)
 
         limit = self.settings.max_photo_bytes
+        most = self.settings.max_photos_per_report
         if request.content_length and request.content_length > limit + 64 * 1024:
             return error("photo_too_big", 413, limit_mb=limit // (1024 * 1024))
+        # every limit before anything is stored: the citizen's message rate, then their pending photos
+        if await self.conversations.admit(sender_id) is not Verdict.ALLOW:
+            return error("rate_limited", 429)
+        try:
+            if await asyncio.to_thread(pending_photos, self.db, sender_id) >= most:
+                return error("too_many_photos", 409, max_photos=most)
+        except StorageError:
+            return error("unavailable", 503)
         try:
             reader = await request.multipart()
             part = await reader.next()
@@ -275,14 +310,16 @@ class WebChatChannel(Channel):
             if len(data) > limit:
                 return error("photo_too_big", 413, limit_mb=limit // (1024 * 1024))
         try:
-            attachment_id = await store_photo(self.db, sender_id, bytes(data), limit)
+            async with self.conversations.lock(sender_id):  # one photo of a sender at a time: the cap holds
+                attachment_id = await store_photo(self.db, sender_id, bytes(data), max_bytes=limit, max_pending=most)
         except PhotoRejected as rejected:
-            return error(rejected.key, 413 if rejected.key == "photo_too_big" else 415, limit_mb=limit // (1024 * 1024))
+            status = {"photo_too_big": 413, "too_many_photos": 409}.get(rejected.key, 415)
+            return error(rejected.key, status, limit_mb=limit // (1024 * 1024), max_photos=most)
         except StorageError:
             log.exception("could not store a photo")
             return error("unavailable", 503)
         payload = photo_payload(attachment_id)
-        await self.deliver(IncomingMessage(sender_id=sender_id, text=payload, locale_hint=hint))
+        await self.deliver(IncomingMessage(sender_id=sender_id, text=payload, locale_hint=hint), admitted=True)
         return web.json_response({"ok": True})
 
     # helpers ----------------------------------------------------------------------------
@@ -311,6 +348,13 @@ class WebChatChannel(Channel):
             log.debug("socket closed while sending")
 
 
+async def _allowed(limiters: list[RateLimiter | None], address: str) -> bool:
+    for limiter in limiters:
+        if limiter is not None and await limiter.check(address) is not Verdict.ALLOW:
+            return False
+    return True
+
+
 def _adapter_message(key: str) -> str:
     return ADAPTER_MESSAGES[key]
 
@@ -323,14 +367,3 @@ def _parse(raw: str) -> dict[str, Any] | None:
     except (ValueError, RecursionError, UnicodeEncodeError):  # JSONDecodeError is a ValueError
         return None
     return data if isinstance(data, dict) else None
-
-
-def client_address(request: web.Request, trusted_proxies: int) -> str:
-    """The citizen's network address: the connection's, or with ``trusted_proxies`` reverse
-    proxies in front, the X-Forwarded-For entry that many from the right (the entries to its
-    left are whatever the client wrote, so they are never trusted)."""
-    if trusted_proxies > 0:
-        forwarded = [part.strip() for part in request.headers.get("X-Forwarded-For", "").split(",") if part.strip()]
-        if len(forwarded) >= trusted_proxies:
-            return forwarded[-trusted_proxies]
-    return request.remote or "unknown"

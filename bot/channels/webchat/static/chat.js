@@ -467,8 +467,9 @@
         const previous = getSession();
         if (typeof frame.session === 'string' && frame.session) {
           storageSet(SESSION_KEY, frame.session);
-          // The server started a new conversation (e.g. the old one expired): old quick replies are stale.
-          if (previous && previous !== frame.session) disableOpenQuickReplies();
+          // Every welcome renews the token; only another sender id (before the first '.') is a new
+          // conversation (e.g. the old one expired): then old quick replies are stale.
+          if (previous && previous.split('.')[0] !== frame.session.split('.')[0]) disableOpenQuickReplies();
         }
         const wasReconnect = everConnected && attempt > 0;
         everConnected = true;

@@ -23,7 +23,6 @@ import contextvars
 import json
 import logging
 import re
-import sys
 import time
 import uuid
 from collections import OrderedDict

@@ -23,8 +23,8 @@ from bot.dashboard.labels import (
     CHANNEL_NAMES,
     CONTACT_NAMES,
     EVENT_NAMES,
-    DeskText,
     LOCATION_SOURCE_NAMES,
+    DeskText,
     case_row,
     chat_line,
 )

@@ -59,6 +59,10 @@ CONTENT_SECURITY_POLICY = (
 )
 
 
+# a year: browsers that saw the site over https never try plain http for it again
+STRICT_TRANSPORT_SECURITY = "max-age=31536000; includeSubDomains"
+
+
 async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
     """On every response, as it is sent: error pages (404, 405, 413, 500) never pass through
     a middleware's return value, so this is a response-prepare signal."""
@@ -66,6 +70,8 @@ async def security_headers(request: web.Request, response: web.StreamResponse) -
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("Referrer-Policy", "no-referrer")
     response.headers.setdefault("X-Frame-Options", "DENY")
+    if request.app[SETTINGS].public_url.startswith("https://"):
+        response.headers.setdefault("Strict-Transport-Security", STRICT_TRANSPORT_SECURITY)
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -19,12 +19,13 @@ import secrets
 
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from storage.cases import _atomic, record_audit
 from storage.errors import UserExists, UserNotFound
-from storage.models import ACTOR_SYSTEM, STAFF_NAME_MAX, STAFF_ROLES, StaffUser, utcnow
+from storage.models import ACTOR_SYSTEM, STAFF_NAME_MAX, STAFF_ROLES, StaffSession, StaffUser, utcnow
 
 ROLES: tuple[str, ...] = STAFF_ROLES  # ("dispatcher", "community", "admin")
 
@@ -144,7 +145,8 @@ def rotate_token(*, session: Session, name: str, actor: str = ACTOR_SYSTEM) -> s
 
 
 def set_password(*, session: Session, name: str, password: str, actor: str = ACTOR_SYSTEM) -> None:
-    """Set (or replace) the user's password, stored as an argon2id hash.
+    """Set (or replace) the user's password, stored as an argon2id hash, and end every
+    dashboard session of the user: whoever knew the old password is signed out.
 
     Raises ``ValueError`` for a password shorter than ``PASSWORD_MIN_LENGTH`` (or longer than
     ``PASSWORD_MAX_LENGTH``) characters and ``UserNotFound`` for an unknown name.
@@ -155,6 +157,7 @@ def set_password(*, session: Session, name: str, password: str, actor: str = ACT
         user = _require_user(session, name)
         user.password_hash = password_hash
         session.add(user)
+        session.execute(delete(StaffSession).where(col(StaffSession.user_id) == user.id))
         record_audit(
             session=session,
             actor=actor,

@@ -9,6 +9,7 @@ where). No ConversationHandler: dialogue state stays in the engine.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 import warnings
 import weakref
@@ -250,7 +251,8 @@ class TelegramChannel(Channel):
 
     # webhook ----------------------------------------------------------------------------
     async def webhook(self, request: web.Request) -> web.Response:
-        if request.headers.get("X-Telegram-Bot-Api-Secret-Token") != self.settings.webhook_secret:
+        given = request.headers.get("X-Telegram-Bot-Api-Secret-Token", "")
+        if not hmac.compare_digest(given.encode(), self.settings.webhook_secret.encode()):
             return web.Response(status=403, text="wrong secret token")
         if self.application is None:
             return web.Response(status=503)

@@ -182,6 +182,10 @@
       source.close();
       setLive("lost", "Your session ended: sign in again");
     });
+    source.addEventListener("forbidden", function () {
+      source.close();
+      setLive("lost", "Your role no longer includes the queue: reload the page");
+    });
   }
 
   /* ------------------------------------------------------------ case form */
@@ -224,6 +228,7 @@
       if (empty) empty.remove();
     });
     source.addEventListener("signed_out", function () { source.close(); });
+    source.addEventListener("forbidden", function () { source.close(); });
   }
 
   function start() {

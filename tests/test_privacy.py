@@ -9,7 +9,10 @@ import csv
 import hmac
 import io
 import re
+from datetime import datetime, timedelta
+from datetime import time as dt_time
 from pathlib import Path
+from zoneinfo import ZoneInfo
 from typing import Any
 
 import pytest
@@ -19,7 +22,7 @@ from sqlmodel import select
 from bot.app import create_app
 from storage import users
 from storage.db import session_scope
-from storage.models import StaffSession, StaffUser, utcnow
+from storage.models import Case, StaffSession, StaffUser, utcnow
 from tests.conftest import StaffApp, make_settings, start_staff_app
 from tests.test_dashboard import Desk, csrf_of, desk, sign_in  # noqa: F401 - the desk fixture
 
@@ -201,3 +204,70 @@ def test_the_telegram_webhook_secret_is_compared_in_constant_time(monkeypatch: p
     missing = make_mocked_request("POST", "/telegram/webhook")
     assert asyncio.run(channel.webhook(missing)).status == 403
 
+
+
+# --------------------------------------------------------------------------- Open311 public reads
+
+OPEN311 = "/open311/v2"
+
+
+def backdated_case(staff: StaffApp, category: str, at: datetime, **fields: Any) -> str:
+    from storage import cases as case_store
+
+    ref = file_case(staff, category=category, latitude=41.380912, longitude=2.173456,
+                    neighbourhood_name="el Raval", neighbourhood_code="01-01", **fields)
+    with session_scope(staff.db) as session:
+        case = case_store.get_case_by_ref(session=session, ref=ref)
+        assert case is not None
+        case.created_at = case.updated_at = at
+        session.add(case)
+        session.commit()
+    return ref
+
+
+async def test_open311_public_reads_keep_notes_private_and_coarsen_sensitive_cases(staff: StaffApp) -> None:
+    zone = ZoneInfo("Europe/Madrid")
+    noon = datetime.combine(datetime.now(zone).date() - timedelta(days=1), dt_time(12, 0), zone)
+    at = noon + timedelta(minutes=7, seconds=31)
+    sensitive = {category: backdated_case(staff, category, at) for category in ("harassment", "assault", "drugs")}
+    theft = backdated_case(staff, "theft", at + timedelta(minutes=1))
+    note = "Laia, a patrol will pass by your door at 22:00."
+    for ref in (*sensitive.values(), theft):
+        response = await staff.client.patch(f"/api/v1/cases/{ref}", json={"public_note": note},
+                                            headers=auth(staff, "dispatcher"))
+        assert response.status == 200
+        with session_scope(staff.db) as session:  # the note must not move the time either
+            session.execute(update(Case).where(Case.ref == ref).values(updated_at=at))
+            session.commit()
+
+    listing = await (await staff.client.get(f"{OPEN311}/requests.json")).json()
+    by_ref = {item["service_request_id"]: item for item in listing}
+    assert set(by_ref) == {*sensitive.values(), theft}
+    for item in listing:
+        assert item["status_notes"] == "", item  # public: the dispatcher's note stays private
+    for category, ref in sensitive.items():
+        for item in (by_ref[ref], (await (await staff.client.get(f"{OPEN311}/requests/{ref}.json")).json())[0]):
+            assert item["requested_datetime"] == noon.replace(hour=0, minute=0).isoformat(), category
+            assert item["updated_datetime"] == item["requested_datetime"]
+            assert (item["lat"], item["long"]) == (None, None)
+            assert item["address"] == "el Raval"
+        xml = await (await staff.client.get(f"{OPEN311}/requests/{ref}.xml")).text()
+        assert "12:07" not in xml and "41.381" not in xml and "2.173" not in xml
+    # other categories keep the time and the point rounded to about 100 m
+    assert by_ref[theft]["requested_datetime"].startswith(noon.date().isoformat() + "T12:08:31")
+    assert (by_ref[theft]["lat"], by_ref[theft]["long"]) == (41.381, 2.173)
+    # a public listing is ordered by day and reference, so its order tells no time
+    assert [i["service_request_id"] for i in listing] == sorted(by_ref)
+    # nor can a narrow time window find the minute: a sensitive case matches its whole day
+    for start, end in ((at - timedelta(seconds=1), at + timedelta(seconds=1)),
+                       (at + timedelta(hours=3), at + timedelta(hours=4)),
+                       (noon.replace(hour=0, minute=0), noon.replace(hour=0, minute=1))):
+        window = {"start_date": start.isoformat(), "end_date": end.isoformat()}
+        found = {i["service_request_id"] for i in
+                 await (await staff.client.get(f"{OPEN311}/requests.json", params=window)).json()}
+        assert set(sensitive.values()) <= found, window
+        assert (theft in found) == (start <= at + timedelta(minutes=1) <= end), window
+    # staff reads (a dispatcher's api_key) see the note
+    staff_read = await (await staff.client.get(f"{OPEN311}/requests/{sensitive['harassment']}.json",
+                                               params={"api_key": staff.tokens["dispatcher"]})).json()
+    assert staff_read[0]["status_notes"] == note

@@ -7,6 +7,8 @@
                          create a staff user; prints its API token once
     barri user passwd NAME   set the dashboard password (BARRI_PASSWORD for scripts)
     barri user token NAME    replace the API token
+    barri user link-telegram NAME TELEGRAM_ID
+                         the dispatch group's buttons act in NAME's name for that Telegram user
     barri run            engine, action server and bot service together (what `make run` starts)
 """
 
@@ -22,23 +24,34 @@ from typing import Any
 from aiohttp import web
 from pydantic import ValidationError
 
-from bot.settings import PROJECT_ROOT, Settings
+from bot.settings import PROJECT_ROOT, SECRETS, MissingSecret, Settings
+
+# the secrets each command needs (the others need none: `barri db upgrade` runs without any)
+NEEDED_SECRETS = {"serve": ("secret_key", "rasa_token"), "actions": ("rasa_token",),
+                  "run": ("secret_key", "rasa_token")}
 
 
-def load_settings() -> Settings:
-    """Settings from the environment; in a development checkout SECRET_KEY may come from
-    var/secret_key, which `make run` generates."""
+def load_settings(command: str = "") -> Settings:
+    """Settings from the environment; in a development checkout SECRET_KEY and RASA_TOKEN may
+    come from var/secret_key and var/rasa_token, which `make run` generates. Refuses to go on
+    without the secrets ``command`` needs."""
     overrides: dict[str, Any] = {}
-    dev_secret = PROJECT_ROOT / "var" / "secret_key"
-    if "SECRET_KEY" not in os.environ and dev_secret.exists():
-        overrides["secret_key"] = dev_secret.read_text().strip()
+    for name, file_name in SECRETS.items():
+        dev_secret = PROJECT_ROOT / "var" / file_name
+        if name.upper() not in os.environ and dev_secret.exists():
+            overrides[name] = dev_secret.read_text().strip()
     try:
-        return Settings(**overrides)
+        settings = Settings(**overrides)
+        settings.require(*NEEDED_SECRETS.get(command, ()))
     except ValidationError as error:
         for problem in error.errors():
             where = ".".join(str(p) for p in problem["loc"]) or "settings"
             print(f"barri: {where}: {problem['msg']}", file=sys.stderr)  # noqa: T201
         raise SystemExit(2) from None
+    except MissingSecret as problem:
+        print(f"barri: {problem}", file=sys.stderr)  # noqa: T201
+        raise SystemExit(2) from None
+    return settings
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -60,11 +73,17 @@ def main(argv: list[str] | None = None) -> None:
     passwd.add_argument("name")
     rotate = user_commands.add_parser("token", help="replace a user's API token (the old one stops working)")
     rotate.add_argument("name")
+    link = user_commands.add_parser(
+        "link-telegram", help="link a user to their Telegram account: the dispatch group's buttons act in their name")
+    link.add_argument("name")
+    link.add_argument("telegram_id", type=int, help="their numeric Telegram user id (the group's buttons show it)")
+    unlink = user_commands.add_parser("unlink-telegram", help="the user's Telegram account no longer acts for them")
+    unlink.add_argument("name")
     run = commands.add_parser("run", help="run engine, action server and bot service")
     run.add_argument("--model", help="model archive (default: the newest in models/)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    settings = load_settings()
+    settings = load_settings(args.command)
 
     if args.command == "serve":
         from bot.app import create_app
@@ -100,6 +119,10 @@ def manage_user(settings: Settings, args: argparse.Namespace) -> int:
                 print(token)  # noqa: T201
             elif args.user_command == "token":
                 print(users.rotate_token(session=session, name=args.name))  # noqa: T201
+            elif args.user_command in ("link-telegram", "unlink-telegram"):
+                telegram_id = args.telegram_id if args.user_command == "link-telegram" else None
+                users.link_telegram(session=session, name=args.name, telegram_id=telegram_id)
+                print(f"Telegram account {'linked to' if telegram_id else 'unlinked from'} {args.name}.")  # noqa: T201
             elif args.user_command == "passwd":
                 password = os.environ.get("BARRI_PASSWORD") or getpass.getpass(f"New password for {args.name}: ")
                 if not os.environ.get("BARRI_PASSWORD") and password != getpass.getpass("Again: "):

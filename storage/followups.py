@@ -33,7 +33,9 @@ from storage.models import (
 )
 from storage.outbox import OutgoingItem, enqueue
 
-# The escalated case was re-sent to the dispatch chat (written after Telegram accepted it).
+# The case was announced in the dispatch chat (bot.dispatch), and an escalated case re-sent
+# there; each written after Telegram accepted the message, with its id in the event's text.
+EVENT_DISPATCHED = "dispatched"
 EVENT_ESCALATION_DISPATCHED = "escalation_dispatched"
 
 # Statuses after which the reporter is not followed up and the retention clock runs.
@@ -110,7 +112,21 @@ def escalations_to_dispatch(*, session: Session, since: datetime) -> list[Case]:
 def mark_escalation_dispatched(*, session: Session, case_id: uuid.UUID, message_id: int, now: datetime) -> None:
     with _atomic(session):
         _add_event(session, case_id=case_id, kind=EVENT_ESCALATION_DISPATCHED, actor=ACTOR_SYSTEM, at=now,
-                   text=f"telegram message {message_id}")
+                   text=dispatch_message_text(message_id))
+
+
+def dispatch_message_text(message_id: int) -> str:
+    return f"telegram message {message_id}"
+
+
+def case_of_dispatch_message(*, session: Session, message_id: int) -> Case | None:
+    """The case announced, or re-sent when escalated, in this message of the dispatch chat:
+    a button acts only on the case of the message it is under."""
+    announced = select(CaseEvent.case_id).where(
+        col(CaseEvent.kind).in_((EVENT_DISPATCHED, EVENT_ESCALATION_DISPATCHED)),
+        col(CaseEvent.text) == dispatch_message_text(message_id),
+    )
+    return session.exec(select(Case).where(col(Case.id).in_(announced))).first()
 
 
 # --------------------------------------------------------------------------- follow-ups

@@ -189,6 +189,36 @@ def deactivate_user(*, session: Session, name: str, actor: str = ACTOR_SYSTEM) -
         )
 
 
+def link_telegram(*, session: Session, name: str, telegram_id: int | None, actor: str = ACTOR_SYSTEM) -> None:
+    """Link the user to their Telegram account (``None`` unlinks): the dispatch group's buttons
+    then act in their name. Raises ``ValueError`` for an id that is not a Telegram user's,
+    ``UserExists`` when another user has it, ``UserNotFound`` for an unknown name."""
+    if telegram_id is not None and not (isinstance(telegram_id, int) and 0 < telegram_id < 2**53):
+        raise ValueError(f"{telegram_id!r} is not a Telegram user id (a positive number)")
+    with _atomic(session):
+        user = _require_user(session, name)
+        if telegram_id is not None:
+            holder = session.exec(select(StaffUser).where(StaffUser.telegram_id == telegram_id)).first()
+            if holder is not None and holder.id != user.id:
+                raise UserExists(f"Telegram user {telegram_id} is already linked to {holder.name}")
+        user.telegram_id = telegram_id
+        session.add(user)
+        record_audit(
+            session=session,
+            actor=actor,
+            action="user.telegram_linked" if telegram_id is not None else "user.telegram_unlinked",
+            subject_type="staff_user",
+            subject_id=str(user.id),
+            detail={"name": user.name},
+        )
+
+
+def user_for_telegram(*, session: Session, telegram_id: int) -> StaffUser | None:
+    """The active user linked to this Telegram account, or ``None``. Writes nothing."""
+    statement = select(StaffUser).where(StaffUser.telegram_id == telegram_id, col(StaffUser.active).is_(True))
+    return session.exec(statement).first()
+
+
 def list_users(*, session: Session) -> list[StaffUser]:
     """Every user, active or not, by name."""
     return list(session.exec(select(StaffUser).order_by(col(StaffUser.name))).all())

@@ -12,8 +12,8 @@ import re
 from datetime import datetime, timedelta
 from datetime import time as dt_time
 from pathlib import Path
-from zoneinfo import ZoneInfo
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import update

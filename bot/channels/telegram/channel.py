@@ -372,8 +372,7 @@ class TelegramChannel(Channel):
         if self.desk is None or not (query.data or "").startswith(DESK_PREFIX):
             await query.answer()
             return
-        who = f"@{query.from_user.username}" if query.from_user.username else f"telegram:{query.from_user.id}"
-        answer = await self.desk.on_button(query.data or "", who)
+        answer = await self.desk.on_button(query.data or "", query.from_user.id, query.message.message_id)
         await query.answer(answer[:190])
         try:
             await self.application.bot.send_message(query.message.chat.id, answer)  # type: ignore[union-attr]

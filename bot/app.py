@@ -12,6 +12,7 @@ import aiohttp
 import aiohttp_jinja2
 import jinja2
 from aiohttp import web
+from sqlalchemy.exc import SQLAlchemyError
 
 from bot import dashboard, open311
 from bot.api import alerts as alerts_api
@@ -45,8 +46,10 @@ from bot.ratelimit import create_rate_limiter
 from bot.replay import Inbox, Replayer
 from bot.scheduler import Leadership
 from bot.settings import Settings
-from storage.db import create_db_engine, ping
-from storage.errors import DatabaseUnavailable
+from storage.db import create_db_engine, ping, session_scope
+from storage.errors import DatabaseUnavailable, StorageError
+from storage.followups import conversation_last_active
+from storage.inbox import has_pending
 from storage.tracker import erase_conversation
 
 log = logging.getLogger(__name__)
@@ -99,6 +102,7 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 def create_app(settings: Settings) -> web.Application:
+    settings.require("secret_key", "rasa_token")
     app = web.Application(
         middlewares=[database_errors, body_limits], client_max_size=settings.max_photo_bytes + 256 * 1024
     )
@@ -131,7 +135,22 @@ def create_app(settings: Settings) -> web.Application:
             conversations = Conversations(engine, catalogs, erase, LiveChat(db), rate_limiter=limiter, inbox=inbox)
             address_limiter = create_rate_limiter(settings.redis_url, settings.max_messages_per_minute_per_address,
                                                   settings.rate_limit_window_seconds, scope="address")
-            webchat = WebChatChannel(settings, catalogs, conversations, db, address_limiter=address_limiter)
+            async def conversation_exists(sender_id: str) -> bool:
+                """Whether the engine still has this conversation (or messages of it wait to be
+                replayed); a database that does not answer erases nothing from anyone's page."""
+                def check() -> bool:
+                    if conversation_last_active(tracker=tracker_db, sender_id=sender_id) is not None:
+                        return True
+                    with session_scope(db) as session:
+                        return has_pending(session=session, sender_id=sender_id)
+
+                try:
+                    return await asyncio.to_thread(check)
+                except (StorageError, SQLAlchemyError):
+                    return True
+
+            webchat = WebChatChannel(settings, catalogs, conversations, db, address_limiter=address_limiter,
+                                     conversation_exists=conversation_exists)
             app[CATALOGS] = catalogs
             app[HTTP] = http
             app[DB] = db

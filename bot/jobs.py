@@ -223,6 +223,46 @@ async def purge_expired_reporters() -> int:
     return erased
 
 
+async def purge_idle_conversations() -> int:
+    """Erase the engine conversations of visitors who never filed a case and have said nothing
+    for ``retention_days``: what they typed into an abandoned report (names, phones, addresses)
+    must not stay forever. Their reporter row goes too, unless they follow neighbourhood
+    alerts (the subscription is what they asked to keep). Reporters with cases are left to
+    ``purge_expired_reporters``."""
+    ctx = current()
+    retention = timedelta(days=ctx.settings.retention_days)
+
+    def run() -> int:
+        cutoff = utcnow() - retention
+        idle = followups.idle_conversations(tracker=ctx.tracker_db, before=cutoff)
+        with session_scope(ctx.db) as session:
+            visitors = followups.visitors_without_cases(session=session, sender_ids=idle)
+        erased = 0
+        for sender_id, subscribed in visitors[:followups.BATCH]:
+            try:
+                last_active = followups.conversation_last_active(tracker=ctx.tracker_db, sender_id=sender_id)
+                if last_active is not None and last_active > cutoff:
+                    continue  # they came back meanwhile
+                erase_conversation(engine=ctx.tracker_db, sender_id=sender_id)
+                if not subscribed:
+                    with session_scope(ctx.db) as session:
+                        case_store.erase_reporter(session=session, sender_id=sender_id)
+            except (StorageError, SQLAlchemyError) as error:
+                log.warning("retention: a conversation could not be erased, next sweep retries: %s",
+                            type(error).__name__)
+                continue
+            erased += 1
+        if erased:
+            with session_scope(ctx.db) as session:
+                followups.record_conversations_purge(session=session, erased=erased)
+        return erased
+
+    erased = await asyncio.to_thread(run)
+    if erased:
+        log.info("retention: erased %d idle conversation(s) without a case", erased)
+    return erased
+
+
 # --------------------------------------------------------------------------- alerts
 
 
@@ -247,5 +287,6 @@ SWEEPS = {
     "send_follow_ups": send_follow_ups,
     "send_surveys": send_surveys,
     "purge_expired_reporters": purge_expired_reporters,
+    "purge_idle_conversations": purge_idle_conversations,
     "expire_alerts": expire_alerts,
 }

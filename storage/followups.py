@@ -29,6 +29,7 @@ from storage.models import (
     Case,
     CaseEvent,
     Reporter,
+    Subscription,
     SurveyResponse,
 )
 from storage.outbox import OutgoingItem, enqueue
@@ -247,6 +248,45 @@ def conversation_last_active(*, tracker: Engine, sender_id: str) -> datetime | N
             select(func.max(events.c.timestamp)).where(events.c.sender_id == sender_id)
         ).scalar()
     return datetime.fromtimestamp(float(latest), UTC) if latest is not None else None
+
+
+def idle_conversations(*, tracker: Engine, before: datetime) -> list[str]:
+    """Sender ids of the conversations in the engine's tracker store with nothing stored since
+    ``before`` (their latest event is older)."""
+    try:
+        events = Table("events", MetaData(), autoload_with=tracker)
+    except NoSuchTableError:
+        return []
+    with tracker.connect() as connection:
+        return list(connection.execute(
+            select(events.c.sender_id).group_by(events.c.sender_id)
+            .having(func.max(events.c.timestamp) < before.timestamp())
+        ).scalars())
+
+
+def visitors_without_cases(*, session: Session, sender_ids: Sequence[str]) -> list[tuple[str, bool]]:
+    """Of these senders, those who never filed a case, each with whether they follow
+    neighbourhood alerts (their subscriptions stay; only the conversation goes)."""
+    found: list[tuple[str, bool]] = []
+    for start in range(0, len(sender_ids), 500):  # bounded IN lists
+        chunk = list(sender_ids[start:start + 500])
+        with_cases = set(session.exec(
+            select(Reporter.sender_id).join(Case, col(Case.reporter_id) == col(Reporter.id))
+            .where(col(Reporter.sender_id).in_(chunk))
+        ).all())
+        subscribed = set(session.exec(
+            select(Reporter.sender_id).join(Subscription, col(Subscription.reporter_id) == col(Reporter.id))
+            .where(col(Reporter.sender_id).in_(chunk))
+        ).all())
+        found += [(sender, sender in subscribed) for sender in chunk if sender not in with_cases]
+    return found
+
+
+def record_conversations_purge(*, session: Session, erased: int) -> None:
+    """Audit one sweep of idle conversations of visitors without a case (a count only)."""
+    with _atomic(session):
+        record_audit(session=session, actor=ACTOR_SYSTEM, action="retention.conversations_purged",
+                     subject_type="conversation", subject_id="-", detail={"conversations_erased": erased})
 
 
 def record_retention_purge(*, session: Session, erased: int) -> None:

@@ -21,7 +21,8 @@ from sqlmodel import select
 
 from bot.app import create_app
 from storage import users
-from storage.db import session_scope
+from storage.db import create_db_engine, session_scope
+from storage.migrate import upgrade_database
 from storage.models import Case, StaffSession, StaffUser, utcnow
 from tests.conftest import StaffApp, make_settings, start_staff_app
 from tests.test_dashboard import Desk, csrf_of, desk, sign_in  # noqa: F401 - the desk fixture
@@ -271,3 +272,74 @@ async def test_open311_public_reads_keep_notes_private_and_coarsen_sensitive_cas
     staff_read = await (await staff.client.get(f"{OPEN311}/requests/{sensitive['harassment']}.json",
                                                params={"api_key": staff.tokens["dispatcher"]})).json()
     assert staff_read[0]["status_notes"] == note
+
+
+# --------------------------------------------------------------------------- web chat after retention
+
+
+def converse_in_tracker(settings: Any, sender_id: str) -> None:
+    from tests.test_retention import say_in_tracker
+
+    tracker = create_db_engine(settings.tracker_store_url)
+    say_in_tracker(tracker, sender_id, "hola", ago=timedelta(minutes=5))
+    tracker.dispose()
+
+
+async def test_a_session_whose_conversation_was_erased_is_replaced(tmp_path: Path, aiohttp_client: Any) -> None:
+    from bot.channels.webchat.channel import SessionTokens
+    from storage.inbox import keep_message
+
+    settings = make_settings(tmp_path)
+    upgrade_database(settings.database_url)
+    client = await aiohttp_client(create_app(settings))
+    tokens = SessionTokens(settings.secret_key)
+    (talking, talking_token), (erased, erased_token), (waiting, waiting_token) = (tokens.issue() for _ in range(3))
+    converse_in_tracker(settings, talking)
+    db = create_db_engine(settings.database_url)
+    with session_scope(db) as session:  # typed while the engine was down: kept for replay
+        keep_message(session=session, sender_id=waiting, channel="web", text="hola", metadata={})
+    db.dispose()
+
+    async def welcome_for(token: str) -> dict[str, Any]:
+        ws = await client.ws_connect("/webchat/ws")
+        await ws.send_json({"type": "hello", "session": token, "locale": "ca"})
+        answer = await ws.receive_json(timeout=10)
+        await ws.close()
+        return answer
+
+    assert (await welcome_for(talking_token))["session"] == talking_token
+    assert (await welcome_for(waiting_token))["session"] == waiting_token
+    replaced = await welcome_for(erased_token)
+    assert replaced["type"] == "welcome" and replaced["session"] != erased_token and replaced["sender"] != erased
+
+
+@pytest.mark.browser
+async def test_the_page_forgets_its_transcript_when_the_session_is_gone(tmp_path: Path, aiohttp_server: Any) -> None:
+    from playwright.async_api import async_playwright, expect
+
+    from bot.channels.webchat.channel import SessionTokens
+    from tests.test_dashboard import CHROMIUM, CHROMIUM_ARGS
+
+    settings = make_settings(tmp_path)
+    upgrade_database(settings.database_url)
+    server = await aiohttp_server(create_app(settings))
+    _, erased_token = SessionTokens(settings.secret_key).issue()  # its conversation is gone
+    transcript = [{"id": 1, "kind": "user", "text": "Em dic Montserrat Ferrer, 612 345 678", "buttons": []},
+                  {"id": 2, "kind": "bot", "text": "Gràcies", "buttons": [{"title": "Sí", "payload": "/affirm"}]}]
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = await (await browser.new_context(locale="ca-ES")).new_page()
+        await page.goto(str(server.make_url("/static/webchat/favicon.svg")))  # same origin, to seed storage
+        await page.evaluate("([token, transcript]) => { localStorage.setItem('barri.session', token);"
+                            " localStorage.setItem('barri.transcript', JSON.stringify(transcript)); }",
+                            [erased_token, transcript])
+        await page.goto(str(server.make_url("/?lang=ca")))
+        await expect(page.locator("#send-button")).to_be_enabled(timeout=15_000)
+        await expect(page.locator(".msg.notice")).to_have_text("La teva conversa anterior ja no es conserva. "
+                                                               "En pots començar una de nova.")
+        await expect(page.locator("#messages")).not_to_contain_text("Montserrat")
+        stored = await page.evaluate("() => [localStorage.getItem('barri.session'),"
+                                     " localStorage.getItem('barri.transcript') || '']")
+        assert stored[0] and stored[0] != erased_token
+        assert "Montserrat" not in stored[1] and "612" not in stored[1]
+        await browser.close()

@@ -13,7 +13,7 @@ import json
 import logging
 import secrets
 from collections import defaultdict
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import aiohttp_jinja2
@@ -61,8 +61,12 @@ class WebChatChannel(Channel):
     def __init__(
         self, settings: Settings, catalogs: Catalogs, conversations: Conversations, db,  # noqa: ANN001
         address_limiter: RateLimiter | None = None,
+        conversation_exists: Callable[[str], Awaitable[bool]] | None = None,
     ) -> None:
         self.settings = settings
+        # False once retention has erased the conversation behind a session token: the token is
+        # then treated as gone, and the page forgets its copy of the conversation
+        self.conversation_exists = conversation_exists
         # all sessions of one network address together: new sessions must not dodge the
         # per-citizen limit (bot.engine.Conversations applies that one)
         self.address_limiter = address_limiter
@@ -160,6 +164,9 @@ class WebChatChannel(Channel):
                         continue
                     hint = str(data.get("locale") or "")[:35] or None
                     sender_id = self.tokens.verify(data.get("session"))
+                    if sender_id is not None and self.conversation_exists is not None \
+                            and not await self.conversation_exists(sender_id):
+                        sender_id = None  # erased (retention): a new session (PROTOCOL.md §2)
                     token = data.get("session") if sender_id else None
                     if sender_id is None:
                         sender_id, token = self.tokens.issue()

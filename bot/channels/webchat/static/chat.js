@@ -57,6 +57,7 @@
     photoSent: 'Photo sent',
     photoFailed: 'The photo could not be sent. Please try again.',
     forgotten: 'Your data has been erased. You can start a new conversation.',
+    conversationGone: 'Your earlier conversation is no longer kept. You can start a new one.',
   };
 
   /** Translated string from data-i18n-* on <html>, with {name} placeholders filled in. */
@@ -467,8 +468,9 @@
         const previous = getSession();
         if (typeof frame.session === 'string' && frame.session) {
           storageSet(SESSION_KEY, frame.session);
-          // The server started a new conversation (e.g. the old one expired): old quick replies are stale.
-          if (previous && previous !== frame.session) disableOpenQuickReplies();
+          // The server started a new conversation: the old one expired or was erased (retention),
+          // so this device must not keep a copy of it either.
+          if (previous && previous !== frame.session) forgetOldConversation();
         }
         const wasReconnect = everConnected && attempt > 0;
         everConnected = true;
@@ -497,6 +499,14 @@
       default:
         break; // unknown frames are ignored so the server can add new ones
     }
+  }
+
+  function forgetOldConversation() {
+    const hadAny = transcript.length > 0;
+    storageRemove(TRANSCRIPT_KEY);
+    clearLog();
+    setRequested(null);
+    if (hadAny) notice(t('conversationGone'));
   }
 
   function forget() {

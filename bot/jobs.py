@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
@@ -185,6 +185,28 @@ async def send_surveys() -> int:
 # --------------------------------------------------------------------------- retention
 
 
+def _erase_quiet(ctx: JobContext, senders: list[tuple[str, bool]], cutoff: datetime) -> int:
+    """Erase each sender's engine conversation and, unless kept (``True``: they follow alerts),
+    their personal data; skip whoever spoke to the assistant after ``cutoff`` (the clock
+    restarts). How many were erased. The conversation goes first: if the second step fails,
+    the reporter row (and so the sender id) is still there for the next sweep to retry both."""
+    erased = 0
+    for sender_id, keep_reporter in senders:
+        try:
+            last_active = followups.conversation_last_active(tracker=ctx.tracker_db, sender_id=sender_id)
+            if last_active is not None and last_active > cutoff:
+                continue
+            erase_conversation(engine=ctx.tracker_db, sender_id=sender_id)
+            if not keep_reporter:
+                with session_scope(ctx.db) as session:
+                    case_store.erase_reporter(session=session, sender_id=sender_id)
+        except (StorageError, SQLAlchemyError) as error:
+            log.warning("retention: could not erase, next sweep retries: %s", type(error).__name__)
+            continue
+        erased += 1
+    return erased
+
+
 async def purge_expired_reporters() -> int:
     """Erase the personal data of reporters whose last case closed ``retention_days`` ago:
     contact details, photos, their words on the cases, live-chat transcripts, queued messages
@@ -196,22 +218,7 @@ async def purge_expired_reporters() -> int:
         now = utcnow()
         with session_scope(ctx.db) as session:
             due = followups.reporters_past_retention(session=session, now=now, retention=retention)
-        erased = 0
-        for sender_id in due:
-            try:
-                last_active = followups.conversation_last_active(tracker=ctx.tracker_db, sender_id=sender_id)
-                if last_active is not None and last_active > now - retention:
-                    continue  # they still talk with the assistant: the clock restarts
-                # the conversation first: if the second step fails, the reporter row (and so
-                # the sender id) is still there for the next sweep to retry both
-                erase_conversation(engine=ctx.tracker_db, sender_id=sender_id)
-                with session_scope(ctx.db) as session:
-                    case_store.erase_reporter(session=session, sender_id=sender_id)
-            except (StorageError, SQLAlchemyError) as error:
-                log.warning("retention: a reporter could not be erased, next sweep retries: %s",
-                            type(error).__name__)
-                continue
-            erased += 1
+        erased = _erase_quiet(ctx, [(sender_id, False) for sender_id in due], now - retention)
         if erased:
             with session_scope(ctx.db) as session:
                 followups.record_retention_purge(session=session, erased=erased)
@@ -237,21 +244,7 @@ async def purge_idle_conversations() -> int:
         idle = followups.idle_conversations(tracker=ctx.tracker_db, before=cutoff)
         with session_scope(ctx.db) as session:
             visitors = followups.visitors_without_cases(session=session, sender_ids=idle)
-        erased = 0
-        for sender_id, subscribed in visitors[:followups.BATCH]:
-            try:
-                last_active = followups.conversation_last_active(tracker=ctx.tracker_db, sender_id=sender_id)
-                if last_active is not None and last_active > cutoff:
-                    continue  # they came back meanwhile
-                erase_conversation(engine=ctx.tracker_db, sender_id=sender_id)
-                if not subscribed:
-                    with session_scope(ctx.db) as session:
-                        case_store.erase_reporter(session=session, sender_id=sender_id)
-            except (StorageError, SQLAlchemyError) as error:
-                log.warning("retention: a conversation could not be erased, next sweep retries: %s",
-                            type(error).__name__)
-                continue
-            erased += 1
+        erased = _erase_quiet(ctx, visitors[:followups.BATCH], cutoff)
         if erased:
             with session_scope(ctx.db) as session:
                 followups.record_conversations_purge(session=session, erased=erased)

@@ -56,8 +56,11 @@ update-catalogs: extract
 model: engine-env
 	scripts/train-if-changed.sh
 
+# Development secrets: SECRET_KEY (web-chat sessions, desk forms) and RASA_TOKEN (shared by the
+# bot service, the engine and the action server); `barri` reads them from var/ when unset.
 secret:
-	@mkdir -p var && test -s var/secret_key || (umask 077 && $(APP_PY) -c 'import secrets; print(secrets.token_urlsafe(32))' > var/secret_key)
+	@mkdir -p var
+	@for name in secret_key rasa_token; do test -s var/$$name || (umask 077 && $(APP_PY) -c 'import secrets; print(secrets.token_urlsafe(32))' > var/$$name); done
 
 db: app-env
 	$(BARRI) db upgrade
@@ -65,7 +68,7 @@ db: app-env
 setup: app-env engine-env locales model secret db
 
 run: setup
-	SECRET_KEY=$$(cat var/secret_key) $(BARRI) run --model $(MODEL)
+	$(BARRI) run --model $(MODEL)
 
 # --- tests ------------------------------------------------------------------------------
 chromium:

@@ -36,8 +36,8 @@ def load_settings(command: str = "") -> Settings:
     come from var/secret_key and var/rasa_token, which `make run` generates. Refuses to go on
     without the secrets ``command`` needs."""
     overrides: dict[str, Any] = {}
-    for name, file_name in SECRETS.items():
-        dev_secret = PROJECT_ROOT / "var" / file_name
+    for name in SECRETS:
+        dev_secret = PROJECT_ROOT / "var" / name
         if name.upper() not in os.environ and dev_secret.exists():
             overrides[name] = dev_secret.read_text().strip()
     try:

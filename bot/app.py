@@ -48,9 +48,8 @@ from bot.scheduler import Leadership
 from bot.settings import Settings
 from storage.db import create_db_engine, ping, session_scope
 from storage.errors import DatabaseUnavailable, StorageError
-from storage.followups import conversation_last_active
 from storage.inbox import has_pending
-from storage.tracker import erase_conversation
+from storage.tracker import conversation_last_active, erase_conversation
 
 log = logging.getLogger(__name__)
 

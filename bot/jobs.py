@@ -31,7 +31,7 @@ from storage.db import session_scope
 from storage.errors import StorageError
 from storage.models import OUTBOX_FOLLOW_UP, OUTBOX_SURVEY, Case, Reporter, utcnow
 from storage.outbox import OutgoingItem
-from storage.tracker import erase_conversation
+from storage.tracker import conversation_last_active, erase_conversation, idle_conversations
 
 log = logging.getLogger(__name__)
 
@@ -193,7 +193,7 @@ def _erase_quiet(ctx: JobContext, senders: list[tuple[str, bool]], cutoff: datet
     erased = 0
     for sender_id, keep_reporter in senders:
         try:
-            last_active = followups.conversation_last_active(tracker=ctx.tracker_db, sender_id=sender_id)
+            last_active = conversation_last_active(tracker=ctx.tracker_db, sender_id=sender_id)
             if last_active is not None and last_active > cutoff:
                 continue
             erase_conversation(engine=ctx.tracker_db, sender_id=sender_id)
@@ -241,7 +241,7 @@ async def purge_idle_conversations() -> int:
 
     def run() -> int:
         cutoff = utcnow() - retention
-        idle = followups.idle_conversations(tracker=ctx.tracker_db, before=cutoff)
+        idle = idle_conversations(tracker=ctx.tracker_db, before=cutoff)
         with session_scope(ctx.db) as session:
             visitors = followups.visitors_without_cases(session=session, sender_ids=idle)
         erased = _erase_quiet(ctx, visitors[:followups.BATCH], cutoff)

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, MetaData, Table, func, update
+from sqlalchemy import func, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import NoSuchTableError
 from sqlmodel import Session, col, select
 
 from storage.cases import _add_event, _atomic, record_audit
@@ -234,34 +233,6 @@ def reporters_past_retention(*, session: Session, now: datetime, retention: time
         if len(due) >= BATCH:
             break
     return due
-
-
-def conversation_last_active(*, tracker: Engine, sender_id: str) -> datetime | None:
-    """When the engine last stored an event of this conversation (Rasa's SQL tracker store,
-    ``events.timestamp`` in Unix seconds); ``None`` if it has none."""
-    try:
-        events = Table("events", MetaData(), autoload_with=tracker)
-    except NoSuchTableError:
-        return None
-    with tracker.connect() as connection:
-        latest = connection.execute(
-            select(func.max(events.c.timestamp)).where(events.c.sender_id == sender_id)
-        ).scalar()
-    return datetime.fromtimestamp(float(latest), UTC) if latest is not None else None
-
-
-def idle_conversations(*, tracker: Engine, before: datetime) -> list[str]:
-    """Sender ids of the conversations in the engine's tracker store with nothing stored since
-    ``before`` (their latest event is older)."""
-    try:
-        events = Table("events", MetaData(), autoload_with=tracker)
-    except NoSuchTableError:
-        return []
-    with tracker.connect() as connection:
-        return list(connection.execute(
-            select(events.c.sender_id).group_by(events.c.sender_id)
-            .having(func.max(events.c.timestamp) < before.timestamp())
-        ).scalars())
 
 
 def visitors_without_cases(*, session: Session, sender_ids: Sequence[str]) -> list[tuple[str, bool]]:

@@ -43,8 +43,6 @@ log = logging.getLogger(__name__)
 
 DESK_PREFIX = "desk:"
 LOOK_BACK = timedelta(days=2)
-
-
 DESK_CASE_PATH = "/desk/cases/"  # the case's page in the dispatcher desk (bot.dashboard)
 ACTIONS = ("ack", "take")
 ACTORS = ("dispatcher", "admin")  # staff roles that may change cases
@@ -84,6 +82,10 @@ def dispatch_buttons(ref: str) -> InlineKeyboardMarkup:
         InlineKeyboardButton("✅ Acknowledge", callback_data=f"{DESK_PREFIX}ack:{ref}"),
         InlineKeyboardButton("🙋 Take", callback_data=f"{DESK_PREFIX}take:{ref}"),
     ]])
+
+
+class ButtonRefused(Exception):
+    """A dispatch-group button press that changes nothing; the message says why."""
 
 
 class DispatchDesk:
@@ -145,34 +147,33 @@ class DispatchDesk:
         and a reference other than the case announced in the message ``message_id`` (the
         callback data comes from the member's app and can be forged)."""
         action, _, ref = data.removeprefix(DESK_PREFIX).partition(":")
-        if action not in ACTIONS:
-            log.warning("dispatch: a button with an unknown action was refused")
-            return "Unknown action: nothing was changed."
 
-        def apply() -> tuple[str, Case | None, str | None]:
+        def apply() -> tuple[Case, str | None, str]:
+            if action not in ACTIONS:
+                raise ButtonRefused("Unknown action: nothing was changed.")
             with session_scope(self.db) as session:
                 staff = users.user_for_telegram(session=session, telegram_id=telegram_id)
                 if staff is None or staff.role not in ACTORS:
-                    return "stranger", None, None
+                    raise ButtonRefused(f"Only dispatchers may use these buttons. An admin can link your Telegram "
+                                        f"account (id {telegram_id}) to yours with: "
+                                        f"barri user link-telegram NAME {telegram_id}")
                 case = followups.case_of_dispatch_message(session=session, message_id=message_id)
                 if case is None or case.ref != ref:
-                    return "wrong case", None, staff.name
+                    raise ButtonRefused("This button does not belong to that case: nothing was changed.")
                 change = CaseChange(status="acknowledged") if action == "ack" else CaseChange(assignee=staff.name)
                 if action == "take" and case.status == "new":
                     change.status = "acknowledged"
-                return change.status or "", update_case(session=session, case=case, change=change,
-                                                        actor=staff.name), staff.name
+                return update_case(session=session, case=case, change=change, actor=staff.name), change.status, \
+                    staff.name
 
         try:
-            outcome, case, who = await asyncio.to_thread(apply)
+            case, new_status, who = await asyncio.to_thread(apply)
+        except ButtonRefused as refused:
+            log.warning("dispatch: a button was refused (%s)", "unknown action" if action not in ACTIONS
+                        else "not a linked dispatcher or not this message's case")
+            return str(refused)
         except IllegalTransition as problem:
             return str(problem)
-        if outcome == "stranger":
-            return (f"Only dispatchers may use these buttons. An admin can link your Telegram account "
-                    f"(id {telegram_id}) to yours with: barri user link-telegram NAME {telegram_id}")
-        if case is None:
-            log.warning("dispatch: a button for another message's case was refused")
-            return "This button does not belong to that case: nothing was changed."
-        if outcome:
-            await self.notifier.case_changed(case, new_status=outcome, public_note=None)
+        if new_status:
+            await self.notifier.case_changed(case, new_status=new_status, public_note=None)
         return f"{case.ref}: acknowledged by {who}" if action == "ack" else f"{case.ref}: taken by {who}"

@@ -285,7 +285,8 @@ def converse_in_tracker(settings: Any, sender_id: str) -> None:
     tracker.dispose()
 
 
-async def test_a_session_whose_conversation_was_erased_is_replaced(tmp_path: Path, aiohttp_client: Any) -> None:
+async def test_the_welcome_says_whether_the_sessions_conversation_is_still_kept(tmp_path: Path,
+                                                                               aiohttp_client: Any) -> None:
     from bot.channels.webchat.channel import SessionTokens
     from storage.inbox import keep_message
 
@@ -300,17 +301,23 @@ async def test_a_session_whose_conversation_was_erased_is_replaced(tmp_path: Pat
         keep_message(session=session, sender_id=waiting, channel="web", text="hola", metadata={})
     db.dispose()
 
-    async def welcome_for(token: str) -> dict[str, Any]:
+    async def welcome_for(token: str | None) -> dict[str, Any]:
         ws = await client.ws_connect("/webchat/ws")
         await ws.send_json({"type": "hello", "session": token, "locale": "ca"})
         answer = await ws.receive_json(timeout=10)
         await ws.close()
         return answer
 
-    assert (await welcome_for(talking_token))["session"] == talking_token
-    assert (await welcome_for(waiting_token))["session"] == waiting_token
-    replaced = await welcome_for(erased_token)
-    assert replaced["type"] == "welcome" and replaced["session"] != erased_token and replaced["sender"] != erased
+    for token in (talking_token, waiting_token):
+        welcome = await welcome_for(token)
+        assert (welcome["session"], welcome["conversation"]) == (token, True)
+    # erased by retention: the session goes on (a subscriber's alerts still reach it), but the
+    # page is told that nothing of its conversation is kept, so it forgets its copy
+    welcome = await welcome_for(erased_token)
+    assert (welcome["type"], welcome["session"], welcome["sender"], welcome["conversation"]) == \
+        ("welcome", erased_token, erased, False)
+    fresh = await welcome_for(None)
+    assert fresh["conversation"] is False and fresh["session"] != erased_token
 
 
 @pytest.mark.browser
@@ -340,6 +347,10 @@ async def test_the_page_forgets_its_transcript_when_the_session_is_gone(tmp_path
         await expect(page.locator("#messages")).not_to_contain_text("Montserrat")
         stored = await page.evaluate("() => [localStorage.getItem('barri.session'),"
                                      " localStorage.getItem('barri.transcript') || '']")
-        assert stored[0] and stored[0] != erased_token
+        assert stored[0] == erased_token  # the session goes on; its old transcript does not
         assert "Montserrat" not in stored[1] and "612" not in stored[1]
+        await page.reload()  # it does not come back, and the notice is not repeated at every visit
+        await expect(page.locator("#send-button")).to_be_enabled(timeout=15_000)
+        await expect(page.locator(".msg.notice")).to_have_count(0)
+        await expect(page.locator("#messages")).not_to_contain_text("Montserrat")
         await browser.close()

@@ -64,8 +64,8 @@ class WebChatChannel(Channel):
         conversation_exists: Callable[[str], Awaitable[bool]] | None = None,
     ) -> None:
         self.settings = settings
-        # False once retention has erased the conversation behind a session token: the token is
-        # then treated as gone, and the page forgets its copy of the conversation
+        # False once retention has erased the conversation behind a session token: the session
+        # goes on (alerts still reach a subscriber), but the page forgets its copy
         self.conversation_exists = conversation_exists
         # all sessions of one network address together: new sessions must not dodge the
         # per-citizen limit (bot.engine.Conversations applies that one)
@@ -164,16 +164,18 @@ class WebChatChannel(Channel):
                         continue
                     hint = str(data.get("locale") or "")[:35] or None
                     sender_id = self.tokens.verify(data.get("session"))
-                    if sender_id is not None and self.conversation_exists is not None \
-                            and not await self.conversation_exists(sender_id):
-                        sender_id = None  # erased (retention): a new session (PROTOCOL.md §2)
                     token = data.get("session") if sender_id else None
+                    # whether the server still keeps the conversation of this session: not once
+                    # retention erased it, and the page must then forget its copy (PROTOCOL.md §2)
+                    kept = sender_id is not None and (self.conversation_exists is None
+                                                      or await self.conversation_exists(sender_id))
                     if sender_id is None:
                         sender_id, token = self.tokens.issue()
                     self.sockets[sender_id].add(ws)
                     if hint:
                         self.hints[sender_id] = hint
-                    await self._send(ws, {"type": "welcome", "session": token, "sender": sender_id})
+                    await self._send(ws, {"type": "welcome", "session": token, "sender": sender_id,
+                                          "conversation": kept})
                     for hook in self.on_connect:
                         task: asyncio.Task[object] = asyncio.create_task(hook(sender_id))
                         self._tasks.add(task)

@@ -468,9 +468,9 @@
         const previous = getSession();
         if (typeof frame.session === 'string' && frame.session) {
           storageSet(SESSION_KEY, frame.session);
-          // The server started a new conversation: the old one expired or was erased (retention),
-          // so this device must not keep a copy of it either.
-          if (previous && previous !== frame.session) forgetOldConversation();
+          // A new session (the old one expired), or the server no longer keeps this one's
+          // conversation (retention erased it): this device must not keep a copy either.
+          if (previous && (previous !== frame.session || frame.conversation === false)) forgetOldConversation();
         }
         const wasReconnect = everConnected && attempt > 0;
         everConnected = true;
@@ -502,7 +502,7 @@
   }
 
   function forgetOldConversation() {
-    const hadAny = transcript.length > 0;
+    const hadAny = transcript.some((entry) => entry.kind !== 'notice'); // said once, not at every visit
     storageRemove(TRANSCRIPT_KEY);
     clearLog();
     setRequested(null);

@@ -109,14 +109,14 @@ def escalations_to_dispatch(*, session: Session, since: datetime) -> list[Case]:
     return list(session.exec(query).all())
 
 
+def dispatch_message_text(message_id: int) -> str:
+    return f"telegram message {message_id}"
+
+
 def mark_escalation_dispatched(*, session: Session, case_id: uuid.UUID, message_id: int, now: datetime) -> None:
     with _atomic(session):
         _add_event(session, case_id=case_id, kind=EVENT_ESCALATION_DISPATCHED, actor=ACTOR_SYSTEM, at=now,
                    text=dispatch_message_text(message_id))
-
-
-def dispatch_message_text(message_id: int) -> str:
-    return f"telegram message {message_id}"
 
 
 def case_of_dispatch_message(*, session: Session, message_id: int) -> Case | None:

@@ -36,6 +36,11 @@ log = logging.getLogger(__name__)
 MIN_TOKEN_LENGTH = 16  # as the bot service's settings require
 
 
+def acceptable_token(token: str) -> bool:
+    """Long enough, and not .env.example's placeholder (`CHANGE-ME-to-...`)."""
+    return len(token) >= MIN_TOKEN_LENGTH and "changeme" not in token.lower().replace("-", "")
+
+
 class AuthenticatedRestInput(InputChannel):
     """Rasa's REST protocol behind the shared secret."""
 
@@ -46,8 +51,9 @@ class AuthenticatedRestInput(InputChannel):
     @classmethod
     def from_credentials(cls, credentials: dict[str, Any] | None) -> AuthenticatedRestInput:
         token = str((credentials or {}).get("token") or "")
-        if len(token) < MIN_TOKEN_LENGTH:
-            raise ValueError(f"the REST channel needs RASA_TOKEN, at least {MIN_TOKEN_LENGTH} characters")
+        if not acceptable_token(token):
+            raise ValueError(f"the REST channel needs RASA_TOKEN: a random value of at least {MIN_TOKEN_LENGTH} "
+                             "characters")
         return cls(token)
 
     def __init__(self, token: str) -> None:

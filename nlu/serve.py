@@ -13,14 +13,14 @@ from __future__ import annotations
 import os
 import sys
 
-from nlu.rest_channel import MIN_TOKEN_LENGTH
+from nlu.rest_channel import MIN_TOKEN_LENGTH, acceptable_token
 
 
 def main() -> None:
     if sys.argv[1:2] == ["run"]:
         token = os.environ.get("RASA_TOKEN", "")
-        if len(token) < MIN_TOKEN_LENGTH:
-            sys.exit(f"nlu.serve: RASA_TOKEN must be set (at least {MIN_TOKEN_LENGTH} characters)")
+        if not acceptable_token(token):
+            sys.exit(f"nlu.serve: RASA_TOKEN must be set to a random value of at least {MIN_TOKEN_LENGTH} characters")
         if "--auth-token" in sys.argv:
             sys.exit("nlu.serve: give the token in RASA_TOKEN, not on the command line")
         sys.argv += ["--auth-token", token]  # this process's argv only: /proc shows the original

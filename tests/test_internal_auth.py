@@ -123,7 +123,7 @@ def test_the_engine_refuses_to_start_without_the_secret(tmp_path: Path) -> None:
     env = {key: value for key, value in os.environ.items() if key != "RASA_TOKEN"}
     env["PYTHONPATH"] = str(PROJECT_ROOT)
     command = [str(ENGINE_VENV / "bin" / "python"), "-m", "nlu.serve", "run", "--model", "none.tar.gz"]
-    for token in (None, "", "short"):
+    for token in (None, "", "short", "CHANGE-ME-to-another-long-random-string"):
         if token is not None:
             env["RASA_TOKEN"] = token
         done = subprocess.run(command, env=env, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120)
@@ -136,7 +136,7 @@ def test_the_engine_refuses_to_start_without_the_secret(tmp_path: Path) -> None:
 
 def test_the_rest_channel_refuses_a_missing_or_short_token() -> None:
     code = ("from nlu.rest_channel import AuthenticatedRestInput as C\n"
-            "for creds in ({}, {'token': ''}, {'token': 'short'}, None):\n"
+            "for creds in ({}, {'token': ''}, {'token': 'short'}, {'token': 'CHANGE-ME-to-a-long-one'}, None):\n"
             "    try:\n        C.from_credentials(creds)\n    except ValueError:\n        continue\n"
             "    raise SystemExit('accepted ' + repr(creds))\n"
             "C.from_credentials({'token': 'x' * 32})\nprint('ok')\n")

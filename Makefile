@@ -58,8 +58,11 @@ update-catalogs: extract
 model: engine-env
 	scripts/train-if-changed.sh
 
+# Development secrets: SECRET_KEY (web-chat sessions, desk forms) and RASA_TOKEN (shared by the
+# bot service, the engine and the action server); `barri` reads them from var/ when unset.
 secret:
-	@mkdir -p var && test -s var/secret_key || (umask 077 && $(APP_PY) -c 'import secrets; print(secrets.token_urlsafe(32))' > var/secret_key)
+	@mkdir -p var
+	@for name in secret_key rasa_token; do test -s var/$$name || (umask 077 && $(APP_PY) -c 'import secrets; print(secrets.token_urlsafe(32))' > var/$$name); done
 
 db: app-env
 	$(BARRI) db upgrade
@@ -79,7 +82,7 @@ setup:
 
 run: setup
 	@echo "[6/6] starting the engine, the action server and the bot service (about half a minute)"
-	SECRET_KEY=$$(cat var/secret_key) $(BARRI) run --model $(MODEL)
+	$(BARRI) run --model $(MODEL)
 
 # --- tests ------------------------------------------------------------------------------
 chromium:

@@ -8,6 +8,7 @@ without buttons is answered with the script's description or time.
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from collections.abc import Awaitable, Callable
@@ -165,7 +166,9 @@ def rest_text(frame: Frame) -> str:
 async def rest_say(http: aiohttp.ClientSession, engine_url: str, sender: str, locale: str, frame: Frame) -> list[Frame]:
     """The same turn straight to the engine's REST channel, read as web-chat frames."""
     body = {"sender": sender, "message": rest_text(frame), "metadata": {"locale": locale}}
-    async with http.post(f"{engine_url}/webhooks/rest/webhook", json=body) as response:
+    # the engine's REST channel answers only the holder of the shared secret
+    headers = {"Authorization": f"Bearer {os.environ.get('RASA_TOKEN', '')}"}
+    async with http.post(f"{engine_url}/webhooks/rest/webhook", json=body, headers=headers) as response:
         response.raise_for_status()
         answer = await response.json()
     messages, _ = to_outgoing(answer if isinstance(answer, list) else [])

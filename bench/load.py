@@ -3,7 +3,7 @@ WebSocket and, in the same run, the same turns straight to the engine's REST cha
 
     .venv/bin/python bench/load.py                      # starts its own stack (SQLite, as `make run`)
     .venv/bin/python bench/load.py --citizens 1 10 50 --repeat 2
-    .venv/bin/python bench/load.py --bot http://127.0.0.1:8080 --engine http://127.0.0.1:5005
+    RASA_TOKEN=$(cat var/rasa_token) .venv/bin/python bench/load.py --bot http://127.0.0.1:8080 --engine http://127.0.0.1:5005
 
 For each N it runs the REST path and the web-chat path in A-B-B-A order (``--repeat 2``)
 so that a change in the machine's load during the run weighs on both, and prints p50/p95
@@ -169,7 +169,7 @@ def own_stack(args: argparse.Namespace) -> Iterator[tuple[str, str]]:
     with tempfile.TemporaryDirectory(prefix="barri-bench-") as tmp_name:
         tmp = Path(tmp_name)
         settings = Settings(
-            secret_key=secrets.token_urlsafe(32),
+            secret_key=secrets.token_urlsafe(32), rasa_token=secrets.token_urlsafe(32),
             database_url=args.database_url or f"sqlite:///{tmp / 'barri.db'}",
             tracker_store_url=args.tracker_store_url or f"sqlite:///{tmp / 'tracker.db'}",
             redis_url=args.redis_url,
@@ -178,13 +178,15 @@ def own_stack(args: argparse.Namespace) -> Iterator[tuple[str, str]]:
         upgrade_database(settings.database_url)
         endpoints = write_engine_endpoints(settings, tmp / "endpoints.yml")
         env = {
-            **os.environ, "SECRET_KEY": settings.secret_key, "DATABASE_URL": settings.database_url,
+            **os.environ, "SECRET_KEY": settings.secret_key, "RASA_TOKEN": settings.rasa_token,
+            "DATABASE_URL": settings.database_url,
             "TRACKER_STORE_URL": settings.tracker_store_url, "BOT_PORT": str(settings.bot_port),
             "RASA_PORT": str(settings.rasa_port), "ACTIONS_PORT": str(settings.actions_port),
             # every simulated citizen comes from this machine's one address
             "MAX_MESSAGES_PER_MINUTE_PER_ADDRESS": "0", "MAX_HELLOS_PER_MINUTE_PER_ADDRESS": "0",
             "MAX_NEW_SESSIONS_PER_MINUTE_PER_ADDRESS": "0",
         }
+        os.environ["RASA_TOKEN"] = settings.rasa_token  # for the REST path (bench.citizen.rest_say)
         model = Path(args.model) if args.model else newest_model()
         processes: list[subprocess.Popen[bytes]] = []
         logs = [(tmp / name).open("wb") for name in ("actions.log", "engine.log", "bot.log")]

@@ -12,6 +12,7 @@ import aiohttp
 import aiohttp_jinja2
 import jinja2
 from aiohttp import web
+from sqlalchemy.exc import SQLAlchemyError
 
 from bot import dashboard, open311
 from bot.api import alerts as alerts_api
@@ -47,9 +48,10 @@ from bot.ratelimit import create_rate_limiter
 from bot.replay import Inbox, Replayer
 from bot.scheduler import Leadership
 from bot.settings import Settings
-from storage.db import create_db_engine, ping
-from storage.errors import DatabaseUnavailable
-from storage.tracker import erase_conversation
+from storage.db import create_db_engine, ping, session_scope
+from storage.errors import DatabaseUnavailable, StorageError
+from storage.inbox import has_pending
+from storage.tracker import conversation_last_active, erase_conversation
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +63,10 @@ CONTENT_SECURITY_POLICY = (
 )
 
 
+# a year: browsers that saw the site over https never try plain http for it again
+STRICT_TRANSPORT_SECURITY = "max-age=31536000; includeSubDomains"
+
+
 async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
     """On every response, as it is sent: error pages (404, 405, 413, 500) never pass through
     a middleware's return value, so this is a response-prepare signal."""
@@ -68,6 +74,8 @@ async def security_headers(request: web.Request, response: web.StreamResponse) -
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("Referrer-Policy", "no-referrer")
     response.headers.setdefault("X-Frame-Options", "DENY")
+    if request.app[SETTINGS].public_url.startswith("https://"):
+        response.headers.setdefault("Strict-Transport-Security", STRICT_TRANSPORT_SECURITY)
 
 
 async def _database_ok(request: web.Request) -> bool:
@@ -117,6 +125,7 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 def create_app(settings: Settings) -> web.Application:
+    settings.require("secret_key", "rasa_token")
     app = web.Application(
         middlewares=[request_ids, database_errors, body_limits],
         client_max_size=settings.max_photo_bytes + 256 * 1024,
@@ -159,8 +168,23 @@ def create_app(settings: Settings) -> web.Application:
             new_session_limiter = create_rate_limiter(
                 settings.redis_url, settings.max_new_sessions_per_minute_per_address,
                 settings.rate_limit_window_seconds, scope="session")
+            async def conversation_exists(sender_id: str) -> bool:
+                """Whether the engine still has this conversation (or messages of it wait to be
+                replayed); a database that does not answer erases nothing from anyone's page."""
+                def check() -> bool:
+                    if conversation_last_active(tracker=tracker_db, sender_id=sender_id) is not None:
+                        return True
+                    with session_scope(db) as session:
+                        return has_pending(session=session, sender_id=sender_id)
+
+                try:
+                    return await asyncio.to_thread(check)
+                except (StorageError, SQLAlchemyError):
+                    return True
+
             webchat = WebChatChannel(settings, catalogs, conversations, db, address_limiter=address_limiter,
-                                     hello_limiter=hello_limiter, new_session_limiter=new_session_limiter)
+                                     hello_limiter=hello_limiter, new_session_limiter=new_session_limiter,
+                                     conversation_exists=conversation_exists)
             app[CATALOGS] = catalogs
             app[HTTP] = http
             app[DB] = db

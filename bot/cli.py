@@ -14,6 +14,8 @@
     barri user deactivate NAME   refuse their token and password; ends their desk sessions
     barri outbox retry-failed [--alert ID]   send failed messages again
     barri retention --dry-run    whose personal data the next sweeps would erase, and why
+    barri user link-telegram NAME TELEGRAM_ID
+                         the dispatch group's buttons act in NAME's name for that Telegram user
     barri run            engine, action server and bot service together (what `make run` starts)
 """
 
@@ -34,25 +36,35 @@ from pydantic import ValidationError
 
 from bot.logs import access_logger, configure_logging
 from bot.observability import TEXT_FORMAT
-from bot.settings import PROJECT_ROOT, SUPPORTED_LOCALES, Settings
+from bot.settings import PROJECT_ROOT, SECRETS, SUPPORTED_LOCALES, MissingSecret, Settings
 
 ROLES = ("dispatcher", "community", "admin")
+# the secrets each command needs (the others need none: `barri db upgrade` runs without any)
+NEEDED_SECRETS = {"serve": ("secret_key", "rasa_token"), "actions": ("rasa_token",),
+                  "run": ("secret_key", "rasa_token")}
 
 
-def load_settings() -> Settings:
-    """Settings from the environment; in a development checkout SECRET_KEY may come from
-    var/secret_key, which `make run` generates."""
+def load_settings(command: str = "") -> Settings:
+    """Settings from the environment; in a development checkout SECRET_KEY and RASA_TOKEN may
+    come from var/secret_key and var/rasa_token, which `make run` generates. Refuses to go on
+    without the secrets ``command`` needs."""
     overrides: dict[str, Any] = {}
-    dev_secret = PROJECT_ROOT / "var" / "secret_key"
-    if "SECRET_KEY" not in os.environ and dev_secret.exists():
-        overrides["secret_key"] = dev_secret.read_text().strip()
+    for name in SECRETS:
+        dev_secret = PROJECT_ROOT / "var" / name
+        if name.upper() not in os.environ and dev_secret.exists():
+            overrides[name] = dev_secret.read_text().strip()
     try:
-        return Settings(**overrides)
+        settings = Settings(**overrides)
+        settings.require(*NEEDED_SECRETS.get(command, ()))
     except ValidationError as error:
         for problem in error.errors():
             where = ".".join(str(p) for p in problem["loc"]) or "settings"
             print(f"barri: {where}: {problem['msg']}", file=sys.stderr)  # noqa: T201
         raise SystemExit(2) from None
+    except MissingSecret as problem:
+        print(f"barri: {problem}", file=sys.stderr)  # noqa: T201
+        raise SystemExit(2) from None
+    return settings
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -92,11 +104,17 @@ def main(argv: list[str] | None = None) -> None:
     retention = commands.add_parser("retention", help="personal data past RETENTION_DAYS")
     retention.add_argument("--dry-run", action="store_true", required=True,
                            help="list who the sweeps would erase and why (the scheduler does the erasing)")
+    link = user_commands.add_parser(
+        "link-telegram", help="link a user to their Telegram account: the dispatch group's buttons act in their name")
+    link.add_argument("name")
+    link.add_argument("telegram_id", type=int, help="their numeric Telegram user id (the group's buttons show it)")
+    unlink = user_commands.add_parser("unlink-telegram", help="the user's Telegram account no longer acts for them")
+    unlink.add_argument("name")
     run = commands.add_parser("run", help="run engine, action server and bot service")
     run.add_argument("--model", help="model archive (default: the newest in models/)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format=TEXT_FORMAT)  # until the settings are read
-    settings = load_settings()
+    settings = load_settings(args.command)
     configure_logging(args.log_level, settings)
 
     if args.command == "serve":
@@ -162,6 +180,10 @@ def manage_user(settings: Settings, args: argparse.Namespace) -> int:
                 print(f"{args.name} deactivated: API token refused, {ended} desk session(s) ended.")  # noqa: T201
             elif args.user_command == "token":
                 print(users.rotate_token(session=session, name=args.name))  # noqa: T201
+            elif args.user_command in ("link-telegram", "unlink-telegram"):
+                telegram_id = args.telegram_id if args.user_command == "link-telegram" else None
+                users.link_telegram(session=session, name=args.name, telegram_id=telegram_id)
+                print(f"Telegram account {'linked to' if telegram_id else 'unlinked from'} {args.name}.")  # noqa: T201
             elif args.user_command == "passwd":
                 password = os.environ.get("BARRI_PASSWORD") or getpass.getpass(f"New password for {args.name}: ")
                 if not os.environ.get("BARRI_PASSWORD") and password != getpass.getpass("Again: "):
@@ -229,6 +251,7 @@ def retention_dry_run(settings: Settings) -> int:
     from storage import followups
     from storage.db import create_db_engine, session_scope
     from storage.models import utcnow
+    from storage.tracker import conversation_last_active
 
     engine, tracker = create_db_engine(settings.database_url), create_db_engine(settings.tracker_store_url)
     retention = timedelta(days=settings.retention_days)
@@ -239,7 +262,7 @@ def retention_dry_run(settings: Settings) -> int:
         erase: list[tuple[Any, datetime | None]] = []
         keep: list[tuple[Any, datetime | None]] = []
         for item in due:
-            talked = followups.conversation_last_active(tracker=tracker, sender_id=item.sender_id)
+            talked = conversation_last_active(tracker=tracker, sender_id=item.sender_id)
             (keep if talked is not None and talked > now - retention else erase).append((item, talked))
     finally:
         engine.dispose()

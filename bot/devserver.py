@@ -81,11 +81,16 @@ def lock_store_config(url: str) -> dict[str, object]:
     return config
 
 
+# Rasa fills ${RASA_TOKEN} from the engine's environment when it reads its endpoints, so
+# the file holds no secret: the action server refuses calls without this header.
+ACTION_SERVER_HEADERS = {"Authorization": "Bearer ${RASA_TOKEN}"}
+
+
 def write_engine_endpoints(settings: Settings, path: Path) -> Path:
     actions = settings.action_server_url
     endpoints: dict[str, object] = {
-        "action_endpoint": {"url": f"{actions}/webhook"},
-        "nlg": {"url": f"{actions}/nlg"},
+        "action_endpoint": {"url": f"{actions}/webhook", "headers": dict(ACTION_SERVER_HEADERS)},
+        "nlg": {"url": f"{actions}/nlg", "headers": dict(ACTION_SERVER_HEADERS)},
         "tracker_store": tracker_store_config(settings.tracker_store_url),
     }
     if settings.redis_url:
@@ -99,20 +104,20 @@ def write_engine_endpoints(settings: Settings, path: Path) -> Path:
 
 
 def engine_command(settings: Settings, model: Path, endpoints: Path) -> list[str]:
-    command = [
-        str(ENGINE_VENV / "bin" / "rasa"), "run",
+    """``rasa run`` through nlu.serve, which takes the API token from RASA_TOKEN (see
+    ``engine_env``): no secret on the command line. Loopback only."""
+    return [
+        str(ENGINE_VENV / "bin" / "python"), "-m", "nlu.serve", "run",
         "--enable-api", "--interface", "127.0.0.1", "--port", str(settings.rasa_port),
         "--model", str(model),
         "--endpoints", str(endpoints),
         "--credentials", str(PROJECT_ROOT / "dialogues" / "credentials.yml"),
     ]
-    if settings.rasa_token:
-        command += ["--auth-token", settings.rasa_token]
-    return command
 
 
 def engine_env(base: Mapping[str, str]) -> dict[str, str]:
-    """The engine imports our NLU component from the project folder."""
+    """The engine imports our NLU component from the project folder (and reads the shared
+    secret from RASA_TOKEN, which ``base`` must hold)."""
     env = dict(base)
     env["PYTHONPATH"] = str(PROJECT_ROOT)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -165,7 +170,8 @@ def run_all(settings: Settings, model: str | None = None) -> int:
     model_path = Path(model) if model else newest_model()
     endpoints = write_engine_endpoints(settings, PROJECT_ROOT / "var" / "engine" / "endpoints.yml")
     python = sys.executable
-    env = dict(os.environ)
+    # the children read the secrets from here (var/ may not be where they look)
+    env = {**os.environ, "SECRET_KEY": settings.secret_key, "RASA_TOKEN": settings.rasa_token}
     processes: list[subprocess.Popen[bytes]] = []
 
     def start(name: str, command: list[str], environment: Mapping[str, str]) -> None:

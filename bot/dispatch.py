@@ -3,6 +3,16 @@
 Cases are created by the action server, another process, so the bot service watches the
 database for cases not yet announced; each announcement is recorded on the case, so a
 restart never announces a case twice or skips one.
+
+An announcement holds only the reference, the category, the neighbourhood, urgency and a link
+to the case in the desk: never the citizen's words, address, time or photos. A group message
+cannot be taken back reliably (Telegram lets a bot delete it only for 48 hours; members may
+have forwarded or copied it, and phones showed it in notifications), so erasure and retention
+could not reach what it said: the details stay in the desk, behind sign-in and audit.
+
+The buttons act only for group members linked to a dispatcher's or admin's account (``barri
+user link-telegram NAME TELEGRAM_ID``), only with the two known actions, and only on the case
+of the message they are under; the change is recorded, and audited, in that staff account's name.
 """
 
 from __future__ import annotations
@@ -17,23 +27,25 @@ from sqlmodel import col, select
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.error import TelegramError
 
-from bot.i18n import N_, Catalogs, format_when
+from bot.i18n import N_, Catalogs
 from bot.notify import Notifier
 from bot.settings import Settings
 from dialogues.actions.responses import CATEGORY_LABELS
-from storage import cases as case_store
+from storage import followups, users
 from storage.cases import _add_event, _atomic
 from storage.db import session_scope
 from storage.desk import CaseChange, IllegalTransition, update_case
 from storage.errors import StorageError
-from storage.models import Attachment, Case, CaseEvent, utcnow
+from storage.followups import EVENT_DISPATCHED, dispatch_message_text
+from storage.models import Case, CaseEvent, utcnow
 
 log = logging.getLogger(__name__)
 
-EVENT_DISPATCHED = "dispatched"
 DESK_PREFIX = "desk:"
 LOOK_BACK = timedelta(days=2)
-MAX_DESCRIPTION = 600
+DESK_CASE_PATH = "/desk/cases/"  # the case's page in the dispatcher desk (bot.dashboard)
+ACTIONS = ("ack", "take")
+ACTORS = ("dispatcher", "admin")  # staff roles that may change cases
 
 
 def undispatched_cases(db: Engine) -> list[Case]:
@@ -50,20 +62,19 @@ def undispatched_cases(db: Engine) -> list[Case]:
 def mark_dispatched(db: Engine, case: Case, message_id: int) -> None:
     with session_scope(db) as session, _atomic(session):
         _add_event(session, case_id=case.id, kind=EVENT_DISPATCHED, actor="system", at=utcnow(),
-                   text=f"telegram message {message_id}")
+                   text=dispatch_message_text(message_id))
 
 
-def dispatch_text(case: Case, photos: int, catalogs: Catalogs, settings: Settings) -> str:
-    """The structured announcement (plain text: Telegram shows citizen text inert)."""
+def dispatch_text(case: Case, catalogs: Catalogs, settings: Settings) -> str:
+    """The announcement: what a dispatcher needs to pick the case up, nothing about the citizen
+    (plain text: Telegram shows it inert), in DISPATCH_LOCALE."""
     locale = settings.dispatch_language
-    place = case.address or (f"{case.latitude:.5f}, {case.longitude:.5f}" if case.latitude is not None else "?")
-    if case.neighbourhood_name:
-        place = f"{place} ({case.neighbourhood_name})"
-    when = format_when(case.occurred_at, locale, settings.zone) if case.occurred_at else "?"
-    description = (case.description or "")[:MAX_DESCRIPTION]
     mark = "🚨 " + catalogs.gettext(N_("URGENT"), locale) + " · " if case.priority == "urgent" else "🆕 "
-    head = f"{mark}{case.ref} · {catalogs.gettext(CATEGORY_LABELS.get(case.category, 'Other'), locale)}"
-    return "\n".join([head, f"📍 {place}", f"🕒 {when}", f"📷 {photos}", "", description])
+    lines = [f"{mark}{case.ref} · {catalogs.gettext(CATEGORY_LABELS.get(case.category, 'Other'), locale)}",
+             f"📍 {case.neighbourhood_name or '?'}"]
+    if settings.public_url:
+        lines.append(f"{settings.public_url.rstrip('/')}{DESK_CASE_PATH}{case.ref}")
+    return "\n".join(lines)
 
 
 def dispatch_buttons(ref: str, catalogs: Catalogs, locale: str) -> InlineKeyboardMarkup:
@@ -72,6 +83,10 @@ def dispatch_buttons(ref: str, catalogs: Catalogs, locale: str) -> InlineKeyboar
                              callback_data=f"{DESK_PREFIX}ack:{ref}"),
         InlineKeyboardButton("🙋 " + catalogs.gettext(N_("Take"), locale), callback_data=f"{DESK_PREFIX}take:{ref}"),
     ]])
+
+
+class ButtonRefused(Exception):
+    """A dispatch-group button press that changes nothing; the message says why."""
 
 
 class DispatchDesk:
@@ -114,9 +129,8 @@ class DispatchDesk:
     async def announce_new_cases(self) -> int:
         sent = 0
         for case in await asyncio.to_thread(undispatched_cases, self.db):
-            photos = await asyncio.to_thread(self._photo_count, case)
             message = await self.bot.send_message(
-                self.chat_id, dispatch_text(case, photos, self.catalogs, self.settings),
+                self.chat_id, dispatch_text(case, self.catalogs, self.settings),
                 reply_markup=self._buttons(case.ref),
             )
             await asyncio.to_thread(mark_dispatched, self.db, case, message.message_id)
@@ -126,43 +140,50 @@ class DispatchDesk:
     async def announce_escalated(self, case: Case, waited_minutes: int) -> int:
         """Send a case nobody acknowledged in time again, marked as escalated; returns the
         Telegram message id (the caller records it on the case)."""
-        photos = await asyncio.to_thread(self._photo_count, case)
         head = "⏰ " + self._("ESCALATED · still new after {minutes} min, nobody has acknowledged it",
                              minutes=waited_minutes)
         message = await self.bot.send_message(
-            self.chat_id, head + "\n" + dispatch_text(case, photos, self.catalogs, self.settings),
+            self.chat_id, head + "\n" + dispatch_text(case, self.catalogs, self.settings),
             reply_markup=self._buttons(case.ref),
         )
         return message.message_id
 
-    def _photo_count(self, case: Case) -> int:
-        with session_scope(self.db) as session:
-            return len(session.exec(select(Attachment.id).where(Attachment.case_id == case.id)).all())
+    async def on_button(self, data: str, telegram_id: int, message_id: int) -> str:
+        """Acknowledge or take a case from the group; returns the answer shown to the presser.
 
-    async def on_button(self, data: str, who: str) -> str:
-        """Acknowledge or take a case from the group; returns the answer shown to the presser."""
+        Refused: a member not linked to a dispatcher's or admin's account, an unknown action,
+        and a reference other than the case announced in the message ``message_id`` (the
+        callback data comes from the member's app and can be forged)."""
         action, _, ref = data.removeprefix(DESK_PREFIX).partition(":")
-        change = CaseChange(status="acknowledged") if action == "ack" else CaseChange(assignee=who)
-        if action == "take":
-            change.status = None
 
-        def apply() -> Case | None:
+        def apply() -> tuple[Case, str | None, str]:
+            if action not in ACTIONS:
+                raise ButtonRefused(self._("Unknown action: nothing was changed."))
             with session_scope(self.db) as session:
-                case = case_store.get_case_by_ref(session=session, ref=ref)
-                if case is None:
-                    return None
+                staff = users.user_for_telegram(session=session, telegram_id=telegram_id)
+                if staff is None or staff.role not in ACTORS:
+                    raise ButtonRefused(self._("Only dispatchers may use these buttons. An admin can link your "
+                                               "Telegram account (id {id}) to yours with: "
+                                               "barri user link-telegram NAME {id}", id=telegram_id))
+                case = followups.case_of_dispatch_message(session=session, message_id=message_id)
+                if case is None or case.ref != ref:
+                    raise ButtonRefused(self._("This button does not belong to that case: nothing was changed."))
+                change = CaseChange(status="acknowledged") if action == "ack" else CaseChange(assignee=staff.name)
                 if action == "take" and case.status == "new":
                     change.status = "acknowledged"
-                return update_case(session=session, case=case, change=change, actor=who)
+                return update_case(session=session, case=case, change=change, actor=staff.name), change.status, \
+                    staff.name
 
         try:
-            case = await asyncio.to_thread(apply)
+            case, new_status, who = await asyncio.to_thread(apply)
+        except ButtonRefused as refused:
+            log.warning("dispatch: a button was refused (%s)", "unknown action" if action not in ACTIONS
+                        else "not a linked dispatcher or not this message's case")
+            return str(refused)
         except IllegalTransition as problem:
             return str(problem)
-        if case is None:
-            return self._("no case {ref}", ref=ref)
-        if change.status:
-            await self.notifier.case_changed(case, new_status=change.status, public_note=None)
+        if new_status:
+            await self.notifier.case_changed(case, new_status=new_status, public_note=None)
         if action == "ack":
             return self._("{ref}: acknowledged by {name}", ref=case.ref, name=who)
         return self._("{ref}: taken by {name}", ref=case.ref, name=who)

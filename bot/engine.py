@@ -44,13 +44,16 @@ class EngineClient:
         self._engine_url = engine_url
         self._actions_url = actions_url
         self._token = token
+        # the engine's REST channel (nlu/rest_channel.py) refuses messages without it
+        self._authorization = {"Authorization": f"Bearer {token}"}
         self._timeout = aiohttp.ClientTimeout(total=timeout)
 
     async def send(self, sender_id: str, text: str, metadata: dict[str, Any]) -> list[dict[str, Any]]:
         url = f"{self._engine_url}/webhooks/rest/webhook"
         body = {"sender": sender_id, "message": text, "metadata": metadata}
         try:
-            async with self._http.post(url, json=body, timeout=self._timeout) as response:
+            async with self._http.post(url, json=body, headers=self._authorization,
+                                       timeout=self._timeout) as response:
                 if response.status != 200:
                     raise EngineUnavailable(f"engine answered {response.status}")
                 answer = await response.json()
@@ -59,8 +62,7 @@ class EngineClient:
         return answer if isinstance(answer, list) else []
 
     async def engine_ready(self) -> bool:
-        params = {"token": self._token} if self._token else None
-        return await self._ok(f"{self._engine_url}/status", params)
+        return await self._ok(f"{self._engine_url}/status", {"token": self._token})
 
     async def actions_ready(self) -> bool:
         return await self._ok(f"{self._actions_url}/health")

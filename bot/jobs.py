@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
@@ -31,7 +31,7 @@ from storage.db import session_scope
 from storage.errors import StorageError
 from storage.models import OUTBOX_FOLLOW_UP, OUTBOX_SURVEY, Case, Reporter, utcnow
 from storage.outbox import OutgoingItem
-from storage.tracker import erase_conversation
+from storage.tracker import conversation_last_active, erase_conversation, idle_conversations
 
 log = logging.getLogger(__name__)
 
@@ -185,6 +185,28 @@ async def send_surveys() -> int:
 # --------------------------------------------------------------------------- retention
 
 
+def _erase_quiet(ctx: JobContext, senders: list[tuple[str, bool]], cutoff: datetime) -> int:
+    """Erase each sender's engine conversation and, unless kept (``True``: they follow alerts),
+    their personal data; skip whoever spoke to the assistant after ``cutoff`` (the clock
+    restarts). How many were erased. The conversation goes first: if the second step fails,
+    the reporter row (and so the sender id) is still there for the next sweep to retry both."""
+    erased = 0
+    for sender_id, keep_reporter in senders:
+        try:
+            last_active = conversation_last_active(tracker=ctx.tracker_db, sender_id=sender_id)
+            if last_active is not None and last_active > cutoff:
+                continue
+            erase_conversation(engine=ctx.tracker_db, sender_id=sender_id)
+            if not keep_reporter:
+                with session_scope(ctx.db) as session:
+                    case_store.erase_reporter(session=session, sender_id=sender_id)
+        except (StorageError, SQLAlchemyError) as error:
+            log.warning("retention: could not erase, next sweep retries: %s", type(error).__name__)
+            continue
+        erased += 1
+    return erased
+
+
 async def purge_expired_reporters() -> int:
     """Erase the personal data of reporters whose last case closed ``retention_days`` ago:
     contact details, photos, their words on the cases, live-chat transcripts, queued messages
@@ -196,22 +218,7 @@ async def purge_expired_reporters() -> int:
         now = utcnow()
         with session_scope(ctx.db) as session:
             due = followups.reporters_past_retention(session=session, now=now, retention=retention)
-        erased = 0
-        for sender_id in due:
-            try:
-                last_active = followups.conversation_last_active(tracker=ctx.tracker_db, sender_id=sender_id)
-                if last_active is not None and last_active > now - retention:
-                    continue  # they still talk with the assistant: the clock restarts
-                # the conversation first: if the second step fails, the reporter row (and so
-                # the sender id) is still there for the next sweep to retry both
-                erase_conversation(engine=ctx.tracker_db, sender_id=sender_id)
-                with session_scope(ctx.db) as session:
-                    case_store.erase_reporter(session=session, sender_id=sender_id)
-            except (StorageError, SQLAlchemyError) as error:
-                log.warning("retention: a reporter could not be erased, next sweep retries: %s",
-                            type(error).__name__)
-                continue
-            erased += 1
+        erased = _erase_quiet(ctx, [(sender_id, False) for sender_id in due], now - retention)
         if erased:
             with session_scope(ctx.db) as session:
                 followups.record_retention_purge(session=session, erased=erased)
@@ -239,6 +246,32 @@ async def purge_stale_attachments() -> int:
     return purged
 
 
+async def purge_idle_conversations() -> int:
+    """Erase the engine conversations of visitors who never filed a case and have said nothing
+    for ``retention_days``: what they typed into an abandoned report (names, phones, addresses)
+    must not stay forever. Their reporter row goes too, unless they follow neighbourhood
+    alerts (the subscription is what they asked to keep). Reporters with cases are left to
+    ``purge_expired_reporters``."""
+    ctx = current()
+    retention = timedelta(days=ctx.settings.retention_days)
+
+    def run() -> int:
+        cutoff = utcnow() - retention
+        idle = idle_conversations(tracker=ctx.tracker_db, before=cutoff)
+        with session_scope(ctx.db) as session:
+            visitors = followups.visitors_without_cases(session=session, sender_ids=idle)
+        erased = _erase_quiet(ctx, visitors[:followups.BATCH], cutoff)
+        if erased:
+            with session_scope(ctx.db) as session:
+                followups.record_conversations_purge(session=session, erased=erased)
+        return erased
+
+    erased = await asyncio.to_thread(run)
+    if erased:
+        log.info("retention: erased %d idle conversation(s) without a case", erased)
+    return erased
+
+
 # --------------------------------------------------------------------------- alerts
 
 
@@ -264,5 +297,6 @@ SWEEPS = {
     "send_surveys": send_surveys,
     "purge_expired_reporters": purge_expired_reporters,
     "purge_stale_attachments": purge_stale_attachments,
+    "purge_idle_conversations": purge_idle_conversations,
     "expire_alerts": expire_alerts,
 }

@@ -32,9 +32,18 @@ are NOT public: citizens are told their report is seen by the city's dispatchers
 text may name people or homes. Public reads give the service's name as the description; a
 read with the ``api_key`` of a dispatcher or admin gets the citizen's text (erased cases
 never show it).
-``status_notes`` is the latest public note of the dispatchers (text written to be read by the
-citizen), else "". Assignees, internal notes, priority and history are never shown. Cases of
-the category "other" have no service and are not listed.
+``status_notes`` is the latest public note of the dispatchers only for staff reads: a note is
+written to the citizen (it may name them or their door), so public reads give "". Assignees,
+internal notes, priority and history are never shown. Cases of the category "other" have no
+service and are not listed.
+
+Sensitive categories (``SENSITIVE_CATEGORIES``: harassment and assault, where the time and
+place identify a victim; drugs, where they identify the neighbour who watched the dealing)
+are coarsened in public reads: both datetimes are the day (midnight in the deployment's
+zone), there is no lat/long, only the neighbourhood. So that the filters cannot give back
+what the answer hides, a sensitive case matches a public ``start_date``/``end_date`` window
+when any part of its day does, and public listings are ordered by day and reference, never
+by the exact time.
 
 ``GET /requests`` follows the spec's defaults: with no dates, the last 90 days; with one date,
 90 days from ``start_date`` or up to ``end_date``; a range may not span more than 90 days
@@ -62,6 +71,7 @@ from typing import Any, cast
 
 from aiohttp import web
 from pydantic import ValidationError
+from sqlalchemy import and_, or_
 from sqlmodel import col, select
 
 from bot.geo import Neighbourhoods
@@ -102,6 +112,8 @@ WINDOW = timedelta(days=90)
 MAX_RESULTS = 1000
 MAX_IDS = 1000
 PUBLIC_DECIMALS = 3  # about 100 m
+# public reads show these only by day and neighbourhood (see the module docstring)
+SENSITIVE_CATEGORIES = ("harassment", "assault", "drugs")
 
 # Plain English: not marked for translation, so the chat catalogs stay complete.
 DESCRIPTIONS = {
@@ -442,30 +454,40 @@ def _rounded(value: float | None) -> float | None:
     return None if value is None else round(value, PUBLIC_DECIMALS)
 
 
+def _day_start(moment: datetime, request: web.Request) -> datetime:
+    """Midnight of the moment's day in the deployment's zone."""
+    local = moment.astimezone(request.app[SETTINGS].zone)
+    return local.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
 def public_request(
     request: web.Request, case: Case, note: str | None, locale: str, staff: bool = False
 ) -> dict[str, Any]:
-    """What anybody may know of a case: nothing about who reported it (see the module docstring);
-    staff also get the citizen's description."""
+    """What anybody may know of a case: nothing about who reported it, no dispatcher's note,
+    and sensitive cases only by day and neighbourhood (see the module docstring); staff also
+    get the citizen's description and the note."""
     service_name = _service_name(request, case.category, locale)
     description = case.description if staff and case.erased_at is None else service_name
+    coarse = not staff and case.category in SENSITIVE_CATEGORIES
+    created = _day_start(case.created_at, request) if coarse else case.created_at
+    updated = created if coarse else case.updated_at
     return {
         "service_request_id": case.ref,
         "status": public_status(case.status),
-        "status_notes": note or "",
+        "status_notes": (note or "") if staff else "",
         "service_name": service_name,
         "service_code": case.category,
         "description": description,
         "agency_responsible": None,
         "service_notice": "",
-        "requested_datetime": _w3c(case.created_at, request),
-        "updated_datetime": _w3c(case.updated_at, request),
+        "requested_datetime": _w3c(created, request),
+        "updated_datetime": _w3c(updated, request),
         "expected_datetime": None,
         "address": case.neighbourhood_name,
         "address_id": None,
         "zipcode": None,
-        "lat": _rounded(case.latitude),
-        "long": _rounded(case.longitude),
+        "lat": None if coarse else _rounded(case.latitude),
+        "long": None if coarse else _rounded(case.longitude),
         "media_url": None,
     }
 
@@ -525,24 +547,33 @@ def _request_query(request: web.Request) -> RequestQuery:
                         statuses=_choices(request, "status", ("open", "closed")))
 
 
-def _find(request: web.Request, wanted: RequestQuery) -> list[tuple[Case, str | None]]:
+def _find(request: web.Request, wanted: RequestQuery, staff: bool) -> list[tuple[Case, str | None]]:
     statement = select(Case).where(col(Case.category).in_(SERVICE_CODES))
     if wanted.refs is not None:
         if not wanted.refs:
             return []
         statement = statement.where(col(Case.ref).in_(wanted.refs))
-    else:
+    elif staff:
         statement = statement.where(col(Case.created_at) >= wanted.start, col(Case.created_at) <= wanted.end)
+    else:  # a sensitive case matches when any part of its day is in the window
+        first_day = _day_start(wanted.start, request)
+        after_last_day = _day_start(wanted.end, request) + timedelta(days=1)
+        exact = and_(col(Case.category).not_in(SENSITIVE_CATEGORIES),
+                     col(Case.created_at) >= wanted.start, col(Case.created_at) <= wanted.end)
+        by_day = and_(col(Case.category).in_(SENSITIVE_CATEGORIES),
+                      col(Case.created_at) >= first_day, col(Case.created_at) < after_last_day)
+        statement = statement.where(or_(exact, by_day))
+    if wanted.refs is None:
         if wanted.service_codes:
             statement = statement.where(col(Case.category).in_(wanted.service_codes))
         if wanted.statuses and len(wanted.statuses) == 1:
             statuses = OPEN_STATUSES if wanted.statuses[0] == "open" else CLOSED_STATUSES
             statement = statement.where(col(Case.status).in_(statuses))
     statement = statement.order_by(col(Case.created_at).desc(), col(Case.ref)).limit(MAX_RESULTS)
+    notes: dict[uuid.UUID, str] = {}
     with session_scope(request.app[DB]) as session:
         cases = list(session.exec(statement).all())
-        notes: dict[uuid.UUID, str] = {}
-        if cases:
+        if cases and staff:  # public reads never show the notes
             events = session.exec(
                 select(CaseEvent)
                 .where(col(CaseEvent.case_id).in_([c.id for c in cases]),
@@ -551,6 +582,8 @@ def _find(request: web.Request, wanted: RequestQuery) -> list[tuple[Case, str | 
             ).all()
             for event in events:  # oldest first: the latest note wins
                 notes[event.case_id] = event.text or ""
+    if not staff:  # by day, then reference: the order of a public listing tells no time
+        cases.sort(key=lambda case: (-_day_start(case.created_at, request).timestamp(), case.ref))
     return [(case, notes.get(case.id)) for case in cases]
 
 
@@ -559,8 +592,8 @@ async def get_requests(request: web.Request, fmt: str) -> web.Response:
     """GET /requests.{fmt}: public service requests, newest first (at most 1,000)."""
     wanted = _request_query(request)
     locale = _locale(request)
-    found = await asyncio.to_thread(_find, request, wanted)
     staff = await _is_staff_reader(request)
+    found = await asyncio.to_thread(_find, request, wanted, staff)
     return render_list(fmt, "service_requests", "request",
                        [public_request(request, case, note, locale, staff) for case, note in found])
 
@@ -570,11 +603,11 @@ async def get_request(request: web.Request, fmt: str) -> web.Response:
     """GET /requests/{service_request_id}.{fmt}: one public service request, as a list."""
     ref = normalise_ref(request.match_info["service_request_id"])
     wanted = RequestQuery(refs=[ref] if ref else [], start=utcnow(), end=utcnow(), service_codes=[], statuses=[])
-    found = await asyncio.to_thread(_find, request, wanted)
+    staff = await _is_staff_reader(request)
+    found = await asyncio.to_thread(_find, request, wanted, staff)
     if not found:
         raise Problem(404, "no such service request")
     case, note = found[0]
-    staff = await _is_staff_reader(request)
     return render_list(fmt, "service_requests", "request",
                        [public_request(request, case, note, _locale(request), staff)])
 

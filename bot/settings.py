@@ -17,6 +17,19 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SUPPORTED_LOCALES = ("en", "es", "ca")
 
 _PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret", "please-change", "xxx"}
+MIN_SECRET_LENGTH = 16
+
+# The secrets; in development `make run` generates each in var/<name>.
+SECRETS = ("secret_key", "rasa_token")
+
+
+class MissingSecret(ValueError):
+    """A process started without a secret it needs (see ``Settings.require``)."""
+
+
+def _weak(secret: str) -> bool:
+    key = secret.strip().lower()
+    return key in _PLACEHOLDER_SECRETS or "change-me" in key or "changeme" in key or len(key) < MIN_SECRET_LENGTH
 
 
 class Settings(BaseSettings):
@@ -31,7 +44,9 @@ class Settings(BaseSettings):
 
     rasa_url: str = ""  # defaults to http://127.0.0.1:RASA_PORT
     rasa_port: int = 5005
-    rasa_token: str = ""
+    # the shared secret of the bot service, the engine and the action server: the engine's HTTP
+    # API and REST channel and the action server's /webhook and /nlg refuse requests without it
+    rasa_token: str = Field(default="", repr=False)
     actions_host: str = "127.0.0.1"
     actions_port: int = 5055
     actions_url: str = ""  # defaults to http://127.0.0.1:ACTIONS_PORT
@@ -159,18 +174,30 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Settings:
-        key = self.secret_key.strip().lower()
-        if key in _PLACEHOLDER_SECRETS or "change-me" in key or "changeme" in key or len(key) < 16:
-            raise ValueError(
-                "SECRET_KEY must be set to a random value of at least 16 characters "
-                "(`make run` generates one in var/secret_key)"
-            )
+        """A secret that is set must be a real one; whether it must be set at all depends on
+        the process (``require``): the database migration needs none, the action server only
+        RASA_TOKEN, so each container of the stack gets only the secrets it uses."""
+        for name in SECRETS:
+            value = getattr(self, name)
+            if value and _weak(value):
+                raise ValueError(self._secret_problem(name))
         return self
 
     @property
     def dispatch_language(self) -> str:
         """The language of the messages to the dispatch group."""
         return self.dispatch_locale or self.default_locale
+
+    def require(self, *names: str) -> None:
+        """Refuse to go on without these secrets (raises ``MissingSecret``)."""
+        missing = [name for name in names if not getattr(self, name)]
+        if missing:
+            raise MissingSecret("; ".join(self._secret_problem(name) for name in missing))
+
+    @staticmethod
+    def _secret_problem(name: str) -> str:
+        return (f"{name.upper()} must be set to a random value of at least {MIN_SECRET_LENGTH} characters "
+                f"(`make run` generates one in var/{name})")
 
     @cached_property
     def zone(self) -> ZoneInfo:

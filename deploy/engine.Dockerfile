@@ -14,6 +14,7 @@ RUN rasa train --config nlu/config.yml --domain dialogues/domain \
       --out /app/models --fixed-model-name barri
 USER 1001
 EXPOSE 5005
-ENTRYPOINT ["rasa"]
+# `rasa` with the API token read from RASA_TOKEN instead of the command line (nlu/serve.py)
+ENTRYPOINT ["python", "-m", "nlu.serve"]
 CMD ["run", "--enable-api", "--port", "5005", "--model", "/app/models/barri.tar.gz", \
      "--endpoints", "/app/config/endpoints.yml", "--credentials", "/app/dialogues/credentials.yml"]

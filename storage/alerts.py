@@ -61,6 +61,10 @@ class IdempotencyConflict(StorageError):
     """The Idempotency-Key was already used by this user for a different alert."""
 
 
+class NotTheAuthor(StorageError):
+    """Only the alert's author (or an admin) may cancel it."""
+
+
 @dataclass(frozen=True)
 class AlertIn:
     neighbourhood_codes: Sequence[str]
@@ -319,15 +323,20 @@ def _withdraw_pending(session: Session, alert_ids: Sequence[uuid.UUID]) -> int:
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
-def cancel_alert(*, session: Session, alert_id: uuid.UUID, actor: str) -> tuple[Alert, int] | None:
+def cancel_alert(
+    *, session: Session, alert_id: uuid.UUID, actor: str, any_author: bool = False
+) -> tuple[Alert, int] | None:
     """Cancel the alert and withdraw its unsent messages; (alert, messages withdrawn), or None.
 
+    Only its author may, unless ``any_author`` (admins): raises ``NotTheAuthor`` otherwise.
     Cancelling twice is harmless: the second call withdraws nothing and keeps the first time.
     """
     try:
         alert = session.get(Alert, alert_id, with_for_update=True)
         if alert is None:
             return None
+        if not any_author and alert.created_by != actor:
+            raise NotTheAuthor(f"only {alert.created_by} or an admin may cancel this alert")
         if alert.cancelled_at is None:
             alert.cancelled_at = utcnow()
             session.add(alert)

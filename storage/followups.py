@@ -12,12 +12,11 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, MetaData, Table, func, update
+from sqlalchemy import func, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import NoSuchTableError
 from sqlmodel import Session, col, select
 
 from storage.cases import _add_event, _atomic, record_audit
@@ -30,11 +29,14 @@ from storage.models import (
     Case,
     CaseEvent,
     Reporter,
+    Subscription,
     SurveyResponse,
 )
 from storage.outbox import OutgoingItem, enqueue
 
-# The escalated case was re-sent to the dispatch chat (written after Telegram accepted it).
+# The case was announced in the dispatch chat (bot.dispatch), and an escalated case re-sent
+# there; each written after Telegram accepted the message, with its id in the event's text.
+EVENT_DISPATCHED = "dispatched"
 EVENT_ESCALATION_DISPATCHED = "escalation_dispatched"
 
 # Statuses after which the reporter is not followed up and the retention clock runs.
@@ -108,10 +110,24 @@ def escalations_to_dispatch(*, session: Session, since: datetime) -> list[Case]:
     return list(session.exec(query).all())
 
 
+def dispatch_message_text(message_id: int) -> str:
+    return f"telegram message {message_id}"
+
+
 def mark_escalation_dispatched(*, session: Session, case_id: uuid.UUID, message_id: int, now: datetime) -> None:
     with _atomic(session):
         _add_event(session, case_id=case_id, kind=EVENT_ESCALATION_DISPATCHED, actor=ACTOR_SYSTEM, at=now,
-                   text=f"telegram message {message_id}")
+                   text=dispatch_message_text(message_id))
+
+
+def case_of_dispatch_message(*, session: Session, message_id: int) -> Case | None:
+    """The case announced, or re-sent when escalated, in this message of the dispatch chat:
+    a button acts only on the case of the message it is under."""
+    announced = select(CaseEvent.case_id).where(
+        col(CaseEvent.kind).in_((EVENT_DISPATCHED, EVENT_ESCALATION_DISPATCHED)),
+        col(CaseEvent.text) == dispatch_message_text(message_id),
+    )
+    return session.exec(select(Case).where(col(Case.id).in_(announced))).first()
 
 
 # --------------------------------------------------------------------------- follow-ups
@@ -238,18 +254,29 @@ def reporters_past_retention(*, session: Session, now: datetime, retention: time
     return [item.sender_id for item in retention_due(session=session, now=now, retention=retention)]
 
 
-def conversation_last_active(*, tracker: Engine, sender_id: str) -> datetime | None:
-    """When the engine last stored an event of this conversation (Rasa's SQL tracker store,
-    ``events.timestamp`` in Unix seconds); ``None`` if it has none."""
-    try:
-        events = Table("events", MetaData(), autoload_with=tracker)
-    except NoSuchTableError:
-        return None
-    with tracker.connect() as connection:
-        latest = connection.execute(
-            select(func.max(events.c.timestamp)).where(events.c.sender_id == sender_id)
-        ).scalar()
-    return datetime.fromtimestamp(float(latest), UTC) if latest is not None else None
+def visitors_without_cases(*, session: Session, sender_ids: Sequence[str]) -> list[tuple[str, bool]]:
+    """Of these senders, those who never filed a case, each with whether they follow
+    neighbourhood alerts (their subscriptions stay; only the conversation goes)."""
+    found: list[tuple[str, bool]] = []
+    for start in range(0, len(sender_ids), 500):  # bounded IN lists
+        chunk = list(sender_ids[start:start + 500])
+        with_cases = set(session.exec(
+            select(Reporter.sender_id).join(Case, col(Case.reporter_id) == col(Reporter.id))
+            .where(col(Reporter.sender_id).in_(chunk))
+        ).all())
+        subscribed = set(session.exec(
+            select(Reporter.sender_id).join(Subscription, col(Subscription.reporter_id) == col(Reporter.id))
+            .where(col(Reporter.sender_id).in_(chunk))
+        ).all())
+        found += [(sender, sender in subscribed) for sender in chunk if sender not in with_cases]
+    return found
+
+
+def record_conversations_purge(*, session: Session, erased: int) -> None:
+    """Audit one sweep of idle conversations of visitors without a case (a count only)."""
+    with _atomic(session):
+        record_audit(session=session, actor=ACTOR_SYSTEM, action="retention.conversations_purged",
+                     subject_type="conversation", subject_id="-", detail={"conversations_erased": erased})
 
 
 def record_retention_purge(*, session: Session, erased: int) -> None:

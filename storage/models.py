@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal, TypeGuard, get_args
 
 from pydantic import AwareDatetime
-from sqlalchemy import DateTime, LargeBinary, Text, UniqueConstraint
+from sqlalchemy import BigInteger, DateTime, LargeBinary, Text, UniqueConstraint
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
@@ -287,6 +287,8 @@ class StaffUser(SQLModel, table=True):
     last_login_at: datetime | None = _optional_timestamp()
     # the language of the desk for this user (en, es, ca); None: the deployment's default
     locale: str | None = Field(default=None, max_length=STAFF_LOCALE_MAX)
+    # the member's Telegram user id: the dispatch group's buttons act only for linked members
+    telegram_id: int | None = Field(default=None, sa_type=BigInteger, unique=True, index=True)
 
 
 class StaffSession(SQLModel, table=True):

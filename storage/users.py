@@ -153,7 +153,8 @@ def rotate_token(*, session: Session, name: str, actor: str = ACTOR_SYSTEM) -> s
 
 
 def set_password(*, session: Session, name: str, password: str, actor: str = ACTOR_SYSTEM) -> None:
-    """Set (or replace) the user's password, stored as an argon2id hash.
+    """Set (or replace) the user's password, stored as an argon2id hash, and end every
+    dashboard session of the user: whoever knew the old password is signed out.
 
     Raises ``ValueError`` for a password shorter than ``PASSWORD_MIN_LENGTH`` (or longer than
     ``PASSWORD_MAX_LENGTH``) characters and ``UserNotFound`` for an unknown name.
@@ -164,6 +165,7 @@ def set_password(*, session: Session, name: str, password: str, actor: str = ACT
         user = _require_user(session, name)
         user.password_hash = password_hash
         session.add(user)
+        session.execute(delete(StaffSession).where(col(StaffSession.user_id) == user.id))
         record_audit(
             session=session,
             actor=actor,
@@ -227,6 +229,36 @@ def set_locale(*, session: Session, name: str, locale: str | None, actor: str = 
         user = _require_user(session, name)
         user.locale = locale
         session.add(user)
+
+
+def link_telegram(*, session: Session, name: str, telegram_id: int | None, actor: str = ACTOR_SYSTEM) -> None:
+    """Link the user to their Telegram account (``None`` unlinks): the dispatch group's buttons
+    then act in their name. Raises ``ValueError`` for an id that is not a Telegram user's,
+    ``UserExists`` when another user has it, ``UserNotFound`` for an unknown name."""
+    if telegram_id is not None and not (isinstance(telegram_id, int) and 0 < telegram_id < 2**53):
+        raise ValueError(f"{telegram_id!r} is not a Telegram user id (a positive number)")
+    with _atomic(session):
+        user = _require_user(session, name)
+        if telegram_id is not None:
+            holder = session.exec(select(StaffUser).where(StaffUser.telegram_id == telegram_id)).first()
+            if holder is not None and holder.id != user.id:
+                raise UserExists(f"Telegram user {telegram_id} is already linked to {holder.name}")
+        user.telegram_id = telegram_id
+        session.add(user)
+        record_audit(
+            session=session,
+            actor=actor,
+            action="user.telegram_linked" if telegram_id is not None else "user.telegram_unlinked",
+            subject_type="staff_user",
+            subject_id=str(user.id),
+            detail={"name": user.name},
+        )
+
+
+def user_for_telegram(*, session: Session, telegram_id: int) -> StaffUser | None:
+    """The active user linked to this Telegram account, or ``None``. Writes nothing."""
+    statement = select(StaffUser).where(StaffUser.telegram_id == telegram_id, col(StaffUser.active).is_(True))
+    return session.exec(statement).first()
 
 
 def list_users(*, session: Session) -> list[StaffUser]:

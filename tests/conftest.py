@@ -27,6 +27,7 @@ from bot.settings import PROJECT_ROOT, Settings
 from storage.migrate import upgrade_database
 
 TEST_SECRET = "test-secret-key-0123456789abcdef"
+TEST_RASA_TOKEN = "test-rasa-token-0123456789abcdef"
 
 
 def free_port() -> int:
@@ -38,6 +39,7 @@ def free_port() -> int:
 def make_settings(tmp: Path, **overrides: object) -> Settings:
     values: dict[str, object] = {
         "secret_key": TEST_SECRET,
+        "rasa_token": TEST_RASA_TOKEN,
         "database_url": f"sqlite:///{tmp / 'barri.db'}",
         "tracker_store_url": f"sqlite:///{tmp / 'tracker.db'}",
         "bot_port": free_port(),
@@ -82,6 +84,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     env = {
         **os.environ,
         "SECRET_KEY": TEST_SECRET,
+        "RASA_TOKEN": TEST_RASA_TOKEN,
         "DATABASE_URL": settings.database_url,
         "TRACKER_STORE_URL": settings.tracker_store_url,
         "ACTIONS_PORT": str(settings.actions_port),
@@ -102,7 +105,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     try:
         logs = [actions_log, engine_log]
         _wait(f"{settings.action_server_url}/health", 120, processes, logs)
-        _wait(f"{settings.engine_url}/status", 300, processes, logs)
+        _wait(f"{settings.engine_url}/status?token={TEST_RASA_TOKEN}", 300, processes, logs)
         yield Stack(settings=settings, engine_log=engine_log, actions_log=actions_log)
     finally:
         stop(processes, grace=10)

@@ -41,7 +41,7 @@ from storage import users
 from storage.cases import list_cases_for_sender
 from storage.db import create_db_engine, session_scope
 from storage.migrate import upgrade_database
-from tests.conftest import TEST_SECRET, Stack, free_port, make_settings
+from tests.conftest import TEST_RASA_TOKEN, TEST_SECRET, Stack, free_port, make_settings
 
 REF = re.compile(r"\b(?!SHA-256)[2-9A-Z]{3}-[2-9A-Z]{3}\b")
 PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -210,7 +210,8 @@ async def until_summary(ws: aiohttp.ClientWebSocketResponse, replies: list[dict[
 
 
 async def tracker_user_texts(engine_url: str, sender_id: str) -> list[str]:
-    async with aiohttp.ClientSession() as http, http.get(f"{engine_url}/conversations/{sender_id}/tracker") as response:
+    async with aiohttp.ClientSession() as http, http.get(f"{engine_url}/conversations/{sender_id}/tracker",
+                                                                params={"token": TEST_RASA_TOKEN}) as response:
         assert response.status == 200
         tracker = await response.json()
     return [event.get("text") for event in tracker["events"] if event["event"] == "user"]
@@ -259,7 +260,7 @@ def model_path() -> Path:
 def start_bot_service(stack: Stack, port: int, log: Path) -> subprocess.Popen[bytes]:
     s = stack.settings
     env = {
-        **os.environ, "SECRET_KEY": TEST_SECRET, "DATABASE_URL": s.database_url,
+        **os.environ, "SECRET_KEY": TEST_SECRET, "RASA_TOKEN": TEST_RASA_TOKEN, "DATABASE_URL": s.database_url,
         "TRACKER_STORE_URL": s.tracker_store_url, "RASA_PORT": str(s.rasa_port),
         "ACTIONS_PORT": str(s.actions_port), "BOT_PORT": str(port), "BOT_HOST": "127.0.0.1",
     }
@@ -518,13 +519,13 @@ async def test_database_unreachable_for_10_s_fails_cleanly_and_recovers(
     proxied_url = f"postgresql://postgres@127.0.0.1:{proxy.port}/{faults_database}"
     # an engine and action server of this test's own: the action server saves cases through the proxy
     settings = make_settings(tmp_path, database_url=proxied_url, rasa_port=free_port(), actions_port=free_port())
-    env = {**os.environ, "SECRET_KEY": TEST_SECRET, "DATABASE_URL": proxied_url,
+    env = {**os.environ, "SECRET_KEY": TEST_SECRET, "RASA_TOKEN": TEST_RASA_TOKEN, "DATABASE_URL": proxied_url,
            "TRACKER_STORE_URL": settings.tracker_store_url, "ACTIONS_PORT": str(settings.actions_port),
            "RASA_PORT": str(settings.rasa_port)}
     processes = start_engine_and_actions(settings, env, tmp_path)
     try:
         await wait_http(f"{settings.action_server_url}/health", 120, processes)
-        await wait_http(f"{settings.engine_url}/status", 300, processes)
+        await wait_http(f"{settings.engine_url}/status?token={TEST_RASA_TOKEN}", 300, processes)
         client = await aiohttp_client(create_app(settings))
         staff = {"Authorization": f"Bearer {staff_token}"}
         assert (await client.get("/healthz")).status == 200

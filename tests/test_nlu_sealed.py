@@ -78,7 +78,7 @@ def training_texts(language: str) -> set[str]:
 
 def parse(stack: Stack, text: str) -> dict:
     request = urllib.request.Request(
-        f"{stack.settings.engine_url}/model/parse",
+        f"{stack.settings.engine_url}/model/parse?token={stack.settings.rasa_token}",
         data=json.dumps({"text": text}).encode(), headers={"Content-Type": "application/json"},
     )
     with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - loopback

@@ -361,10 +361,11 @@ async def test_status_follows_the_dispatchers(city: City) -> None:
     for change, public, notes in steps:
         response = await city.client.patch(f"/api/v1/cases/{ref}", json=change, **staff)
         assert response.status == 200, await response.text()
-        seen = await city.one(ref)
+        seen = await city.one(ref, staff=True)
         assert (seen["status"], seen["status_notes"]) == (public, notes), change
+        assert (await city.one(ref))["status_notes"] == ""  # the note is for the citizen, not the public
     final = await city.one(ref)
-    assert final["status_notes"] == note
+    assert final["status_notes"] == ""
     assert "2n 1a" not in await (await city.client.get(f"{BASE}/requests/{ref}.json")).text()
     assert final["updated_datetime"] >= final["requested_datetime"]
 

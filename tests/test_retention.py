@@ -163,6 +163,41 @@ async def test_retention_purge_erases_only_reporters_past_retention(db: Engine, 
         assert kept is not None and kept.description == "they took my bike"
 
 
+async def test_idle_conversations_of_visitors_without_a_case_are_erased(db: Engine, context: jobs.JobContext) -> None:
+    """Someone who typed their name and phone into a report they never finished, and never
+    came back: RETENTION_DAYS later (1 day here) their conversation goes too."""
+    tracker = context.tracker_db
+    with session_scope(db) as session:
+        subscriber = Reporter(channel="telegram", sender_id="telegram:1001", locale="ca")
+        lurker = Reporter(channel="web", sender_id="web:lurker", locale="es")
+        session.add_all([subscriber, lurker])
+        session.flush()
+        session.add(Subscription(reporter_id=subscriber.id, neighbourhood_code="018"))
+        session.commit()
+    reporter_case = new_case(db, sender="web:reporter")  # still open: not this sweep's business
+    for sender in ("web:abandoned", "telegram:1001", "web:lurker", "web:reporter"):
+        say_in_tracker(tracker, sender, f"em dic {NAME}, el meu telèfon és {PHONE_DIGITS[0]}", ago=timedelta(days=3))
+    say_in_tracker(tracker, "web:recent", f"I am {NAME}", ago=timedelta(hours=2))
+    say_in_tracker(tracker, "web:back", f"I am {NAME}", ago=timedelta(days=3))
+    say_in_tracker(tracker, "web:back", "hello again", ago=timedelta(hours=1))
+
+    assert await jobs.purge_idle_conversations() == 3
+    assert await jobs.purge_idle_conversations() == 0
+    assert tracker_senders(tracker) == {"web:reporter", "web:recent", "web:back"}
+    assert reporter_of(db, "web:lurker") is None  # nothing left to keep for them
+    kept = reporter_of(db, "telegram:1001")  # they asked for alerts: the subscription stays
+    assert kept is not None
+    with session_scope(db) as session:
+        assert len(session.exec(select(Subscription).where(Subscription.reporter_id == kept.id)).all()) == 1
+        assert session.get(Case, reporter_case.id).description == "they took my bike"
+        audit = session.exec(select(AuditLog).where(AuditLog.action == "retention.conversations_purged")).one()
+        assert json.loads(audit.detail or "{}") == {"conversations_erased": 3}
+        assert "web:abandoned" not in (audit.subject_id + (audit.detail or ""))
+    with tracker.connect() as connection:
+        left = " ".join(str(row) for row in connection.execute(core_select(TRACKER_EVENTS)).all())
+    assert left.count(NAME) == 3  # web:reporter, web:recent and web:back only
+
+
 # --------------------------------------------------------------------------- through the engine
 
 

@@ -31,7 +31,7 @@ from bench.citizen import SCRIPTS, Frame, Outcome, file_report, hello, say
 from bot.devserver import engine_command, engine_env, lock_store_config, newest_model, stop, write_engine_endpoints
 from bot.settings import PROJECT_ROOT, Settings
 from storage.migrate import upgrade_database
-from tests.conftest import TEST_SECRET, _wait, free_port, make_settings
+from tests.conftest import TEST_RASA_TOKEN, TEST_SECRET, _wait, free_port, make_settings
 
 POSTGRES = os.environ.get("BARRI_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("BARRI_TEST_REDIS_URL", "redis://127.0.0.1:6379/1")
@@ -193,7 +193,7 @@ def scale_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ScaleStack
     try:
         upgrade_database(base.database_url)
         endpoints = write_engine_endpoints(base, tmp / "endpoints.yml")
-        env = {**os.environ, "SECRET_KEY": TEST_SECRET, "DATABASE_URL": base.database_url,
+        env = {**os.environ, "SECRET_KEY": TEST_SECRET, "RASA_TOKEN": TEST_RASA_TOKEN, "DATABASE_URL": base.database_url,
                "TRACKER_STORE_URL": base.tracker_store_url, "REDIS_URL": REDIS_URL,
                "ACTIONS_PORT": str(base.actions_port)}
         start("actions", [sys.executable, "-m", "bot.cli", "actions"], env)
@@ -209,7 +209,7 @@ def scale_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ScaleStack
         bots = tuple(f"http://127.0.0.1:{port}" for port in bot_ports)
         _wait(f"{base.action_server_url}/health", 120, processes, logs)
         for url in (*engines, *bots):
-            _wait(f"{url}/status" if url in engines else f"{url}/healthz", 300, processes, logs)
+            _wait(f"{url}/status?token={TEST_RASA_TOKEN}" if url in engines else f"{url}/healthz", 300, processes, logs)
         yield ScaleStack(bots=bots, engines=engines, app_db=app_db, tracker_db=tracker_db)  # type: ignore[arg-type]
     finally:
         stop(processes, grace=10)
@@ -315,7 +315,8 @@ async def test_reports_alternate_between_two_bot_services_and_two_engines(scale_
         sender = results[0][0]
         seen = []
         for engine in scale_stack.engines:
-            async with http.get(f"{engine}/conversations/{sender}/tracker") as response:
+            async with http.get(f"{engine}/conversations/{sender}/tracker",
+                                params={"token": TEST_RASA_TOKEN}) as response:
                 assert response.status == 200
                 tracker = await response.json()
                 seen.append((len(tracker["events"]), tracker["latest_message"]["text"]))

@@ -25,6 +25,7 @@ from bot.notify import Notifier
 from bot.scheduler import JOBSTORE_TABLE, LEADER_LEASE, Leadership
 from bot.settings import Settings
 from storage import cases as case_store
+from storage import users
 from storage.db import create_db_engine, session_scope
 from storage.followups import EVENT_ESCALATION_DISPATCHED
 from storage.leases import acquire_lease, current_holder, release_lease
@@ -287,6 +288,11 @@ async def test_escalated_cases_are_sent_again_to_the_dispatch_chat(db: Engine, c
         assert buttons == [f"desk:ack:{overdue.ref}", f"desk:take:{overdue.ref}"]
         [dispatched] = events(db, overdue, EVENT_ESCALATION_DISPATCHED)
         assert dispatched.text == f"telegram message {sent[0]['message_id']}"
+        with session_scope(db) as session:  # the re-sent message's buttons act on its case too
+            users.create_user(session=session, name="ana", role="dispatcher")
+            users.link_telegram(session=session, name="ana", telegram_id=555)
+        answer = await desk.on_button(f"desk:ack:{overdue.ref}", 555, sent[0]["message_id"])
+        assert answer == f"{overdue.ref}: acknowledged by ana" and fresh(db, overdue).status == "acknowledged"
 
         # Telegram down: the case is marked, the re-announcement waits for the next sweep
         later = new_case(db, age=timedelta(seconds=90))

@@ -5,13 +5,21 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from bot.settings import Settings
+from bot.settings import MissingSecret, Settings
 
 
-@pytest.mark.parametrize("secret", ["", "changeme", "CHANGE-ME-to-a-long-random-string", "short"])
+@pytest.mark.parametrize("secret", ["changeme", "CHANGE-ME-to-a-long-random-string", "short"])
 def test_placeholder_secrets_are_refused(secret: str) -> None:
     with pytest.raises(ValidationError, match="SECRET_KEY"):
         Settings(secret_key=secret)
+
+
+def test_an_empty_secret_is_refused_where_it_is_needed() -> None:
+    settings = Settings(secret_key="", rasa_token="")  # `barri db upgrade` needs neither
+    with pytest.raises(MissingSecret, match="SECRET_KEY"):
+        settings.require("secret_key")
+    with pytest.raises(MissingSecret, match="SECRET_KEY.*RASA_TOKEN"):
+        settings.require("secret_key", "rasa_token")
 
 
 def test_environment_overrides_and_derived_values(monkeypatch: pytest.MonkeyPatch) -> None:

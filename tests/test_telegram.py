@@ -5,7 +5,10 @@ Telegram and the citizen."""
 from __future__ import annotations
 
 import asyncio
+import os
 import re
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -16,9 +19,10 @@ from sqlmodel import select
 from bot.app import create_app
 from bot.keys import SETTINGS, TELEGRAM
 from storage import cases as case_store
+from storage import users
 from storage.db import create_db_engine, session_scope
 from storage.migrate import upgrade_database
-from storage.models import CaseCreate, Reporter
+from storage.models import AuditLog, CaseCreate, Reporter
 from tests.conftest import Stack, free_port, make_settings
 from tests.telegram_server import FakeTelegram, fake_telegram  # noqa: F401 - the fixture
 from tests.test_webchat import app_settings
@@ -193,32 +197,91 @@ async def test_an_oversize_photo_gets_a_clear_message(tmp_path: Path, fake_teleg
 
 async def test_new_cases_reach_the_dispatch_group_once_with_working_buttons(tmp_path: Path, fake_telegram: FakeTelegram, aiohttp_server) -> None:  # noqa: F811
     fake = fake_telegram
-    group = -100777
-    fake.send_group_message(555, group, "hello team", language_code="en")  # the group exists; the bot ignores chatter
-    server = await start_bot(tmp_path, fake, aiohttp_server, dispatch_chat_id=group)
+    group, ana, stranger, community = -100777, 555, 556, 557
+    fake.send_group_message(ana, group, "hello team", language_code="en")  # the group exists; the bot ignores chatter
+    server = await start_bot(tmp_path, fake, aiohttp_server, dispatch_chat_id=group,
+                             public_url="https://barri.example.org")
     settings = server.app[SETTINGS]
     db = create_db_engine(settings.database_url)
     with session_scope(db) as session:
+        users.create_user(session=session, name="ana", role="dispatcher")
+        users.link_telegram(session=session, name="ana", telegram_id=ana)
+        users.create_user(session=session, name="pau", role="community")
+        users.link_telegram(session=session, name="pau", telegram_id=community)
         case = case_store.create_case(session=session, case_in=CaseCreate(
             sender_id="telegram:4242", channel="telegram", locale="es", category="assault", priority="urgent",
-            description='<script>alert(1)</script> "><img src=x onerror=alert(1)> javascript:alert(1)',
+            description="Em va pegar en Jordi Puig al portal, truqueu-me al 600 111 222",
             address="Carrer de Blai 12", neighbourhood_name="el Poble-sec", contact_mode="chat"))
-    await fake.wait_for_messages(group, 1)
-    announcement = fake.sent_messages(group, method="sendMessage")[0]
-    assert announcement["text"].startswith(f"🚨 URGENT · {case.ref}")
-    assert "<script>alert(1)</script>" in announcement["text"] and not announcement.get("parse_mode")
+        other = case_store.create_case(session=session, case_in=CaseCreate(
+            sender_id="telegram:4343", channel="telegram", locale="es", category="noise",
+            description="música", neighbourhood_name="el Raval", contact_mode="anonymous"))
+    await fake.wait_for_messages(group, 2)
+    announcement = next(m for m in fake.sent_messages(group, method="sendMessage") if case.ref in m["text"])
+    # only the reference, the category, the neighbourhood and a link to the desk: a group message
+    # cannot be erased later, so nothing of the citizen's goes there
+    assert announcement["text"] == (f"🚨 URGENT · {case.ref} · Assault or fight\n📍 el Poble-sec\n"
+                                    f"https://barri.example.org/desk/cases/{case.ref}")
+    assert not announcement.get("parse_mode")
     buttons = [b["callback_data"] for row in announcement["reply_markup"]["inline_keyboard"] for b in row]
     assert buttons == [f"desk:ack:{case.ref}", f"desk:take:{case.ref}"]
 
-    fake.press_button(555, announcement, f"desk:take:{case.ref}", language_code="en")
-    await fake.wait_for_messages(group, 2)
-    assert "taken by" in fake.sent_messages(group, method="sendMessage")[1]["text"]
+    def state() -> tuple[str, str | None]:
+        with session_scope(db) as session:
+            found = case_store.get_case_by_ref(session=session, ref=case.ref)
+            return found.status, found.assignee
+
+    async def press(who: int, data: str) -> str:
+        before = len(fake.sent_messages(group, method="sendMessage"))
+        fake.press_button(who, announcement, data, language_code="en", check=False)
+        await fake.wait_for_messages(group, before + 1)
+        return fake.sent_messages(group, method="sendMessage")[-1]["text"]
+
+    # refused: a member not linked to a staff account, a community account, an unknown action
+    # (forged callback data), and another case's reference under this case's message
+    assert f"barri user link-telegram NAME {stranger}" in await press(stranger, f"desk:take:{case.ref}")
+    assert "Only dispatchers" in await press(community, f"desk:ack:{case.ref}")
+    assert "Unknown action" in await press(ana, f"desk:delete:{case.ref}")
+    assert "does not belong" in await press(ana, f"desk:ack:{other.ref}")
+    assert state() == ("new", None)
     with session_scope(db) as session:
-        taken = case_store.get_case_by_ref(session=session, ref=case.ref)
-        assert taken.status == "acknowledged" and taken.assignee.startswith("@")
+        assert case_store.get_case_by_ref(session=session, ref=other.ref).status == "new"
+
+    assert await press(ana, f"desk:take:{case.ref}") == f"{case.ref}: taken by ana"
+    assert state() == ("acknowledged", "ana")
+    with session_scope(db) as session:  # audited in the staff account's name
+        audit = session.exec(select(AuditLog).where(AuditLog.action == "case.updated")).all()
+        assert [entry.actor for entry in audit] == ["ana"]
     await server.close()
 
     again = await start_bot(tmp_path, fake, aiohttp_server, dispatch_chat_id=group)
     await _sleep(3)
     assert len([m for m in fake.sent_messages(group, method="sendMessage") if case.ref in m["text"] and "URGENT" in m["text"]]) == 1
     await again.close()
+
+
+def test_staff_accounts_are_linked_to_telegram_users_from_the_command_line(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    upgrade_database(settings.database_url)
+    env = {**os.environ, "DATABASE_URL": settings.database_url}
+    env.pop("SECRET_KEY", None)
+
+    def barri(*arguments: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "bot.cli", "--log-level", "WARNING", *arguments], env=env,
+                              cwd=tmp_path, capture_output=True, text=True, timeout=120)
+
+    assert barri("user", "add", "ana", "--role", "dispatcher").returncode == 0
+    assert barri("user", "add", "joan", "--role", "dispatcher").returncode == 0
+    linked = barri("user", "link-telegram", "ana", "555")
+    assert linked.returncode == 0 and "linked to ana" in linked.stdout
+    taken = barri("user", "link-telegram", "joan", "555")
+    assert taken.returncode == 1 and "already linked to ana" in taken.stderr
+    assert barri("user", "link-telegram", "joan", "-100777").returncode == 1  # a group, not a person
+    assert barri("user", "link-telegram", "nobody", "556").returncode == 1
+    db = create_db_engine(settings.database_url)
+    with session_scope(db) as session:
+        assert users.user_for_telegram(session=session, telegram_id=555).name == "ana"
+    assert barri("user", "unlink-telegram", "ana").returncode == 0
+    with session_scope(db) as session:
+        assert users.user_for_telegram(session=session, telegram_id=555) is None
+        actions = [e.action for e in session.exec(select(AuditLog)).all()]
+        assert actions.count("user.telegram_linked") == 1 and actions.count("user.telegram_unlinked") == 1

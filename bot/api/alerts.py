@@ -21,7 +21,7 @@ from bot.geo import Neighbourhoods
 from bot.keys import CATALOGS, DB, SETTINGS
 from bot.open311 import NEIGHBOURHOODS
 from storage import alerts as alert_store
-from storage.alerts import MAX_NEIGHBOURHOODS, AlertIn, DeliveryReport, IdempotencyConflict, InvalidAlert
+from storage.alerts import MAX_NEIGHBOURHOODS, AlertIn, DeliveryReport, IdempotencyConflict, InvalidAlert, NotTheAuthor
 from storage.db import session_scope
 from storage.models import Alert
 
@@ -162,16 +162,20 @@ async def cancel_alert(request: web.Request) -> web.Response:
     alert_id = _alert_id(request)
     if alert_id is None:
         return error(404, "no such alert")
-    actor = staff_of(request).name
+    staff = staff_of(request)
 
     def cancel() -> tuple[Alert, int, DeliveryReport] | None:
         with session_scope(request.app[DB]) as session:
-            done = alert_store.cancel_alert(session=session, alert_id=alert_id, actor=actor)
+            done = alert_store.cancel_alert(session=session, alert_id=alert_id, actor=staff.name,
+                                            any_author=staff.role == "admin")
             if done is None:
                 return None
             return done[0], done[1], alert_store.delivery_report(session=session, alert_id=alert_id)
 
-    found = await asyncio.to_thread(cancel)
+    try:
+        found = await asyncio.to_thread(cancel)
+    except NotTheAuthor:
+        return error(403, "you may cancel only your own alerts (an admin may cancel any)")
     if found is None:
         return error(404, "no such alert")
     alert, withdrawn, report = found

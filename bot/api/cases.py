@@ -7,6 +7,7 @@ import asyncio
 import csv
 import io
 import json
+import re
 import uuid
 from dataclasses import asdict
 from datetime import datetime
@@ -241,10 +242,16 @@ CSV_COLUMNS = ("ref", "status", "priority", "category", "neighbourhood_code", "n
                "assignee", "acknowledged_at", "resolved_at", "closed_at")
 
 
+# A formula trigger at the start of the text or after anything a spreadsheet may split cells
+# on: Spanish and Catalan Excel read ";" as the separator, others a comma, a tab or a line.
+_FORMULA_TRIGGER = re.compile(r"(^|[;,\t\r\n])(\s*)(?=[=+\-@])")
+
+
 def csv_cell(value: object) -> str:
-    """A spreadsheet cannot run citizen text: cells starting like a formula are quoted."""
+    """A spreadsheet cannot run citizen text: an apostrophe goes before every formula trigger
+    that could start a cell, wherever the reading program splits (every cell is also quoted)."""
     text = "" if value is None else value.isoformat() if isinstance(value, datetime) else str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+    return _FORMULA_TRIGGER.sub(r"\1\2'", text)
 
 
 def _export_rows(request: web.Request, action: str) -> list[Case]:
@@ -263,7 +270,7 @@ async def export_csv(request: web.Request) -> web.StreamResponse:
     except ValueError as problem:
         return error(400, str(problem))
     buffer = io.StringIO()
-    writer = csv.writer(buffer)
+    writer = csv.writer(buffer, quoting=csv.QUOTE_ALL)
     writer.writerow(CSV_COLUMNS)
     for case in cases:
         writer.writerow([csv_cell(value) for value in (

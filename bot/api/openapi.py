@@ -349,7 +349,7 @@ def openapi_document() -> dict[str, Any]:
                               "404": _error("no such alert"), **AUTH_ERRORS},
             }},
             "/api/v1/alerts/{alert_id}/cancel": {"post": {
-                "summary": "Cancel an alert: its unsent messages are withdrawn (community, admin)",
+                "summary": "Cancel an alert: its unsent messages are withdrawn (its author, or an admin)",
                 "operationId": "cancelAlert", "parameters": [ALERT_ID],
                 "responses": {"200": {"description": "the cancelled alert", "content": json_of("Alert")},
                               "404": _error("no such alert"), **AUTH_ERRORS},

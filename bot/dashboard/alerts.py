@@ -24,7 +24,7 @@ from bot.i18n import N_
 from bot.keys import CATALOGS, DB, SETTINGS
 from bot.open311 import NEIGHBOURHOODS
 from storage import alerts as alert_store
-from storage.alerts import AlertIn, DeliveryReport, IdempotencyConflict, InvalidAlert
+from storage.alerts import AlertIn, DeliveryReport, IdempotencyConflict, InvalidAlert, NotTheAuthor
 from storage.db import session_scope
 from storage.models import LOCALES, SEVERITIES, Alert
 
@@ -178,21 +178,29 @@ async def alert_page(request: web.Request) -> web.Response:
     elif request.query.get("cancelled", "").isdigit():
         notice = t.ngettext("Alert cancelled: {n} unsent message withdrawn.",
                             "Alert cancelled: {n} unsent messages withdrawn.", int(request.query["cancelled"]))
-    return render(request, "alert.html", {"section": "alerts", "alert": row, "notice": notice})
+    signed_in = request[SIGNED_IN]
+    may_cancel = signed_in.role == "admin" or found[0].created_by == signed_in.name
+    return render(request, "alert.html", {"section": "alerts", "alert": row, "notice": notice,
+                                          "may_cancel": may_cancel})
 
 
 @desk_route(*ALERT_ROLES)
 async def alert_cancel(request: web.Request) -> web.StreamResponse:
     alert_id = _alert_id(request)
-    actor = request[SIGNED_IN].name
+    signed_in = request[SIGNED_IN]
 
     def cancel() -> tuple[Alert, int] | None:
         if alert_id is None:
             return None
         with session_scope(request.app[DB]) as session:
-            return alert_store.cancel_alert(session=session, alert_id=alert_id, actor=actor)
+            return alert_store.cancel_alert(session=session, alert_id=alert_id, actor=signed_in.name,
+                                            any_author=signed_in.role == "admin")
 
-    done = await asyncio.to_thread(cancel)
+    try:
+        done = await asyncio.to_thread(cancel)
+    except NotTheAuthor:
+        return error_page(request, 403, "Not your alert",
+                          "Only the person who wrote this alert, or an admin, may cancel it.")
     if done is None:
         return error_page(request, 404, *NO_ALERT)
     return see_other(f"/desk/alerts/{done[0].id}?cancelled={done[1]}")

@@ -145,19 +145,22 @@ def _event(kind: str, data: object, event_id: str | None = None) -> bytes:
 
 class SessionWatch:
     """A stream outlives its page's sign-in: every ``SESSION_CHECK_SECONDS`` it checks that the
-    staff session still stands, and tells the page when it does not."""
+    staff session still stands and that the user's role still may read the stream (an admin
+    may have changed it), and tells the page when not."""
 
-    def __init__(self, request: web.Request) -> None:
+    def __init__(self, request: web.Request, roles: tuple[str, ...] = CASE_READERS) -> None:
         self._request = request
+        self._roles = roles
         self._checked = time.monotonic()
 
     async def ended(self, response: web.StreamResponse) -> bool:
         if time.monotonic() - self._checked <= SESSION_CHECK_SECONDS:
             return False
         self._checked = time.monotonic()
-        if await current_user(self._request, touch=False) is not None:
+        signed_in = await current_user(self._request, touch=False)
+        if signed_in is not None and signed_in.role in self._roles:
             return False
-        await response.write(_event("signed_out", {}))
+        await response.write(_event("signed_out" if signed_in is None else "forbidden", {}))
         return True
 
 
@@ -192,13 +195,13 @@ async def events(request: web.Request) -> web.StreamResponse:
             try:
                 batch = await asyncio.wait_for(queue.get(), timeout=KEEPALIVE_SECONDS)
             except TimeoutError:
+                batch = []
                 await response.write(b": keep-alive\n\n")
-            else:
-                if batch is None:  # shutting down, or too slow: the browser reconnects
-                    break
-                await send(batch)
-            if await session.ended(response):
+            if batch is None:  # shutting down, or too slow: the browser reconnects
                 break
+            if await session.ended(response):  # before sending: the role may have changed
+                break
+            await send(batch)
     except ConnectionResetError:
         pass  # the page was closed
     finally:
@@ -259,12 +262,12 @@ async def chat_events(request: web.Request) -> web.StreamResponse:
             except DatabaseUnavailable as problem:
                 log.warning("live conversation: %s", problem)
                 lines = []
+            if await session.ended(response):  # before sending: the role may have changed
+                break
             await send(lines or [])
             if time.monotonic() - quiet > KEEPALIVE_SECONDS:
                 quiet = time.monotonic()
                 await response.write(b": keep-alive\n\n")
-            if await session.ended(response):
-                break
     except ConnectionResetError:
         pass  # the page was closed
     return response

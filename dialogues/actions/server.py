@@ -9,9 +9,10 @@ catalogs, neighbourhoods, clock) instead of building them at import time.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 from rasa_sdk.executor import ActionExecutor
@@ -48,8 +49,11 @@ from storage.errors import StorageError
 
 log = logging.getLogger(__name__)
 
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
 SERVICES = web.AppKey("services", Services)
 EXECUTOR = web.AppKey("executor", ActionExecutor)
+ENGINE_AUTHORIZATION = web.AppKey("engine_authorization", bytes)
 
 # rasa-sdk 3.21 warns on every call from a Rasa 3.6 engine because the minor versions differ.
 # The pair is checked (forms, validation actions, slot events, custom payloads), so we accept
@@ -89,6 +93,23 @@ def build_executor(services: Services) -> ActionExecutor:
     ):
         executor.register_action(action)
     return executor
+
+
+def engine_authorization(token: str) -> str:
+    """The header value the engine sends (its endpoints carry it) and this server expects."""
+    return f"Bearer {token}"
+
+
+@web.middleware
+async def engine_only(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Only the engine may run actions or render responses: a stranger who could post a
+    tracker to /webhook could run ``action_forget_me`` for anyone, or read cases by reference.
+    The shared secret (RASA_TOKEN) is compared in constant time; /health stays open."""
+    if request.path != "/health":
+        given = request.headers.get("Authorization", "").encode()
+        if not hmac.compare_digest(given, request.app[ENGINE_AUTHORIZATION]):
+            return web.json_response({"error": "this server answers only the Barri engine"}, status=401)
+    return await handler(request)
 
 
 async def health(request: web.Request) -> web.Response:
@@ -158,7 +179,9 @@ async def nlg(request: web.Request) -> web.Response:
 
 
 def create_actions_app(settings: Settings, services: Services | None = None) -> web.Application:
-    app = web.Application(client_max_size=4 * 1024 * 1024)
+    settings.require("rasa_token")
+    app = web.Application(middlewares=[engine_only], client_max_size=4 * 1024 * 1024)
+    app[ENGINE_AUTHORIZATION] = engine_authorization(settings.rasa_token).encode()
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         if services is not None:

@@ -161,12 +161,15 @@ def test_delivery_report_cancel_and_expiry(session: Session, compose: AlertCompo
     listed, total = alerts.list_alerts(session=session)
     assert total == 1 and listed[0][0].id == created.alert.id and listed[0][1] == report
 
-    cancelled = alerts.cancel_alert(session=session, alert_id=created.alert.id, actor="admin1")
+    with pytest.raises(alerts.NotTheAuthor):  # only its author, or an admin (any_author)
+        alerts.cancel_alert(session=session, alert_id=created.alert.id, actor="community2")
+    assert alerts.alert_state(alerts.get_alert(session=new_session(), alert_id=created.alert.id)) == "active"
+    cancelled = alerts.cancel_alert(session=session, alert_id=created.alert.id, actor="admin1", any_author=True)
     assert cancelled is not None and cancelled[1] == 1  # the pending one; the one being sent goes on
     assert alerts.alert_state(cancelled[0]) == "cancelled"
     assert alerts.delivery_report(session=new_session(), alert_id=created.alert.id).as_dict() == {
         "sent": 2, "pending": 1, "failed": 1, "unreachable": 1, "cancelled": 1, "total": 6}
-    assert alerts.cancel_alert(session=session, alert_id=created.alert.id, actor="admin1")[1] == 0
+    assert alerts.cancel_alert(session=session, alert_id=created.alert.id, actor="admin1", any_author=True)[1] == 0
     assert alerts.cancel_alert(session=session, alert_id=uuid.uuid4(), actor="admin1") is None
     assert alerts.is_withdrawn(session=session, alert_id=created.alert.id)
 

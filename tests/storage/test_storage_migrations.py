@@ -47,7 +47,7 @@ def test_alembic_ini_ships_inside_the_package() -> None:
 
 def test_single_head() -> None:
     heads = ScriptDirectory.from_config(alembic_config("sqlite://")).get_heads()
-    assert heads == ["0007"]
+    assert heads == ["0008"]
 
 
 def test_upgrade_creates_all_tables(migrated_url: str) -> None:

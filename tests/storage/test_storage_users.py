@@ -469,7 +469,8 @@ def test_migration_creates_staff_users_as_in_the_models(migrated_url: str) -> No
     engine = create_db_engine(migrated_url)
     try:
         indexes = {i["name"]: i["unique"] for i in inspect(engine).get_indexes("staff_users")}
-        assert indexes == {"ix_staff_users_name": True, "ix_staff_users_token_hash": True}
+        assert indexes == {"ix_staff_users_name": True, "ix_staff_users_token_hash": True,
+                           "ix_staff_users_telegram_id": True}
         assert inspect(engine).get_pk_constraint("staff_users")["name"] == "pk_staff_users"
     finally:
         engine.dispose()

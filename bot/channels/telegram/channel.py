@@ -9,6 +9,7 @@ where). No ConversationHandler: dialogue state stays in the engine.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 import warnings
 import weakref
@@ -251,7 +252,8 @@ class TelegramChannel(Channel):
 
     # webhook ----------------------------------------------------------------------------
     async def webhook(self, request: web.Request) -> web.Response:
-        if request.headers.get("X-Telegram-Bot-Api-Secret-Token") != self.settings.webhook_secret:
+        given = request.headers.get("X-Telegram-Bot-Api-Secret-Token", "")
+        if not hmac.compare_digest(given.encode(), self.settings.webhook_secret.encode()):
             return web.Response(status=403, text="wrong secret token")
         if self.application is None:
             return web.Response(status=503)
@@ -383,8 +385,7 @@ class TelegramChannel(Channel):
         if self.desk is None or not (query.data or "").startswith(DESK_PREFIX):
             await query.answer()
             return
-        who = f"@{query.from_user.username}" if query.from_user.username else f"telegram:{query.from_user.id}"
-        answer = await self.desk.on_button(query.data or "", who)
+        answer = await self.desk.on_button(query.data or "", query.from_user.id, query.message.message_id)
         await query.answer(answer[:190])
         try:
             await self.application.bot.send_message(query.message.chat.id, answer)  # type: ignore[union-attr]

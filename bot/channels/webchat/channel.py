@@ -14,7 +14,7 @@ import logging
 import secrets
 import time
 from collections import defaultdict
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import aiohttp_jinja2
@@ -78,8 +78,12 @@ class WebChatChannel(Channel):
         self, settings: Settings, catalogs: Catalogs, conversations: Conversations, db,  # noqa: ANN001
         address_limiter: RateLimiter | None = None, hello_limiter: RateLimiter | None = None,
         new_session_limiter: RateLimiter | None = None,
+        conversation_exists: Callable[[str], Awaitable[bool]] | None = None,
     ) -> None:
         self.settings = settings
+        # False once retention has erased the conversation behind a session token: the session
+        # goes on (alerts still reach a subscriber), but the page forgets its copy
+        self.conversation_exists = conversation_exists
         # all sessions of one network address together: new sessions must not dodge the
         # per-citizen limit (bot.engine.Conversations applies that one)
         self.address_limiter = address_limiter
@@ -187,11 +191,16 @@ class WebChatChannel(Channel):
                         await ws.close(code=TRY_AGAIN_LATER, message=b"too many connections")
                         sender_id = None
                         break
+                    # whether the server still keeps the conversation of this session: not once
+                    # retention erased it, and the page must then forget its copy (PROTOCOL.md §2)
+                    kept = sender_id is not None and (self.conversation_exists is None
+                                                      or await self.conversation_exists(sender_id))
                     sender_id, token = self.tokens.issue(sender_id)  # renewed: the idle clock restarts
                     self.sockets[sender_id].add(ws)
                     if hint:
                         self.hints[sender_id] = hint
-                    await self._send(ws, {"type": "welcome", "session": token, "sender": sender_id})
+                    await self._send(ws, {"type": "welcome", "session": token, "sender": sender_id,
+                                          "conversation": kept})
                     for hook in self.on_connect:
                         task: asyncio.Task[object] = asyncio.create_task(hook(sender_id))
                         self._tasks.add(task)

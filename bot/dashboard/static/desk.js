@@ -192,6 +192,10 @@
       source.close();
       setLive("lost", say("signed_out"));
     });
+    source.addEventListener("forbidden", function () {
+      source.close();
+      setLive("lost", "Your role no longer includes the queue: reload the page");
+    });
   }
 
   /* ------------------------------------------------------------ case form */
@@ -234,6 +238,7 @@
       if (empty) empty.remove();
     });
     source.addEventListener("signed_out", function () { source.close(); });
+    source.addEventListener("forbidden", function () { source.close(); });
   }
 
   /* ------------------------------------------------------------ the desk's language */

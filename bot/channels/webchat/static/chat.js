@@ -57,6 +57,7 @@
     photoSent: 'Photo sent',
     photoFailed: 'The photo could not be sent. Please try again.',
     forgotten: 'Your data has been erased. You can start a new conversation.',
+    conversationGone: 'Your earlier conversation is no longer kept. You can start a new one.',
   };
 
   /** Translated string from data-i18n-* on <html>, with {name} placeholders filled in. */
@@ -468,8 +469,11 @@
         if (typeof frame.session === 'string' && frame.session) {
           storageSet(SESSION_KEY, frame.session);
           // Every welcome renews the token; only another sender id (before the first '.') is a new
-          // conversation (e.g. the old one expired): then old quick replies are stale.
-          if (previous && previous.split('.')[0] !== frame.session.split('.')[0]) disableOpenQuickReplies();
+          // conversation (e.g. the old one expired), and a welcome saying the server no longer keeps
+          // this one's conversation (retention erased it): this device must not keep a copy either.
+          if (previous && (previous.split('.')[0] !== frame.session.split('.')[0] || frame.conversation === false)) {
+            forgetOldConversation();
+          }
         }
         const wasReconnect = everConnected && attempt > 0;
         everConnected = true;
@@ -498,6 +502,14 @@
       default:
         break; // unknown frames are ignored so the server can add new ones
     }
+  }
+
+  function forgetOldConversation() {
+    const hadAny = transcript.some((entry) => entry.kind !== 'notice'); // said once, not at every visit
+    storageRemove(TRANSCRIPT_KEY);
+    clearLog();
+    setRequested(null);
+    if (hadAny) notice(t('conversationGone'));
   }
 
   function forget() {

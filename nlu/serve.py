@@ -1,0 +1,33 @@
+"""``python -m nlu.serve run ...``: the ``rasa`` command, with the HTTP API's ``--auth-token``
+taken from ``RASA_TOKEN`` in the environment instead of the command line, where every local
+user (``ps``, ``/proc/<pid>/cmdline``) and ``docker inspect`` could read it.
+
+``rasa run`` refuses to start without the token: it protects the HTTP API (``/model/parse``,
+``/conversations/...``), and the REST channel (nlu/rest_channel.py) and the action server
+check the same secret. Other commands (``train``, ``test``...) pass through unchanged.
+Runs inside the engine (Python 3.10).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from nlu.rest_channel import MIN_TOKEN_LENGTH, acceptable_token
+
+
+def main() -> None:
+    if sys.argv[1:2] == ["run"]:
+        token = os.environ.get("RASA_TOKEN", "")
+        if not acceptable_token(token):
+            sys.exit(f"nlu.serve: RASA_TOKEN must be set to a random value of at least {MIN_TOKEN_LENGTH} characters")
+        if "--auth-token" in sys.argv:
+            sys.exit("nlu.serve: give the token in RASA_TOKEN, not on the command line")
+        sys.argv += ["--auth-token", token]  # this process's argv only: /proc shows the original
+    from rasa.__main__ import main as rasa_main
+
+    rasa_main()
+
+
+if __name__ == "__main__":
+    main()

@@ -15,7 +15,7 @@ DATA_PATHS   = $(shell scripts/engine-data.sh paths)
 MODEL        = models/barri-$(shell scripts/engine-data.sh hash).tar.gz
 CHROMIUM    ?= /usr/bin/chromium
 
-.PHONY: help run test setup app-env engine-env locales lexicon-features model db secret chromium \
+.PHONY: help run test setup lock app-env engine-env locales lexicon-features model db secret chromium \
         validate test-stories test-python nlu-crossval nlu-dev nlu-sealed extract update-catalogs lint bench clean screenshots
 
 help:
@@ -24,16 +24,33 @@ help:
 	@echo "other: setup model lexicon-features locales db validate test-stories nlu-crossval nlu-sealed extract update-catalogs lint clean"
 
 # --- environments ----------------------------------------------------------------------
-$(APP_VENV)/.installed: pyproject.toml
+# Exact versions from the lock (requirements/app-dev.lock), then the project itself; `pip check`
+# proves the set is consistent. `make lock` rewrites both app locks from pyproject.toml.
+$(APP_VENV)/.installed: pyproject.toml requirements/app-dev.lock
 	@py=$$(scripts/find-python.sh 3.11+) && $$py -m venv $(APP_VENV)
 	$(APP_VENV)/bin/pip install --quiet --upgrade pip
-	$(APP_VENV)/bin/pip install --quiet -e '.[dev]'
+	$(APP_VENV)/bin/pip install --quiet --no-deps -r requirements/app-dev.lock
+	$(APP_VENV)/bin/pip install --quiet --no-deps -e .
+	$(APP_VENV)/bin/pip check
 	touch $@
+
+lock:
+	rm -rf build/lock && mkdir -p build/lock
+	@py=$$(scripts/find-python.sh 3.11+) && $$py -m venv build/lock/run && $$py -m venv build/lock/dev
+	build/lock/run/bin/pip install --quiet . && build/lock/dev/bin/pip install --quiet '.[dev]'
+	{ echo "# The app's runtime dependencies, exactly (bot service, action server, outbox worker)."; \
+	  echo "# Regenerate with \`make lock\` after changing pyproject.toml; deploy/app.Dockerfile installs it."; \
+	  build/lock/run/bin/pip freeze --exclude-editable | grep -v '^barri'; } > requirements/app.lock
+	{ echo "# The app's runtime and development dependencies, exactly (what make and CI install)."; \
+	  echo "# Regenerate with \`make lock\` after changing pyproject.toml."; \
+	  build/lock/dev/bin/pip freeze --exclude-editable | grep -v '^barri'; } > requirements/app-dev.lock
+	rm -rf build/lock
 
 $(ENGINE_VENV)/.installed: requirements/engine.lock
 	@py=$$(scripts/find-python.sh 3.10) && $$py -m venv $(ENGINE_VENV)
-	$(ENGINE_VENV)/bin/pip install --quiet --upgrade 'pip<25' wheel
+	$(ENGINE_VENV)/bin/pip install --quiet --upgrade 'pip<25' 'wheel==0.43.0' 'setuptools==70.3.0'
 	$(ENGINE_VENV)/bin/pip install --quiet --no-deps -r requirements/engine.lock
+	$(ENGINE_VENV)/bin/pip check
 	touch $@
 
 app-env: $(APP_VENV)/.installed

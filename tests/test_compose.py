@@ -98,7 +98,8 @@ def test_only_the_tls_proxy_is_public_and_the_bot_listens_on_loopback() -> None:
     caddyfile = (PROJECT_ROOT / SERVICES["proxy"]["volumes"][0].split(":")[0]).read_text()
     assert "reverse_proxy bot:8080" in caddyfile
     bot = SERVICES["bot"]["environment"]
-    assert bot["PUBLIC_URL"].startswith("https://") and bot["TRUSTED_PROXIES"] == "1"
+    # one proxy in front (Caddy) by default; a deployment that adds a load balancer sets 2
+    assert bot["PUBLIC_URL"].startswith("https://") and bot["TRUSTED_PROXIES"] == "${TRUSTED_PROXIES:-1}"
 
 
 def test_the_engine_sends_the_secret_to_the_action_server() -> None:
@@ -123,3 +124,28 @@ def test_the_bot_behind_the_stacks_proxy_reads_the_client_address_from_it() -> N
     assert SERVICES["bot"]["environment"]["TRUSTED_PROXIES"] == "${TRUSTED_PROXIES:-1}"
     example = (PROJECT_ROOT / ".env.example").read_text()
     assert "\nTRUSTED_PROXIES=1\n" in example
+
+
+def _locked(name: str) -> dict[str, str]:
+    lines = (PROJECT_ROOT / "requirements" / name).read_text().splitlines()
+    pins = dict(line.split("==", 1) for line in lines if line and not line.startswith("#"))
+    return {package.lower().replace("_", "-"): version for package, version in pins.items()}
+
+
+def test_the_app_locks_pin_every_dependency_and_agree() -> None:
+    """make and CI install requirements/app-dev.lock, the app image requirements/app.lock: each
+    pins every dependency pyproject.toml names, and the two agree on every shared version."""
+    import tomllib
+
+    project = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]
+    run, dev = _locked("app.lock"), _locked("app-dev.lock")
+    name = re.compile(r"^[A-Za-z0-9_.-]+")
+    for spec in project["dependencies"]:
+        package = name.match(spec).group(0).lower().replace("_", "-")  # type: ignore[union-attr]
+        assert package in run, f"{package} is not in requirements/app.lock (run `make lock`)"
+    for spec in project["optional-dependencies"]["dev"]:
+        package = name.match(spec).group(0).lower().replace("_", "-")  # type: ignore[union-attr]
+        assert package in dev, f"{package} is not in requirements/app-dev.lock (run `make lock`)"
+    assert {p: v for p, v in dev.items() if p in run} == run
+    dockerfile = (PROJECT_ROOT / "deploy" / "app.Dockerfile").read_text()
+    assert "pip install --no-cache-dir --no-deps -r requirements/app.lock" in dockerfile

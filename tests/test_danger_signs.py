@@ -44,6 +44,13 @@ def signs() -> DangerSigns:
         ("están intentando entrar en mi casa", "intrusion"),
         ("hi ha un home dins de casa meva", "intrusion"),
         ("socorro", "help"),
+        ("it smells really strongly of gas on the landing", "gas"),
+        ("veo llamas dentro del local de abajo", "fire"),
+        ("el meu pare ha caigut i no es desperta", "unconscious"),
+        ("a man is waving a machete in the park", "weapon"),
+        ("someone is on my balcony right now", "intrusion"),
+        ("a baby is locked in a car in the sun", "child"),
+        ("there's someone walking behind me since the metro and i'm scared", "followed"),
     ],
 )
 def test_signs_in_each_language(signs: DangerSigns, text: str, kind: str) -> None:
@@ -63,6 +70,8 @@ def test_signs_in_each_language(signs: DangerSigns, text: str, kind: str) -> Non
         "la música del bar no para",
         "quiero denunciar un robo",
         "com funciona això?",
+        "can you help me with my tax return",
+        "i keep going round in circles, can a person help me",
     ],
 )
 def test_no_sign_in_ordinary_or_past_messages(signs: DangerSigns, text: str) -> None:

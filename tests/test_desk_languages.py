@@ -85,8 +85,9 @@ def test_the_dispatch_group_is_written_in_dispatch_locale(tmp_path) -> None:
                 priority="urgent", description="my bike", address="Carrer de Verdi 18",
                 neighbourhood_name="la Vila de Gràcia", occurred_at=datetime(2026, 12, 6, 21, 0, tzinfo=UTC))
     spanish = Settings(secret_key=TEST_SECRET, dispatch_locale="es")
-    text = dispatch_text(case, 2, catalogs(), spanish)
-    assert text.startswith("🚨 URGENTE · K7Q-4M2 · Robo") and "6 dic 2026" in text
+    text = dispatch_text(case, catalogs(), spanish)
+    assert text.startswith("🚨 URGENTE · K7Q-4M2 · Robo") and "la Vila de Gràcia" in text
+    assert "my bike" not in text and "Verdi" not in text  # nothing the citizen wrote (issue #13)
     buttons = dispatch_buttons("K7Q-4M2", catalogs(), "ca").inline_keyboard[0]
     assert [b.text for b in buttons] == ["✅ Rebut", "🙋 M'hi poso"]
     assert Settings(secret_key=TEST_SECRET, default_locale="ca").dispatch_language == "ca"  # default: DEFAULT_LOCALE

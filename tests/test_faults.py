@@ -413,7 +413,8 @@ async def test_a_replayed_time_keeps_the_moment_it_was_written(
         await asyncio.sleep(0.5)
     assert await asyncio.to_thread(pending_of, settings.database_url, sender_id) == 0
     async with aiohttp.ClientSession() as http, \
-            http.get(f"{stack.settings.engine_url}/conversations/{sender_id}/tracker") as response:
+            http.get(f"{stack.settings.engine_url}/conversations/{sender_id}/tracker",
+                     params={"token": TEST_RASA_TOKEN}) as response:
         tracker = await response.json()
     slots = tracker["slots"]
     assert slots.get("incident_time"), [(e.get("event"), e.get("text") or e.get("name"), (e.get("parse_data") or {})

@@ -32,16 +32,19 @@ from storage import cases as case_store
 from storage import users
 from storage.db import create_db_engine, session_scope
 from storage.models import Reporter
-from tests.conftest import TEST_SECRET, Stack, free_port, make_settings
+from tests.conftest import TEST_RASA_TOKEN, TEST_SECRET, Stack, free_port, make_settings
 from tests.telegram_server import FakeTelegram
 from tests.test_faults import answer, question, wait_http
-from tests.test_retention import NAME, PHONE_DIGITS
 from tests.test_webchat import REF, say
 
 TOKEN = "987654321:AAHrecognisableBotTokenQz7x9Kw2mLp4"
 CITIZEN_ADDRESS = "203.0.113.77"
 TELEGRAM_USER = 5151
-PHONE = "+34 612 345 678"
+# a citizen of this test only: the stack's database is shared, and the retention tests look for
+# their own citizen's name in all of it
+NAME = "Carme Vilaró"
+PHONE = "+34 699 888 777"
+PHONE_DIGITS = ("699 888 777", "699888777")
 
 
 def start_service(stack: Stack, port: int, log: Path, fake: FakeTelegram) -> subprocess.Popen[bytes]:
@@ -51,6 +54,7 @@ def start_service(stack: Stack, port: int, log: Path, fake: FakeTelegram) -> sub
         "TRACKER_STORE_URL": s.tracker_store_url, "RASA_PORT": str(s.rasa_port),
         "ACTIONS_PORT": str(s.actions_port), "BOT_PORT": str(port), "BOT_HOST": "127.0.0.1",
         "TELEGRAM_TOKEN": TOKEN, "TELEGRAM_API_URL": fake.base_url, "TRUSTED_PROXIES": "1",
+        "RASA_TOKEN": TEST_RASA_TOKEN,
     }
     for name in ("REDIS_URL", "ACCESS_LOG", "LOG_LEVEL"):
         env.pop(name, None)
@@ -73,7 +77,9 @@ def staff_key(database_url: str) -> str:
 
 async def report_giving_name_and_phone(ws: aiohttp.ClientWebSocketResponse) -> str:
     """A whole report whose account and contact details carry the name and the phone."""
-    account = f"I want to report that two men smashed the bakery window on Carrer de Blai. I am {NAME}, call {PHONE}"
+    # the name and the phone go in as the form's contact answers (an account that also carries
+    # them is read as a bare answer by today's model: see the session notes of 2026-12-07)
+    account = "I want to report that two men smashed the bakery window on Carrer de Blai last night"
     transcript: list[str] = []
 
     async def send(frame: dict[str, object]) -> list[dict[str, object]]:
@@ -146,7 +152,7 @@ async def test_logs_hold_no_secret_and_no_personal_data(stack: Stack, tmp_path: 
                 posted = await http.post(f"{base}/open311/v2/requests.json?api_key={key}", data={
                     "service_code": "vandalism", "address_string": "Carrer de Verdi 20, Gràcia",
                     "description": f"{NAME} ({PHONE}) reports a smashed bus shelter",
-                    "first_name": "Montserrat", "last_name": "Ferrer", "phone": PHONE})
+                    "first_name": "Carme", "last_name": "Vilaró", "phone": PHONE})
                 assert posted.status == 200, await posted.text()
                 request_id = (await posted.json())[0]["service_request_id"]
                 read = await http.get(f"{base}/open311/v2/requests/{request_id}.json", headers={"X-Api-Key": key})
@@ -174,14 +180,15 @@ async def test_logs_hold_no_secret_and_no_personal_data(stack: Stack, tmp_path: 
     db = create_db_engine(stack.settings.database_url)
     with session_scope(db) as session:
         case = case_store.get_case_by_ref(session=session, ref=ref)
-        assert case is not None and NAME in (case.description or "")
+        assert case is not None and "bakery window" in (case.description or "")
         reporter = session.get(Reporter, case.reporter_id)
-        assert reporter is not None and reporter.contact_name == NAME
+        # the name and phone were stored: the citizen's data went through the service, not the logs
+        assert reporter is not None and reporter.contact_name == NAME and "699" in (reporter.contact_phone or "")
     db.dispose()
 
     secrets = {
         "the Telegram token": TOKEN, "the token's secret part": TOKEN.split(":")[1], "the staff api_key": key,
-        "SECRET_KEY": TEST_SECRET, "the citizen's name": NAME, "their surname": "Ferrer",
+        "SECRET_KEY": TEST_SECRET, "RASA_TOKEN": TEST_RASA_TOKEN, "the citizen's name": NAME, "their surname": "Vilaró",
         "their address": CITIZEN_ADDRESS, **{f"their phone ({p})": p for p in PHONE_DIGITS},
     }
     for what, secret in secrets.items():

@@ -76,29 +76,29 @@ async def test_a_whole_report_over_the_socket(stack: Stack, aiohttp_client) -> N
 
 @pytest.mark.engine
 async def test_danger_signs_get_the_112_question_before_anything_else(stack: Stack, aiohttp_client) -> None:
-    """A gas smell told as an ordinary report: the engine's safety net asks first, in Spanish;
-    "No, I want to report it" starts the report from that same message."""
+    """Danger told as an ordinary account: 112 comes first, whether DIET reads an emergency or
+    the engine's safety net asks "is anyone in danger right now?" (in the citizen's language);
+    after the question, "No, I want to report it" starts the report from that same message."""
     client = await aiohttp_client(create_app(app_settings(stack)))
-    ws, _ = await hello(client, locale="es-ES")
-    text = "huele muchísimo a gas en toda la escalera de mi bloque en la calle Verdi desde hace un rato"
-    replies = await say(ws, {"type": "text", "text": text})
-    question = replies[-1]
-    assert "peligro" in question["text"].lower() and "112" in " ".join(r["text"] for r in replies)
-    assert [b["payload"] for b in question["buttons"]] == ["/emergency", "/report_incident"]
-    replies = await say(ws, {"type": "button", "payload": "/report_incident", "title": "No, quiero denunciarlo"})
-    asked = " ".join(r["text"] for r in replies).lower()
-    assert "?" in asked and "qué ha pasado" not in asked  # the description is that first message
-    again = await say(ws, {"type": "text", "text": "cancelar"})
-    assert again
-    ws2, _ = await hello(client, locale="en-GB")
-    # read as an emergency by DIET or caught by the net: either way 112 comes first
-    replies = await say(ws2, {"type": "text", "text": "there is black smoke coming out of the flat next door"})
-    assert "112" in replies[0]["text"]
-    if replies[-1]["buttons"][0]["payload"] == "/emergency":
-        replies = await say(ws2, {"type": "button", "payload": "/emergency", "title": "Yes: call 112"})
-        assert "112" in replies[0]["text"]
-    await ws.close()
-    await ws2.close()
+    for locale, text, danger_word in (
+        ("es-ES", "huele muchísimo a gas en toda la escalera de mi bloque en la calle Verdi desde hace un rato",
+         "peligro"),
+        ("en-GB", "there is black smoke coming out of the flat next door", "danger"),
+        ("ca-ES", "el meu avi ha caigut a terra al carrer de Sants i no es desperta", "perill"),
+    ):
+        ws, _ = await hello(client, locale=locale)
+        replies = await say(ws, {"type": "text", "text": text})
+        assert "112" in replies[0]["text"], replies
+        payloads = [b["payload"] for b in replies[-1]["buttons"]]
+        if payloads == ["/emergency", "/report_incident"]:  # the safety net's question
+            assert danger_word in replies[-1]["text"].lower()
+            report = await say(ws, {"type": "button", "payload": "/report_incident", "title": "No"})
+            said = " ".join(r["text"] for r in report).lower()
+            # the form goes on with what is missing: it does not ask again what happened
+            assert "?" in said and not any(w in said for w in ("what happened", "qué ha pasado", "què ha passat"))
+        else:  # read as an emergency: 112, then the offer to report it
+            assert payloads == ["/affirm", "/deny"], payloads
+        await ws.close()
 
 
 @pytest.mark.engine

@@ -135,7 +135,7 @@ async def test_the_summary_and_the_confirmation_say_where_and_when_in_the_citize
         assert case.address == "Mallorca amb Pau Claris"  # the citizen's own words
 
 
-def test_a_replayed_message_is_read_against_when_it_was_written(services: Services) -> None:
+async def test_a_replayed_message_is_read_against_when_it_was_written(services: Services) -> None:
     """Kept for two hours while the engine was down: "ahora mismo" is when it was written."""
     written = NOW - timedelta(hours=2)
     form = ValidateReportForm(services)
@@ -146,13 +146,13 @@ def test_a_replayed_message_is_read_against_when_it_was_written(services: Servic
                     "metadata": {"received_at": written.astimezone(MADRID).isoformat()}}],
         "active_loop": {"name": "report_form"}, "latest_action_name": "action_listen",
     })
-    result = form.validate_incident_time("ahora mismo", CollectingDispatcher(), tracker, {})
+    result = await form.validate_incident_time("ahora mismo", CollectingDispatcher(), tracker, {})
     assert datetime.fromisoformat(result["incident_time"]["iso"]) == written
     # "hace 10 minutos" too, and without the stamp the clock is used
-    result = form.validate_incident_time("hace 10 minutos", CollectingDispatcher(), tracker, {})
+    result = await form.validate_incident_time("hace 10 minutos", CollectingDispatcher(), tracker, {})
     assert datetime.fromisoformat(result["incident_time"]["iso"]) == written - timedelta(minutes=10)
     fresh = make_tracker(text="ahora mismo", slots={"requested_slot": "incident_time"})
-    result = form.validate_incident_time("ahora mismo", CollectingDispatcher(), fresh, {})
+    result = await form.validate_incident_time("ahora mismo", CollectingDispatcher(), fresh, {})
     assert datetime.fromisoformat(result["incident_time"]["iso"]) == NOW
 
 
@@ -179,11 +179,11 @@ async def test_a_number_then_a_button_keeps_the_street_of_the_first_answer(servi
     assert form.validate_place(extracted["place"], CollectingDispatcher(), stale, {}) == {"place": None}
 
 
-def test_a_time_still_to_come_is_refused(services: Services) -> None:
+async def test_a_time_still_to_come_is_refused(services: Services) -> None:
     form = ValidateReportForm(services)
     for phrase in ("mañana a las 10", "demà", "hoy a las 23:00", "el 3 de marzo de 2027"):
         dispatcher = CollectingDispatcher()
         tracker = make_tracker(text=phrase, slots={"requested_slot": "incident_time", "language": "es"})
-        result = form.validate_incident_time(phrase, dispatcher, tracker, {})
+        result = await form.validate_incident_time(phrase, dispatcher, tracker, {})
         assert result["incident_time"] is None, phrase
         assert dispatcher.messages[0]["text"] == said(services, "utter_time_in_future", "es"), phrase

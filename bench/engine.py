@@ -109,11 +109,13 @@ def main() -> None:
             trained = f"{seconds / 60:.1f} min"
         else:
             model = Path(args.model) if args.model else newest_model()
-        settings = Settings(secret_key=secrets.token_urlsafe(32), database_url=f"sqlite:///{tmp / 'barri.db'}",
+        settings = Settings(secret_key=secrets.token_urlsafe(32), rasa_token=secrets.token_urlsafe(32),
+                            database_url=f"sqlite:///{tmp / 'barri.db'}",
                             tracker_store_url=f"sqlite:///{tmp / 'tracker.db'}",
                             rasa_port=free_port(), actions_port=free_port())
         upgrade_database(settings.database_url)
         endpoints = write_engine_endpoints(settings, tmp / "endpoints.yml")
+        os.environ["RASA_TOKEN"] = settings.rasa_token  # the REST path (bench.citizen.rest_say) sends it
         env = {**os.environ, "SECRET_KEY": settings.secret_key, "DATABASE_URL": settings.database_url,
                "TRACKER_STORE_URL": settings.tracker_store_url, "ACTIONS_PORT": str(settings.actions_port),
                "RASA_PORT": str(settings.rasa_port)}
@@ -130,7 +132,7 @@ def main() -> None:
                     engine_command(settings, model, endpoints), env=engine_env(env), cwd=PROJECT_ROOT,
                     stdout=engine_log, stderr=subprocess.STDOUT, start_new_session=True))
                 load.GROUPS["engine"] = processes[-1].pid
-                if not wait_for(f"{settings.engine_url}/status", 600, processes):
+                if not wait_for(f"{settings.engine_url}/status?token={settings.rasa_token}", 600, processes):
                     raise SystemExit((tmp / "engine.log").read_text()[-3000:])
                 ready = time.monotonic() - started
                 loaded_rss, _ = group_memory(processes[-1].pid)

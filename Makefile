@@ -40,10 +40,10 @@ lock:
 	build/lock/run/bin/pip install --quiet . && build/lock/dev/bin/pip install --quiet '.[dev]'
 	{ echo "# The app's runtime dependencies, exactly (bot service, action server, outbox worker)."; \
 	  echo "# Regenerate with \`make lock\` after changing pyproject.toml; deploy/app.Dockerfile installs it."; \
-	  build/lock/run/bin/pip freeze --exclude-editable | grep -v '^barri'; } > requirements/app.lock
+	  build/lock/run/bin/pip freeze --all --exclude-editable | grep -v -e '^barri' -e '^pip=='; } > requirements/app.lock
 	{ echo "# The app's runtime and development dependencies, exactly (what make and CI install)."; \
 	  echo "# Regenerate with \`make lock\` after changing pyproject.toml."; \
-	  build/lock/dev/bin/pip freeze --exclude-editable | grep -v '^barri'; } > requirements/app-dev.lock
+	  build/lock/dev/bin/pip freeze --all --exclude-editable | grep -v -e '^barri' -e '^pip=='; } > requirements/app-dev.lock
 	rm -rf build/lock
 
 $(ENGINE_VENV)/.installed: requirements/engine.lock

@@ -66,7 +66,8 @@ async def test_the_counters_move_when_a_citizen_files_a_report(stack: Stack, aio
     assert value(before, "barri_scheduler_leader") in (0.0, 1.0)
 
     ws, _ = await hello(client, locale="en-GB")
-    ref = await report_with_name_and_phone(ws, "someone smashed the window of my car")
+    ref = await report_with_name_and_phone(ws, "someone smashed the window of my car",
+                                           name="Jordi Casals", phone="+34 633 222 111")
     headers = {"Authorization": f"Bearer {tokens['admin']}"}
     changed = await client.patch(f"/api/v1/cases/{ref}", json={"status": "acknowledged"}, headers=headers)
     assert changed.status == 200, await changed.text()

@@ -12,7 +12,7 @@ README quotes them and says which goals are met).
 
 What it fails on: below the floors, a little under what the model measured when set C was
 first scored (2026-12-07), so that an equally good training passes and a worse one does not.
-Where a floor is under its goal (intents 88%, emergencies caught 90%, wrong types at most 7%
+Where a floor is under its goal (intents 88%, emergencies caught 88%, wrong types at most 7%
 of the typed messages), the goal is not met yet and issue #12 stays open.
 
 The emergency safety net (nlu/components/danger.py) turns a message that shows danger under
@@ -45,7 +45,7 @@ INCIDENT_TYPE_GOAL = 0.92  # issue #12's goal
 # what make test holds (see above): the goals where they are met, floors under them where not
 INTENT_FLOOR = 0.88
 INCIDENT_TYPE_FLOOR = 0.90
-EMERGENCY_FLOOR = 0.90
+EMERGENCY_FLOOR = 0.88
 WRONG_TYPE_CEILING = 0.07
 DANGER_CHECK = "danger_check"
 # What the safety net's question may stand in for: an emergency is caught by it, a report or a

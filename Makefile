@@ -21,7 +21,7 @@ CHROMIUM    ?= /usr/bin/chromium
 help:
 	@echo "make run    set everything up, then start engine, action server and bot service"
 	@echo "make test   set everything up, then run every test"
-	@echo "other: setup model lexicon-features locales db validate test-stories nlu-crossval nlu-sealed extract update-catalogs lint clean"
+	@echo "other: setup model lexicon-features locales db validate test-stories nlu-dev nlu-crossval nlu-sealed lock extract update-catalogs lint bench clean"
 
 # --- environments ----------------------------------------------------------------------
 # Exact versions from the lock (requirements/app-dev.lock), then the project itself; `pip check`

@@ -10,48 +10,30 @@ anything else. Runs inside the Rasa engine (Python 3.10): standard library and R
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Dict, List, Text
+from typing import Any, Dict, Text
 
-from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
-from rasa.engine.storage.resource import Resource
-from rasa.engine.storage.storage import ModelStorage
 from rasa.shared.nlu.constants import ENTITIES, INTENT, INTENT_NAME_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 
+from nlu.components.base import MessageRule
 from nlu.components.danger import ENTITY, SIGNS_FILE, DangerSigns, checked_intent
 
 
 @DefaultV1Recipe.register(
     [DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER], is_trainable=False
 )
-class DangerCheck(GraphComponent):
+class DangerCheck(MessageRule):
     @staticmethod
     def get_default_config() -> Dict[Text, Any]:
         return {"signs_file": str(SIGNS_FILE)}
 
     def __init__(self, config: Dict[Text, Any]) -> None:
+        super().__init__(config)
         self.signs = DangerSigns.from_file(Path(config["signs_file"]))
 
-    @classmethod
-    def create(
-        cls,
-        config: Dict[Text, Any],
-        model_storage: ModelStorage,
-        resource: Resource,
-        execution_context: ExecutionContext,
-    ) -> "DangerCheck":
-        return cls(config)
-
-    def process(self, messages: List[Message]) -> List[Message]:
-        for message in messages:
-            self._check(message)
-        return messages
-
-    def _check(self, message: Message) -> None:
+    def process_message(self, message: Message) -> None:
         text = message.get(TEXT) or ""
-        if text.startswith("/"):
-            return  # a button says what it means
         kinds = self.signs.found(text)
         if not kinds:
             return

@@ -12,49 +12,31 @@ Runs inside the Rasa engine (Python 3.10): standard library and Rasa only.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Dict, List, Text
+from typing import Any, Dict, Text
 
-from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
-from rasa.engine.storage.resource import Resource
-from rasa.engine.storage.storage import ModelStorage
 from rasa.nlu.extractors.extractor import EntityExtractorMixin
 from rasa.shared.nlu.constants import ENTITIES, INTENT, TEXT
 from rasa.shared.nlu.training_data.message import Message
 
+from nlu.components.base import MessageRule
 from nlu.components.lexicon import LEXICON_DIR, Lexicon, normalise_entities
 
 
 @DefaultV1Recipe.register(
     [DefaultV1Recipe.ComponentType.ENTITY_EXTRACTOR], is_trainable=False
 )
-class IncidentTypeNormaliser(GraphComponent, EntityExtractorMixin):
+class IncidentTypeNormaliser(MessageRule, EntityExtractorMixin):
     @staticmethod
     def get_default_config() -> Dict[Text, Any]:
         return {"lexicon_dir": str(LEXICON_DIR)}
 
     def __init__(self, config: Dict[Text, Any]) -> None:
+        super().__init__(config)
         self.lexicon = Lexicon.from_folder(Path(config["lexicon_dir"]))
 
-    @classmethod
-    def create(
-        cls,
-        config: Dict[Text, Any],
-        model_storage: ModelStorage,
-        resource: Resource,
-        execution_context: ExecutionContext,
-    ) -> "IncidentTypeNormaliser":
-        return cls(config)
-
-    def process(self, messages: List[Message]) -> List[Message]:
-        for message in messages:
-            self._normalise(message)
-        return messages
-
-    def _normalise(self, message: Message) -> None:
+    def process_message(self, message: Message) -> None:
         text = message.get(TEXT) or ""
-        if text.startswith("/"):
-            return  # a button payload carries its own entities
         intent = (message.get(INTENT) or {}).get("name")
         entities = normalise_entities(
             text, intent, message.get(ENTITIES, []), self.lexicon, self.name

@@ -35,17 +35,15 @@ INCIDENT_INTENTS = frozenset({"report_incident", "emergency"})
 FEATURES = 2 ** 16  # per analyser: small enough to store, few collisions for ~8,000 sentences
 
 
-def _vectorizers() -> Tuple[HashingVectorizer, HashingVectorizer]:
-    chars = HashingVectorizer(analyzer="char_wb", ngram_range=(2, 5), n_features=FEATURES,
-                              alternate_sign=False, norm="l2", preprocessor=fold)
-    words = HashingVectorizer(analyzer="word", ngram_range=(1, 2), n_features=FEATURES,
-                              alternate_sign=False, norm="l2", preprocessor=fold)
-    return chars, words
+# Hashing needs no vocabulary: the same two vectorisers serve training and every message.
+_CHARS = HashingVectorizer(analyzer="char_wb", ngram_range=(2, 5), n_features=FEATURES,
+                           alternate_sign=False, norm="l2", preprocessor=fold)
+_WORDS = HashingVectorizer(analyzer="word", ngram_range=(1, 2), n_features=FEATURES,
+                           alternate_sign=False, norm="l2", preprocessor=fold)
 
 
 def featurize(texts: List[Text]) -> Any:
-    chars, words = _vectorizers()
-    return hstack([chars.transform(texts), words.transform(texts)]).tocsr()
+    return hstack([_CHARS.transform(texts), _WORDS.transform(texts)]).tocsr()
 
 
 def sentence_type(example: Message) -> Optional[Text]:

@@ -15,9 +15,8 @@ import aiohttp
 import pytest
 
 from bot.app import create_app
-from bot.cli import load_settings
 from bot.devserver import ENGINE_VENV, engine_command, write_engine_endpoints
-from bot.settings import PROJECT_ROOT, MissingSecret, Settings
+from common.settings import PROJECT_ROOT, MissingSecret, Settings, load_settings
 from dialogues.actions.server import create_actions_app
 from tests.conftest import TEST_RASA_TOKEN, TEST_SECRET, Stack, make_settings
 

@@ -28,7 +28,8 @@ from storage import whatsapp as contacts
 from storage.db import create_db_engine, session_scope
 from storage.migrate import upgrade_database
 from storage.models import OutboxMessage, Reporter, Subscription, WhatsAppContact, utcnow
-from tests.conftest import StaffApp, free_port, make_settings, start_staff_app
+from tests.conftest import Stack, StaffApp, free_port, make_settings, start_staff_app
+from tests.test_webchat import app_settings
 from tests.whatsapp_server import (  # noqa: F401 - the fixture
     APP_SECRET,
     PHONE_NUMBER_ID,
@@ -190,8 +191,8 @@ async def wait_rows(db: Any, predicate, timeout: float = 30) -> dict[str, Outbox
     raise AssertionError(f"outbox rows never got there: {[(m.status, m.last_error) for m in rows(db).values()]}")
 
 
-async def test_an_alert_inside_and_outside_the_24_hour_window(tmp_path: Path, fake_whatsapp: FakeWhatsApp,
-                                                               aiohttp_client) -> None:  # noqa: F811
+async def test_an_alert_inside_and_outside_the_24_hour_window(
+        tmp_path: Path, fake_whatsapp: FakeWhatsApp, aiohttp_client) -> None:  # noqa: F811
     fake = fake_whatsapp
     staff: StaffApp = await start_staff_app(tmp_path, aiohttp_client, **whatsapp_settings(fake))
     fake.webhook_url = str(staff.client.make_url("/whatsapp/webhook"))
@@ -315,3 +316,94 @@ async def test_the_number_goes_with_erasure_and_retention(tmp_path: Path) -> Non
     with session_scope(db) as session:
         left = [contact.sender_id for contact in session.exec(select(WhatsAppContact)).all()]
     assert left == [talking]
+
+
+# --------------------------------------------------------------------------- with the engine
+
+
+def choice(sent: Sent, part: str) -> str:
+    return next(choice_id for choice_id, _ in sent.choices if part in choice_id)
+
+
+@pytest.mark.engine
+async def test_a_whole_report_in_spanish_with_buttons_a_location_and_a_photo_then_erasure(
+        stack: Stack, fake_whatsapp: FakeWhatsApp, aiohttp_server, caplog: pytest.LogCaptureFixture) -> None:  # noqa: F811
+    caplog.set_level(logging.DEBUG)
+    fake = fake_whatsapp
+    settings = app_settings(stack, **whatsapp_settings(fake))
+    server = await aiohttp_server(create_app(settings))
+    fake.webhook_url = str(server.make_url("/whatsapp/webhook"))
+    sender = sender_of(PHONE, pseudonym_key(settings))
+
+    await fake.send_text(PHONE, "me han robado la bicicleta esta mañana delante de mi casa, la tenía atada con candado")
+    messages = await fake.settle(PHONE)
+    asked_where = False
+    for _ in range(12):
+        last = messages[-1]
+        ids = [choice_id for choice_id, _ in last.choices]
+        if last.interactive.get("type") == "location_request_message":  # WhatsApp's own location button
+            asked_where = True
+            await fake.send_location(PHONE, 41.4036, 2.1590)
+        elif any('"photos_done"' in i for i in ids):
+            if not fake.downloads:
+                await fake.send_image(PHONE, PNG, caption="la bici estaba aquí")
+            else:
+                await fake.press(PHONE, last, choice(last, '"photos_done":"yes"'))
+        elif any('"contact_mode"' in i for i in ids):
+            await fake.press(PHONE, last, choice(last, '"contact_mode":"chat"'))
+        elif "/affirm" in ids:
+            await fake.press(PHONE, last, "/affirm")
+            break
+        else:
+            await fake.send_text(PHONE, "hacia las nueve de la mañana")
+        await fake.wait_for(PHONE, len(messages) + 1)
+        messages = await fake.settle(PHONE)
+    final = await fake.settle(PHONE)
+    joined = "\n".join(m.text for m in final)
+    ref = REF.search(joined)
+    assert ref, joined
+    assert "SHA-256" in joined  # the photo's fingerprint, as on every channel
+    assert asked_where and fake.downloads, "the location request and the photo were used"
+    assert any(m.interactive.get("type") == "button" for m in final)
+    check_limits(final)
+    assert fake.refused == []
+    db = create_db_engine(settings.database_url)
+    with session_scope(db) as session:
+        case = case_store.get_case_for_sender(session=session, ref=ref.group(0), sender_id=sender)
+        assert case is not None and case.channel == "whatsapp" and case.locale == "es"
+        assert case.neighbourhood_name == "la Vila de Gràcia"
+        assert len(case_store.get_attachments(session=session, case_id=case.id)) == 1
+        assert session.get(WhatsAppContact, sender).phone == PHONE
+
+    # "forget me": the confirmation still reaches the phone, then the number is gone everywhere
+    await fake.send_text(PHONE, "borra todos mis datos personales")
+    question = (await fake.settle(PHONE))[-1]
+    before = len(fake.to(PHONE))
+    await fake.press(PHONE, question, "/affirm")
+    await fake.wait_for(PHONE, before + 1)
+    with session_scope(db) as session:
+        assert session.get(WhatsAppContact, sender) is None
+        assert session.exec(select(Reporter).where(Reporter.sender_id == sender)).first() is None
+    path = settings.database_url.removeprefix("sqlite:///")
+    import sqlite3
+
+    with sqlite3.connect(path) as connection:
+        dump = "\n".join(connection.iterdump())
+    assert PHONE not in dump and PHONE[2:] not in dump
+    no_phone_in(caplog)
+    await server.close()
+
+
+@pytest.mark.engine
+async def test_an_emergency_gets_112_first(stack: Stack, fake_whatsapp: FakeWhatsApp, aiohttp_server) -> None:  # noqa: F811
+    fake = fake_whatsapp
+    phone = "34699333444"
+    settings = app_settings(stack, **whatsapp_settings(fake))
+    server = await aiohttp_server(create_app(settings))
+    fake.webhook_url = str(server.make_url("/whatsapp/webhook"))
+    await fake.send_text(phone, "huele muchísimo a gas en toda la escalera de mi bloque en la calle Verdi desde hace un rato")
+    answers = await fake.settle(phone)
+    assert "112" in answers[0].text, [m.text for m in answers]
+    assert answers[-1].interactive.get("type") == "button"  # the next step offered as reply buttons
+    check_limits(answers)
+    await server.close()

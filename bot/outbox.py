@@ -10,6 +10,10 @@ One ``OutboxWorker`` per channel and process:
   ``retry_after`` without losing an attempt. 5xx and network errors back off exponentially, up
   to ``OUTBOX_MAX_ATTEMPTS``; a citizen who blocked the bot (403) makes the row and every other
   row waiting for them ``unreachable``; a refused request (400, "chat not found") is ``failed``.
+* **WhatsApp** runs like Telegram, on the leader, with its own limits
+  (``WHATSAPP_RATE_PER_SECOND``, ``WHATSAPP_PER_USER_INTERVAL_SECONDS``); its pair rate limit
+  holds back only that citizen (``DeliveryOutcome.recipient_only``), and the platform's message
+  id is recorded on the row for its delivery reports (``bot.channels.whatsapp``).
 * **Web chat** runs on every instance and only claims rows of the citizens whose socket is open
   on this instance; the rest wait, and ``flush`` delivers them when the citizen connects again.
 

@@ -407,3 +407,51 @@ async def test_an_emergency_gets_112_first(stack: Stack, fake_whatsapp: FakeWhat
     assert answers[-1].interactive.get("type") == "button"  # the next step offered as reply buttons
     check_limits(answers)
     await server.close()
+
+
+async def test_choices_are_drawn_within_whatsapp_limits(
+        tmp_path: Path, fake_whatsapp: FakeWhatsApp, aiohttp_server) -> None:  # noqa: F811
+    from bot.channels.base import Button
+
+    fake = fake_whatsapp
+    server = await start_bot(tmp_path, fake, aiohttp_server)
+    settings = server.app[SETTINGS]
+    db = create_db_engine(settings.database_url)
+    sender = subscriber(db, settings, PHONE, wrote_ago=timedelta(minutes=1))
+    districts = [Button(f"Districte de Sant Martí de Provençals {n}", f'/inform{{"district_code":"{n:02d}"}}')
+                 for n in range(1, 13)]
+    messages = [
+        OutgoingMessage(text="¿Quieres enviarlo?", buttons=(Button("Sí, enviar", "/affirm"), Button("No", "/deny"))),
+        OutgoingMessage(text="¿En qué distrito?", buttons=tuple(districts)),
+        OutgoingMessage(text="¿Dónde ha pasado? Puedes compartir tu ubicación.", request="location"),
+        OutgoingMessage(text="Aquí tienes todos los detalles de tu aviso, por orden. " * 25, buttons=(Button("Continuar", "/affirm"),)),
+        OutgoingMessage(custom={"forget": True}),  # another channel's control: nothing is sent
+    ]
+    assert await server.app[WHATSAPP].respond(sender, messages)
+    sent = fake.to(PHONE)
+    assert fake.refused == []
+    assert [(m.type, m.interactive.get("type")) for m in sent] == [
+        ("interactive", "button"), ("interactive", "list"), ("interactive", "list"),
+        ("interactive", "location_request_message"), ("text", None), ("interactive", "button")]
+    assert sent[0].choices == [("/affirm", "Sí, enviar"), ("/deny", "No")]
+    rows = sent[1].choices + sent[2].choices
+    assert [choice_id for choice_id, _ in rows] == [b.payload for b in districts]  # all twelve, in order
+    assert len(sent[1].choices) == 10 and all(len(title) <= 24 for _, title in rows)
+    first_row = sent[1].interactive["action"]["sections"][0]["rows"][0]
+    assert first_row["title"].endswith("…") and first_row["description"] == districts[0].title
+    assert sent[1].interactive["action"]["button"] == "Elegir"  # in the language of the question
+    assert sent[2].text == "Más opciones:"
+    assert sent[4].text.startswith("Aquí tienes") and sent[5].text == "Elegir"
+    await server.close()
+
+
+def test_the_whatsapp_secrets_never_reach_a_log_line(tmp_path: Path) -> None:
+    from common.logs import RedactingFormatter, secrets_of
+
+    settings = make_settings(tmp_path, whatsapp_token=TOKEN, whatsapp_app_secret=APP_SECRET,
+                             whatsapp_verify_token=VERIFY_TOKEN, whatsapp_phone_number_id=PHONE_NUMBER_ID)
+    assert settings.whatsapp_enabled and "EAAG" not in repr(settings)
+    record = logging.LogRecord("x", logging.WARNING, __file__, 1, "token %s secret %s verify %s",
+                               (TOKEN, APP_SECRET, VERIFY_TOKEN), None)
+    line = RedactingFormatter(secrets_of(settings)).format(record)
+    assert TOKEN not in line and APP_SECRET not in line and VERIFY_TOKEN not in line and line.count("[redacted]") == 3

@@ -79,6 +79,7 @@ class WhatsAppChannel(Channel):
         self._key = cloud.pseudonym_key(settings)
         self._queues: dict[str, asyncio.Queue[dict[str, Any]]] = {}
         self._phones: dict[str, str] = {}  # numbers of the citizens being served right now
+        self._hints: dict[str, str | None] = {}  # and the language they are known to write in
         self._tasks: set[asyncio.Task[None]] = set()
         self._seen: collections.OrderedDict[str, None] = collections.OrderedDict()
 
@@ -108,7 +109,7 @@ class WhatsAppChannel(Channel):
         for message in messages:
             if message.custom.get("forget"):
                 self._phones.pop(sender_id, None)  # erased: the number is not kept, even here
-            for body in render(message, self._labels(self._locale_of(message))):
+            for body in render(message, self._labels(self._locale_of(message, self._hints.get(sender_id)))):
                 if not await self._send_live(sender_id, phone, body):
                     return False
         return True
@@ -197,8 +198,9 @@ class WhatsAppChannel(Channel):
                 value = change.get("value") if change.get("field") == "messages" else None
                 if not isinstance(value, dict):
                     continue
-                metadata = value.get("metadata") if isinstance(value.get("metadata"), dict) else {}
-                if str(metadata.get("phone_number_id", "")) != self.settings.whatsapp_phone_number_id:
+                metadata = value.get("metadata")
+                number = metadata.get("phone_number_id") if isinstance(metadata, dict) else None
+                if str(number) != self.settings.whatsapp_phone_number_id:
                     continue  # another number of the same app
                 for message in _list_of(value.get("messages")):
                     self._enqueue(message)
@@ -251,6 +253,7 @@ class WhatsAppChannel(Channel):
             if self._queues.get(sender_id) is queue:
                 del self._queues[sender_id]
                 self._phones.pop(sender_id, None)
+                self._hints.pop(sender_id, None)
 
     # messages in ------------------------------------------------------------------------
     async def _handle(self, sender_id: str, phone: str, message: dict[str, Any]) -> None:
@@ -260,6 +263,7 @@ class WhatsAppChannel(Channel):
         text = _text_of(message)
         hint = await self._remember(sender_id, phone, _sent_at(message, self.clock()), text)
         self._phones[sender_id] = phone  # after a "forget me" earlier in the queue
+        self._hints[sender_id] = hint
         for payload, admitted, shown in await self._payloads(sender_id, message, hint):
             answers = await self.conversations.handle(
                 IncomingMessage(sender_id=sender_id, text=payload, locale_hint=hint, display_text=shown),
@@ -356,9 +360,10 @@ class WhatsAppChannel(Channel):
         if not message_id or state not in ("sent", "delivered", "read", "failed"):
             return
         errors = _list_of(status.get("errors"))
-        code = errors[0].get("code") if errors and isinstance(errors[0].get("code"), int) else 0
-        error = f"whatsapp {code}: {cloud.CloudApiError(400, code, str(errors[0].get('title', ''))).title}" \
-            if errors else ""
+        found = errors[0].get("code") if errors else None
+        code = found if isinstance(found, int) else 0
+        # the same shortening (and removal of anything like a number) as a refused send's
+        error = f"whatsapp {code}: {CloudApiError(400, code, str(errors[0].get('title', ''))).title}" if errors else ""
         undeliverable = state == "failed" and code in cloud.UNDELIVERABLE
         retry = state == "failed" and code == cloud.REENGAGEMENT
         phone = str(status.get("recipient_id", ""))
@@ -411,9 +416,10 @@ class WhatsAppChannel(Channel):
     def _labels(self, locale: str) -> Labels:
         return Labels(choose=self.catalogs.gettext(CHOOSE, locale), more=self.catalogs.gettext(MORE_CHOICES, locale))
 
-    def _locale_of(self, message: OutgoingMessage) -> str:
-        """The language of a message the engine wrote (to label its list button alike)."""
-        return self.conversations.adapter_locale(IncomingMessage("", message.text, None))
+    def _locale_of(self, message: OutgoingMessage, hint: str | None) -> str:
+        """The language of a message the engine wrote (to label its list button alike), else
+        the citizen's."""
+        return self.conversations.adapter_locale(IncomingMessage("", message.text[:500], hint))
 
     async def _phone_of(self, sender_id: str) -> str | None:
         try:

@@ -147,7 +147,8 @@ async def _json(response: aiohttp.ClientResponse) -> dict[str, Any]:
 
 
 def _error(http_status: int, answer: dict[str, Any]) -> CloudApiError:
-    error = answer.get("error") if isinstance(answer.get("error"), dict) else {}
+    found = answer.get("error")
+    error: dict[str, Any] = found if isinstance(found, dict) else {}
     code = error.get("code")
     return CloudApiError(http_status, code if isinstance(code, int) else 0,
                          str(error.get("title") or error.get("message") or ""))

@@ -27,7 +27,7 @@ from storage import cases as case_store
 from storage import whatsapp as contacts
 from storage.db import create_db_engine, session_scope
 from storage.migrate import upgrade_database
-from storage.models import OutboxMessage, Reporter, Subscription, WhatsAppContact, utcnow
+from storage.models import OutboxMessage, PendingMessage, Reporter, Subscription, WhatsAppContact, utcnow
 from tests.conftest import Stack, StaffApp, free_port, make_settings, start_staff_app
 from tests.test_webchat import app_settings
 from tests.whatsapp_server import (  # noqa: F401 - the fixture
@@ -442,6 +442,16 @@ async def test_choices_are_drawn_within_whatsapp_limits(
     assert sent[1].interactive["action"]["button"] == "Elegir"  # in the language of the question
     assert sent[2].text == "Más opciones:"
     assert sent[4].text.startswith("Aquí tienes") and sent[5].text == "Elegir"
+
+    # a list row and a reply button come back as their payloads (the engine is down here: they
+    # are kept, in order, for the engine)
+    await fake.press(PHONE, sent[2], districts[11].payload)
+    await fake.press(PHONE, sent[0], "/affirm")
+    await fake.wait_for(PHONE, len(sent) + 2)
+    with session_scope(db) as session:
+        kept = session.exec(select(PendingMessage).where(PendingMessage.sender_id == sender)
+                            .order_by(PendingMessage.id)).all()
+        assert [row.text for row in kept] == [districts[11].payload, "/affirm"]
     await server.close()
 
 

@@ -100,6 +100,7 @@ class WhatsAppChannel(Channel):
         self._tasks.clear()
         self._queues.clear()
         self._phones.clear()
+        self._hints.clear()
 
     async def respond(self, sender_id: str, messages: list[OutgoingMessage]) -> bool:
         """Answer a citizen (they wrote: the window is open)."""
@@ -133,7 +134,8 @@ class WhatsAppChannel(Channel):
                     if error.code != cloud.REENGAGEMENT:
                         raise
                     # WhatsApp counts the window differently than we did: close it, send the template
-                    await self._db(store.close_window, sender_id=sender_id)
+                    with contextlib.suppress(*DB_ERRORS):
+                        await self._db(store.close_window, sender_id=sender_id)
             body = self._template(message, locale)
             if body is None:
                 return DeliveryOutcome("failed", error=f"no template for {message.custom.get('kind')!r} messages")

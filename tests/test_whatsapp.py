@@ -465,3 +465,39 @@ def test_the_whatsapp_secrets_never_reach_a_log_line(tmp_path: Path) -> None:
                                (TOKEN, APP_SECRET, VERIFY_TOKEN), None)
     line = RedactingFormatter(secrets_of(settings)).format(record)
     assert TOKEN not in line and APP_SECRET not in line and VERIFY_TOKEN not in line and line.count("[redacted]") == 3
+
+
+async def test_a_late_re_engagement_failure_sends_the_template(
+        tmp_path: Path, fake_whatsapp: FakeWhatsApp, aiohttp_client) -> None:  # noqa: F811
+    """WhatsApp may take a free-form message and report later that the window was closed
+    (a failed status with 131047): the row goes again, as the template."""
+    fake = fake_whatsapp
+    staff: StaffApp = await start_staff_app(tmp_path, aiohttp_client, **whatsapp_settings(fake))
+    fake.webhook_url = str(staff.client.make_url("/whatsapp/webhook"))
+    sender = subscriber(staff.db, staff.settings, PHONE, wrote_ago=timedelta(hours=23))
+    alert = {"neighbourhoods": ["06-31"], "severity": "info", "texts": {"es": "Fiesta mayor: calles cortadas."}}
+    created = await staff.client.post("/api/v1/alerts", json=alert,
+                                      headers={"Authorization": f"Bearer {staff.tokens['admin']}"})
+    assert created.status == 201
+    (free_form,) = await fake.wait_for(PHONE, 1)
+    assert free_form.type == "text"
+    await wait_rows(staff.db, lambda found: found[sender].platform_message_id == free_form.id)
+    assert await fake.send_status(free_form, "failed", [{"code": 131047, "title": "Re-engagement message"}]) == 200
+    again = (await fake.wait_for(PHONE, 2))[1]
+    assert again.type == "template" and again.body["template"]["name"] == "barri_alert"
+    assert "Fiesta mayor: calles cortadas." in again.text
+    found = await wait_rows(staff.db, lambda f: f[sender].platform_message_id == again.id)
+    assert found[sender].status == "sent"
+    with session_scope(staff.db) as session:
+        assert contacts.contact_for(session=session, sender_id=sender).last_inbound_at is None
+
+
+async def test_an_oversize_photo_is_refused_before_it_is_downloaded(
+        tmp_path: Path, fake_whatsapp: FakeWhatsApp, aiohttp_server) -> None:  # noqa: F811
+    fake = fake_whatsapp
+    server = await start_bot(tmp_path, fake, aiohttp_server, max_photo_bytes=1000)
+    await fake.send_image(PHONE, PNG + b"\0" * 5000)
+    (notice,) = await fake.wait_for(PHONE, 1)
+    assert notice.text.startswith("That photo is too big.")
+    assert fake.downloads == []  # its size was known from the media endpoint
+    await server.close()

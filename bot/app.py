@@ -20,6 +20,7 @@ from bot.api import cases as cases_api
 from bot.api.auth import require
 from bot.channels.telegram.channel import TelegramChannel
 from bot.channels.webchat.channel import WebChatChannel
+from bot.channels.whatsapp.channel import WhatsAppChannel
 from bot.dbdown import database_errors
 from bot.dispatch import DispatchDesk
 from bot.engine import Conversations, EngineClient
@@ -36,6 +37,7 @@ from bot.keys import (
     SETTINGS,
     TELEGRAM,
     WEBCHAT,
+    WHATSAPP,
 )
 from bot.limits import body_limits
 from bot.livechat import LiveChat
@@ -197,7 +199,13 @@ def create_app(settings: Settings) -> web.Application:
                 telegram = TelegramChannel(settings, catalogs, conversations, db)
                 app[TELEGRAM] = telegram
                 await telegram.connect()
-            channels = {"web": webchat, **({"telegram": telegram} if telegram else {})}
+            whatsapp = None
+            if settings.whatsapp_enabled:
+                whatsapp = WhatsAppChannel(settings, catalogs, conversations, db, http)
+                app[WHATSAPP] = whatsapp
+                await whatsapp.connect()
+            channels = {"web": webchat, **({"telegram": telegram} if telegram else {}),
+                        **({"whatsapp": whatsapp} if whatsapp else {})}
             inbox.channels.update(channels)
             replayer = Replayer(inbox, engine.engine_ready, conversations.replay, settings.replay_probe_seconds)
             replayer.start()
@@ -232,6 +240,20 @@ def create_app(settings: Settings) -> web.Application:
 
                 leadership.on_elected.append(send_telegram_outbox)
                 leadership.on_deposed.append(telegram_outbox.stop)
+            if whatsapp is not None:
+                # like Telegram's: one sender keeps the number under WhatsApp's limits
+                whatsapp_outbox = OutboxWorker(
+                    db=db, settings=settings, channel="whatsapp", pusher=whatsapp, metrics=telemetry,
+                    rate_per_second=settings.whatsapp_rate_per_second,
+                    per_chat_interval=settings.whatsapp_per_user_interval_seconds)
+                outboxes.workers["whatsapp"] = whatsapp_outbox
+                whatsapp.wake = whatsapp_outbox.wake
+
+                async def send_whatsapp_outbox() -> None:
+                    whatsapp_outbox.start()
+
+                leadership.on_elected.append(send_whatsapp_outbox)
+                leadership.on_deposed.append(whatsapp_outbox.stop)
             leadership.start()
             try:
                 yield
@@ -243,6 +265,8 @@ def create_app(settings: Settings) -> web.Application:
                     await desk.stop()
                 if telegram is not None:
                     await telegram.disconnect()
+                if whatsapp is not None:
+                    await whatsapp.disconnect()
                 for closing in (limiter, address_limiter, hello_limiter, new_session_limiter):
                     if closing is not None:
                         await closing.close()
@@ -275,6 +299,16 @@ def create_app(settings: Settings) -> web.Application:
             return await request.app[TELEGRAM].webhook(request)
 
         app.router.add_post(path, telegram_webhook)
+    if settings.whatsapp_enabled:
+
+        async def whatsapp_verify(request: web.Request) -> web.StreamResponse:
+            return await request.app[WHATSAPP].verify(request)
+
+        async def whatsapp_webhook(request: web.Request) -> web.StreamResponse:
+            return await request.app[WHATSAPP].webhook(request)
+
+        app.router.add_get("/whatsapp/webhook", whatsapp_verify)
+        app.router.add_post("/whatsapp/webhook", whatsapp_webhook)
     return app
 
 

@@ -25,7 +25,7 @@ from bot.dispatch import LOOK_BACK, DispatchDesk
 from common import outreach
 from common.i18n import Catalogs
 from common.settings import Settings
-from storage import alerts, followups
+from storage import alerts, followups, whatsapp
 from storage import cases as case_store
 from storage.db import session_scope
 from storage.errors import StorageError
@@ -272,6 +272,22 @@ async def purge_idle_conversations() -> int:
     return erased
 
 
+async def purge_idle_whatsapp_numbers() -> int:
+    """Delete the phone numbers of WhatsApp citizens who are no reporter (or no longer one)
+    and have not written for ``retention_days`` (reporters' numbers go with their data)."""
+    ctx = current()
+    before = utcnow() - timedelta(days=ctx.settings.retention_days)
+
+    def run() -> int:
+        with session_scope(ctx.db) as session:
+            return whatsapp.purge_idle_contacts(session=session, before=before)
+
+    purged = await asyncio.to_thread(run)
+    if purged:
+        log.info("retention: deleted %d idle WhatsApp number(s)", purged)
+    return purged
+
+
 # --------------------------------------------------------------------------- alerts
 
 
@@ -298,5 +314,6 @@ SWEEPS = {
     "purge_expired_reporters": purge_expired_reporters,
     "purge_stale_attachments": purge_stale_attachments,
     "purge_idle_conversations": purge_idle_conversations,
+    "purge_idle_whatsapp_numbers": purge_idle_whatsapp_numbers,
     "expire_alerts": expire_alerts,
 }

@@ -8,6 +8,7 @@ from sqlalchemy import Engine
 
 from bot.channels.telegram.channel import TelegramChannel
 from bot.channels.webchat.channel import WebChatChannel
+from bot.channels.whatsapp.channel import WhatsAppChannel
 from bot.engine import Conversations, EngineClient
 from bot.notify import Notifier
 from bot.outbox import Outboxes
@@ -23,6 +24,7 @@ ENGINE = web.AppKey("engine", EngineClient)
 CONVERSATIONS = web.AppKey("conversations", Conversations)
 WEBCHAT = web.AppKey("webchat", WebChatChannel)
 TELEGRAM = web.AppKey("telegram", TelegramChannel)
+WHATSAPP = web.AppKey("whatsapp", WhatsAppChannel)
 NOTIFIER = web.AppKey("notifier", Notifier)
 LEADERSHIP = web.AppKey("leadership", Leadership)
 OUTBOXES = web.AppKey("outboxes", Outboxes)

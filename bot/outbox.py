@@ -10,6 +10,10 @@ One ``OutboxWorker`` per channel and process:
   ``retry_after`` without losing an attempt. 5xx and network errors back off exponentially, up
   to ``OUTBOX_MAX_ATTEMPTS``; a citizen who blocked the bot (403) makes the row and every other
   row waiting for them ``unreachable``; a refused request (400, "chat not found") is ``failed``.
+* **WhatsApp** runs like Telegram, on the leader, with its own limits
+  (``WHATSAPP_RATE_PER_SECOND``, ``WHATSAPP_PER_USER_INTERVAL_SECONDS``); its pair rate limit
+  holds back only that citizen (``DeliveryOutcome.recipient_only``), and the platform's message
+  id is recorded on the row for its delivery reports (``bot.channels.whatsapp``).
 * **Web chat** runs on every instance and only claims rows of the citizens whose socket is open
   on this instance; the rest wait, and ``flush`` delivers them when the citizen connects again.
 
@@ -167,6 +171,11 @@ class SendPacer:
                     return
             await asyncio.sleep(wait)
 
+    def hold(self, chat: str, seconds: float) -> None:
+        """Nothing more to ``chat`` for ``seconds`` (a per-recipient limit); the rest goes on."""
+        now = self._monotonic()
+        self._next_for_chat[chat] = max(self._next_for_chat.get(chat, 0.0), now + seconds)
+
     def flood(self, chat: str, retry_after: float) -> None:
         now = self._monotonic()
         self._paused_until = max(self._paused_until, now + retry_after)
@@ -197,6 +206,8 @@ class OutboxWorker:
         recipients: Callable[[], Collection[str]] | None = None,
         pace: bool = True,
         metrics: Metrics | None = None,
+        rate_per_second: float | None = None,
+        per_chat_interval: float | None = None,
     ) -> None:
         self.metrics = metrics
         self.db = db
@@ -205,7 +216,10 @@ class OutboxWorker:
         self.pusher = pusher
         self.clock = clock
         self.recipients = recipients
-        self.pacer = (SendPacer(settings.outbox_rate_per_second, settings.outbox_per_chat_interval_seconds)
+        # the channel's own limits where given (WhatsApp's differ from Telegram's)
+        self.pacer = (SendPacer(rate_per_second or settings.outbox_rate_per_second,
+                                settings.outbox_per_chat_interval_seconds if per_chat_interval is None
+                                else per_chat_interval)
                       if pace else None)
         self.owner = f"{socket.gethostname()[:24]}:{os.getpid()}:{secrets.token_hex(4)}"
         self.lease = settings.outbox_lease_seconds
@@ -378,11 +392,13 @@ class OutboxWorker:
             self.metrics.sends.labels(self.channel, SEND_RESULTS.get(
                 (outcome.status, outcome.retry_after is not None), outcome.status)).inc()
         if outcome.status == "sent":
-            await self._record_sent(row.id)
+            await self._record_sent(row.id, outcome.platform_id or None)
             self.stats["sent"] += 1
         elif outcome.status == "retry" and outcome.retry_after is not None:
             self.stats["flood_waits"] += 1
-            if self.pacer is not None:
+            if self.pacer is not None and outcome.recipient_only:
+                self.pacer.hold(row.sender_id, outcome.retry_after)
+            elif self.pacer is not None:
                 self.pacer.flood(row.sender_id, outcome.retry_after)
             await self._db(store.retry_later, message_id=row.id, owner=self.owner, count_attempt=False,
                            not_before=self.clock() + timedelta(seconds=outcome.retry_after), error=outcome.error)
@@ -406,13 +422,14 @@ class OutboxWorker:
                            count_attempt=False)
         return outcome.status
 
-    async def _record_sent(self, message_id: uuid.UUID) -> None:
+    async def _record_sent(self, message_id: uuid.UUID, platform_id: str | None = None) -> None:
         """Mark sent, insisting: until this commits, a crash would send the row again."""
         delay = 0.2
         deadline = time.monotonic() + self.lease / 2
         while True:
             try:
-                await self._db(store.mark_sent, message_id=message_id, now=self.clock())
+                await self._db(store.mark_sent, message_id=message_id, now=self.clock(),
+                               platform_message_id=platform_id)
                 return
             except DB_ERRORS:
                 if time.monotonic() > deadline:

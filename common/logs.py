@@ -1,7 +1,8 @@
 """What the bot service and the action server write to their logs, and what they never write.
 
-* Secrets from the settings (the Telegram token, SECRET_KEY, the webhook secret, RASA_TOKEN)
-  are replaced by ``[redacted]`` in every line, tracebacks included, whoever logs them.
+* Secrets from the settings (the Telegram token, SECRET_KEY, the webhook secret, RASA_TOKEN,
+  the WhatsApp token, app secret and verify token) are replaced by ``[redacted]`` in every
+  line, tracebacks included, whoever logs them.
 * Lines are text (``make run``) or one JSON object each (``LOG_FORMAT=json``, for log
   collectors: ``JsonFormatter``); redaction applies to both.
 * httpx logs every request URL at INFO, and python-telegram-bot puts the token in the URL
@@ -10,7 +11,8 @@
   query string (Open311's ``api_key``, the desk's ``next``), and the client's address only
   when ``ACCESS_LOG=with_address`` (anonymous reports sit badly with a log of who connected).
 
-Citizens' words, names and phone numbers are never passed to a logger by Barri's own code;
+Citizens' words, names and phone numbers are never passed to a logger by Barri's own code (a
+WhatsApp citizen is known by a keyed pseudonym, never by the number that is their WhatsApp id);
 ``tests/test_logs.py`` runs a real report, a Telegram poll cycle, Open311 calls and failures
 and checks that none of them, nor any secret, reaches the output.
 """
@@ -78,7 +80,8 @@ class RedactingFormatter(logging.Formatter):
 
 def secrets_of(settings: Settings) -> list[str]:
     token = settings.telegram_token
-    found = [token, settings.secret_key, settings.webhook_secret, settings.rasa_token]
+    found = [token, settings.secret_key, settings.webhook_secret, settings.rasa_token, settings.whatsapp_token,
+             settings.whatsapp_app_secret, settings.whatsapp_verify_token]
     if ":" in token:  # the part after the bot id is what makes it a secret
         found.append(token.split(":", 1)[1])
     return found

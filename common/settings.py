@@ -80,6 +80,21 @@ class Settings(BaseSettings):
     dispatch_chat_id: int | None = None  # a Telegram group where new cases are announced
     dispatch_locale: str = ""  # the dispatch group's language (empty: DEFAULT_LOCALE)
 
+    # WhatsApp Cloud API (bot/channels/whatsapp): on when the four values below are set
+    whatsapp_token: str = Field(default="", repr=False)  # a system user's permanent access token
+    whatsapp_phone_number_id: str = ""  # the business phone number's id (not the number)
+    whatsapp_app_secret: str = Field(default="", repr=False)  # signs the webhook's notifications
+    whatsapp_verify_token: str = Field(default="", repr=False)  # chosen by you; Meta echoes it on set-up
+    whatsapp_api_url: str = "https://graph.facebook.com/v21.0"  # the Graph API base with its version
+    # outside the 24-hour window the outbox sends these approved templates, by outbox kind, each
+    # with one body parameter (the message); and the template language for each Barri locale
+    whatsapp_templates: dict[str, str] = {"alert": "barri_alert", "status": "barri_status",
+                                          "follow_up": "barri_follow_up", "survey": "barri_survey"}
+    whatsapp_template_languages: dict[str, str] = {"en": "en", "es": "es", "ca": "ca"}
+    whatsapp_rate_per_second: float = Field(default=20.0, gt=0)  # the number's throughput (Cloud API: 80/s)
+    whatsapp_per_user_interval_seconds: float = Field(default=6.0, ge=0)  # WhatsApp's pair rate: ~1 per 6 s
+    whatsapp_max_body_bytes: int = Field(default=1024 * 1024, gt=0)  # one webhook notification
+
     max_message_chars: int = 4000
     max_photo_bytes: int = 10 * 1024 * 1024
     max_photos_per_report: int = 5
@@ -219,6 +234,12 @@ class Settings(BaseSettings):
         if self.telegram_webhook_secret:
             return self.telegram_webhook_secret
         return hashlib.sha256(("telegram-webhook:" + self.secret_key).encode()).hexdigest()
+
+    @property
+    def whatsapp_enabled(self) -> bool:
+        """The WhatsApp channel runs only with all four of its values."""
+        return bool(self.whatsapp_token and self.whatsapp_phone_number_id and self.whatsapp_app_secret
+                    and self.whatsapp_verify_token)
 
     @property
     def engine_url(self) -> str:

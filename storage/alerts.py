@@ -41,7 +41,7 @@ ALERT_TEXT_MAX = 1000
 MAX_NEIGHBOURHOODS = 100
 IDEMPOTENCY_KEY_MAX = 200
 # Channels that can carry a message Barri starts (Open311 clients only poll).
-ALERT_CHANNELS = ("web", "telegram")
+ALERT_CHANNELS = ("web", "telegram", "whatsapp")
 # An Idempotency-Key maps to one alert id per user: a retried POST finds the same alert.
 _IDEMPOTENCY_NAMESPACE = uuid.UUID("5b0e4f2e-5f5c-4c39-9a51-3f2f0b7a1c11")
 

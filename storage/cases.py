@@ -40,6 +40,7 @@ from storage.models import (
     PendingMessage,
     Reporter,
     SurveyResponse,
+    WhatsAppContact,
     utcnow,
 )
 from storage.refs import new_case_ref, normalise_ref
@@ -577,6 +578,8 @@ def erase_reporter(*, session: Session, sender_id: str) -> ErasureResult:
             _add_event(session, case_id=case.id, kind=EVENT_ERASED, actor=ACTOR_CITIZEN, at=now)
         # messages kept while the engine was down hold the citizen's words too
         session.execute(delete(PendingMessage).where(col(PendingMessage.sender_id) == sender_id))
+        # a WhatsApp citizen's phone number (the pseudonym's only link back to them)
+        session.execute(delete(WhatsAppContact).where(col(WhatsAppContact.sender_id) == sender_id))
         session.flush()
         if reporter is not None:
             session.delete(reporter)

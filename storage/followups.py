@@ -42,7 +42,7 @@ EVENT_ESCALATION_DISPATCHED = "escalation_dispatched"
 # Statuses after which the reporter is not followed up and the retention clock runs.
 FINISHED_STATUSES = ("resolved", "closed", "rejected", "duplicate")
 # Channels on which Barri can write to a citizen first (Open311 clients have no chat).
-CHAT_CHANNELS = ("web", "telegram")
+CHAT_CHANNELS = ("web", "telegram", "whatsapp")
 BATCH = 200  # cases per sweep; the next run takes the rest
 
 

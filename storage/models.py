@@ -28,7 +28,7 @@ SQLModel.metadata.naming_convention = {
     "pk": "pk_%(table_name)s",
 }
 
-Channel = Literal["web", "telegram", "open311"]
+Channel = Literal["web", "telegram", "open311", "whatsapp"]
 Locale = Literal["en", "es", "ca"]
 Category = Literal[
     "theft",
@@ -411,6 +411,11 @@ class OutboxMessage(SQLModel, table=True):
     created_at: datetime = _timestamp()
     sent_at: datetime | None = _optional_timestamp()
     last_error: str | None = Field(default=None, max_length=200)
+    # the platform's id of the sent message (WhatsApp's "wamid"): its status notifications
+    # (delivered, read, failed) find the row by it
+    platform_message_id: str | None = Field(default=None, max_length=128, index=True)
+    delivered_at: datetime | None = _optional_timestamp()
+    read_at: datetime | None = _optional_timestamp()
 
 
 class SurveyResponse(SQLModel, table=True):
@@ -455,3 +460,20 @@ class PendingMessage(SQLModel, table=True):
     text: str = Field(sa_type=Text)
     meta: str = Field(default="{}", sa_type=Text)
     received_at: datetime = _timestamp()
+
+
+class WhatsAppContact(SQLModel, table=True):
+    """The one place a WhatsApp citizen's phone number is kept: the engine, the cases and the
+    logs know them by ``sender_id`` (``whatsapp:<keyed hash of the number>``). Erased with the
+    reporter (``storage.cases.erase_reporter``: forget_me and retention). ``last_inbound_at``:
+    the citizen's last message, which opens WhatsApp's 24-hour window for free-form messages;
+    ``locale``: the language their messages were last recognised in (for the channel's own
+    notices, before the engine has answered)."""
+
+    __tablename__ = "whatsapp_contacts"
+
+    sender_id: str = Field(primary_key=True, max_length=SENDER_ID_MAX)
+    phone: str = Field(max_length=32)
+    last_inbound_at: datetime | None = _optional_timestamp()
+    locale: str | None = Field(default=None, max_length=8)
+    created_at: datetime = _timestamp()

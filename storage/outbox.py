@@ -270,12 +270,15 @@ def _one_attempt_less() -> Any:
     return case((col(OutboxMessage.attempts) > 0, col(OutboxMessage.attempts) - 1), else_=0)
 
 
-def mark_sent(*, session: Session, message_id: uuid.UUID, now: datetime | None = None) -> None:
-    """The platform took the message. Recorded whoever holds the lease now: it was sent."""
+def mark_sent(*, session: Session, message_id: uuid.UUID, now: datetime | None = None,
+              platform_message_id: str | None = None) -> None:
+    """The platform took the message. Recorded whoever holds the lease now: it was sent.
+    ``platform_message_id``: the platform's id for it, where its delivery reports name it."""
     _run(session, update(OutboxMessage).where(
         col(OutboxMessage.id) == message_id, col(OutboxMessage.status) != SENT,
     ).values(
         status=SENT, sent_at=now or utcnow(), lease_owner=None, lease_until=None, last_error=None,
+        platform_message_id=platform_message_id,
     ))
 
 

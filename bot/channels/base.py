@@ -17,7 +17,7 @@ class Button:
 
 @dataclass(frozen=True)
 class IncomingMessage:
-    sender_id: str  # namespaced by channel: "web:…", "telegram:…"
+    sender_id: str  # namespaced by channel: "web:…", "telegram:…", "whatsapp:…"
     text: str  # what the engine reads: typed text or a "/intent{…}" payload
     locale_hint: str | None = None  # browser or app language, used until the citizen's own is known
     display_text: str | None = None  # what the citizen sees echoed (a button's title)
@@ -42,12 +42,15 @@ class DeliveryOutcome:
     platform's ``retry_after`` in seconds; or a server/network error). ``unreachable``: the
     citizen blocked the bot. ``failed``: it will never go (e.g. the chat does not exist).
     ``offline``: the citizen cannot be reached from here right now (a web-chat citizen not
-    connected to this instance); nothing was tried.
+    connected to this instance); nothing was tried. A ``retry_after`` with ``recipient_only``
+    holds back only this citizen's messages, not the whole channel.
     """
 
     status: DeliveryStatus
     retry_after: float | None = None
     error: str = ""
+    recipient_only: bool = False  # the wait concerns this citizen alone (WhatsApp's pair rate limit)
+    platform_id: str = ""  # the platform's id of the sent message (WhatsApp's delivery reports use it)
 
 
 class Channel(abc.ABC):

@@ -19,7 +19,7 @@ from storage.migrate import ALEMBIC_INI, alembic_config, upgrade_database
 TABLES = {
     "reporters", "cases", "case_events", "attachments", "attachment_data", "audit_log", "staff_users",
     "staff_sessions", "subscriptions", "alerts", "outbox", "survey_responses", "leases",
-    "pending_messages",
+    "pending_messages", "whatsapp_contacts",
 }
 
 
@@ -47,7 +47,7 @@ def test_alembic_ini_ships_inside_the_package() -> None:
 
 def test_single_head() -> None:
     heads = ScriptDirectory.from_config(alembic_config("sqlite://")).get_heads()
-    assert heads == ["0008"]
+    assert heads == ["0009"]
 
 
 def test_upgrade_creates_all_tables(migrated_url: str) -> None:

@@ -54,10 +54,12 @@ BOUNDARY_TOLERANCE_M = 15.0
 STATION_TOLERANCE_M = 40.0
 # A street counts as crossing a neighbourhood when this much of it lies there.
 MIN_CROSSING_M = 40.0
-# Metres of street per house number: 7.6-15 m measured on known addresses (Mallorca 401,
-# Passeig de Gràcia 43 and 92, Villarroel 170, La Rambla 55 and 91, Sant Antoni M. Claret 167).
+# Metres of street per house number where no number of the street is known: from 3.5 (the
+# narrow lots of Gràcia and Sants) to 15 (the Passeig de Gràcia, the avenues). A narrower
+# spread put some numbers in a wrong neighbourhood (streets whose numbering starts before the
+# line we have, Gran Via, Pau Claris, Còrsega); the known numbers narrow it instead.
 METRES_PER_NUMBER = (3.5, 15.0)
-# On a straight street (the Eixample grid, the avenues), counted along the line between its ends.
+# On a straight street of the lower city (the Eixample grid), counted along the line between its ends.
 METRES_PER_NUMBER_STRAIGHT = (3.5, 15.0)
 # Metres either way for where numbering starts and the first lots.
 NUMBER_MARGIN_M = 0.0
@@ -223,6 +225,7 @@ _WORD_FORMS = {
     "tallers": "tallers", "hospital": "hospital", "carmen": "carme", "boqueria": "boqueria",
     "princesa": "princesa", "argenteria": "argenteria", "ferran": "ferran", "fernando": "ferran",
     "escudillers": "escudellers", "escudellers": "escudellers", "avinyo": "avinyo",
+    "catalonia": "catalunya", "spain": "espanya",
 }
 # Whole names people say differently ("calle Mayor de Gracia" is the Carrer Gran de Gràcia).
 _PHRASE_FORMS = {
@@ -261,6 +264,7 @@ _HARMLESS_TAIL = re.compile(
     r"(?:(?:\d+\s*(?:[oa]|n|r|er|a|o|bis)?|bajos|baixos|entresuelo|entresol|principal|atico|atic|piso|pis|floor"
     r"|planta|puerta|porta|door|flat)\b\s*)*"
 )
+_TRAILING_KINDS = {"square": "Pl", "sq": "Pl", "avenue": "Av", "ave": "Av", "street": "C", "st": "C"}
 # Neighbourhood names (or their short forms) that are also everyday words in the three languages.
 _COMMON_WORD_NAMES = ("porta", "salut", "clot", "clota", "horta", "born", "coll", "besos", "prosperitat")
 _OUTSIDE_WORDS = re.compile(
@@ -700,7 +704,9 @@ class Gazetteer:
             if not streets and len(key) >= 5:
                 streets = self._near(key)
             if streets:
-                street = self._best_street(streets, kind)
+                # "Catalonia square", "Sarrià avenue": the English kind word comes after the name
+                trailing = _TRAILING_KINDS.get(tail.split()[0]) if kind is None and tail else None
+                street = (trailing and self._best_street(streets, trailing)) or self._best_street(streets, kind)
                 if street is not None and (kind is not None or not bare or end == len(words) or number is not None
                                            or len(key) >= 4):
                     return street, number, phrase

@@ -873,18 +873,24 @@ class Gazetteer:
         dx, dy = after.x - before.x, after.y - before.y
         norm = math.hypot(dx, dy) or 1.0
         left = (-dy / norm, dx / norm)
-        reach = STREET_MAX_HALF_WIDTH_M * 2
+        # the street's lines across from here: the nearest one and those within an avenue's
+        # width of it (carriageways, side roads); the axis may run beside a slightly bent street
+        nearest = shapely.ops.nearest_points(geometry, on_axis)[0]
+        nearest_offset = (nearest.x - on_axis.x) * left[0] + (nearest.y - on_axis.y) * left[1]
+        reach = abs(nearest_offset) + STREET_MAX_HALF_WIDTH_M * 2
         across = LineString([(on_axis.x - left[0] * reach, on_axis.y - left[1] * reach),
                              (on_axis.x + left[0] * reach, on_axis.y + left[1] * reach)])
         hits = geometry.intersection(across)
-        offsets = sorted((point.x - on_axis.x) * left[0] + (point.y - on_axis.y) * left[1]
-                         for point in getattr(hits, "geoms", [hits]) if not point.is_empty
-                         for point in [point.centroid])
+        offsets = sorted(
+            offset for point in getattr(hits, "geoms", [hits]) if not point.is_empty
+            for offset in [(point.centroid.x - on_axis.x) * left[0] + (point.centroid.y - on_axis.y) * left[1]]
+            if abs(offset - nearest_offset) <= STREET_MAX_HALF_WIDTH_M * 2
+        )
         if offsets:
             centre_offset, half_width = (offsets[0] + offsets[-1]) / 2, (offsets[-1] - offsets[0]) / 2
             centre = Point(on_axis.x + left[0] * centre_offset, on_axis.y + left[1] * centre_offset)
-        else:  # the axis point is off the street here: its nearest line
-            centre, half_width = shapely.ops.nearest_points(geometry, on_axis)[0], 0.0
+        else:  # no line straight across: the nearest one
+            centre, half_width = nearest, 0.0
         if not side:
             return centre
         out = min(half_width, STREET_MAX_HALF_WIDTH_M) + HOUSE_OFFSET_M
@@ -1001,13 +1007,12 @@ def _main_body(geometry: BaseGeometry) -> tuple[BaseGeometry, bool]:
     parts = [part for part in getattr(geometry, "geoms", [geometry]) if part.length > 0]
     if len(parts) <= 1:
         return geometry, False
-    groups: list[list[BaseGeometry]] = []
+    clusters: list[list[BaseGeometry]] = []
     for part in parts:
-        touching = [group for group in groups if any(part.distance(other) <= PIECE_GAP_M for other in group)]
-        merged = [part] + [other for group in touching for other in group]
-        groups = [group for group in groups if group not in touching] + [merged]
-    groups = [shapely.union_all(group) for group in groups]
-    groups.sort(key=lambda group: -group.length)
+        touching = [cluster for cluster in clusters if any(part.distance(other) <= PIECE_GAP_M for other in cluster)]
+        merged = [part] + [other for cluster in touching for other in cluster]
+        clusters = [cluster for cluster in clusters if all(cluster is not t for t in touching)] + [merged]
+    groups = sorted((shapely.union_all(cluster) for cluster in clusters), key=lambda group: -group.length)
     body, rest = groups[0], groups[1:]
     changed = True
     while changed:  # gaps along the way, one after the other

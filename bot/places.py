@@ -64,11 +64,14 @@ METRES_PER_NUMBER_STRAIGHT = (3.5, 15.0)
 # Metres either way for where numbering starts and the first lots.
 NUMBER_MARGIN_M = 0.0
 NUMBER_STEP_M = 10.0
-# Around a known house number (block-face precision) and, between two, this share of the
-# distance to the nearer one; counted on from a known number at these metres per number.
-KNOWN_NUMBER_SPREAD_M = 70.0
+# The first and last houses of a street stand this far from the middle of the crossing streets.
+HOUSE_FROM_END_M = 20.0
+# Around a known house number and, between two, this share of the distance to the nearer one;
+# counted on from a known number at these metres per number. Wide on purpose: the two sides of
+# a street are numbered apart (Provença 233 and 236 stand two blocks apart) and lots differ.
+KNOWN_NUMBER_SPREAD_M = 120.0
 KNOWN_NUMBER_SPREAD_SHARE = 0.15
-METRES_PER_NUMBER_ON = (6.0, 12.0)
+METRES_PER_NUMBER_ON = (5.0, 15.0)
 # Pieces of one street farther apart than this are not one line; a stray piece this long
 # makes the street split (two streets of one name): a number on it is asked about.
 PIECE_GAP_M = 150.0
@@ -829,7 +832,9 @@ class Gazetteer:
         stretch = _number_stretch(number, known, grid)
         if stretch is None or stretch[0] > axis.length + 100:
             return None  # no such number here: read it as the street
-        low, high = max(0.0, stretch[0]), stretch[1]
+        # a house stands beside the street, not in the crossing at either end of it
+        low = max(HOUSE_FROM_END_M, stretch[0])
+        high = max(low, min(stretch[1], axis.length - HOUSE_FROM_END_M))
         orientations = [axis]
         if len(known) < 2 and not _numbering_sure(axis):
             orientations.append(LineString(list(axis.coords)[::-1]))
@@ -837,7 +842,7 @@ class Gazetteer:
         codes: set[str] = set()
         points: list[Point] = []
         for oriented in orientations:
-            for along in _steps(low, min(high, oriented.length), NUMBER_STEP_M):
+            for along in _steps(low, high, NUMBER_STEP_M):
                 point = self._house_point(street.geometry, oriented, along, side)
                 points.append(point)
                 found = self._around(point, SIDE_TOLERANCE_M if side else BOUNDARY_TOLERANCE_M)

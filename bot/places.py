@@ -78,6 +78,8 @@ PIECE_GAP_M = 150.0
 # Metres inland (north-west, across the coast) from the origin below which a street belongs to
 # the lower city (Ciutat Vella, the Eixample, Poblenou, Sants), whose numbering follows the rule.
 LOWER_CITY_INLAND_M = 1500.0
+# Neighbourhood codes of the old town (Ciutat Vella), whose streets keep their own numbering.
+OLD_TOWN_DISTRICT = "01-"
 PIECE_BREAK_M = 800.0
 PIECE_MIN_STRAY_M = 100.0
 # A street is straight when every piece lies this close to the line between its ends.
@@ -836,7 +838,8 @@ class Gazetteer:
         low = max(HOUSE_FROM_END_M, stretch[0])
         high = max(low, min(stretch[1], axis.length - HOUSE_FROM_END_M))
         orientations = [axis]
-        if len(known) < 2 and not _numbering_sure(axis):
+        old_town = any(code.startswith(OLD_TOWN_DISTRICT) for code in street.crossings)
+        if len(known) < 2 and not _numbering_sure(axis, old_town=old_town):
             orientations.append(LineString(list(axis.coords)[::-1]))
         side = (1.0 if number % 2 else -1.0) if straight and len(orientations) == 1 else 0.0
         codes: set[str] = set()
@@ -1062,17 +1065,18 @@ def _in_lower_city(line: LineString) -> bool:
     return (-middle.x + middle.y) * math.sqrt(0.5) < LOWER_CITY_INLAND_M
 
 
-def _numbering_sure(line: LineString) -> bool:
+def _numbering_sure(line: LineString, *, old_town: bool = False) -> bool:
     """True when the end numbering starts at is sure: a street running from the sea inland
     (numbered from the sea), or in the lower city a street along the coast on the Eixample's
     grid (numbered from the Llobregat) or slanting inland like the Diagonal (from the sea).
     Other streets of the upper city (several are numbered from the Besòs end or from their
-    old village's centre) may start at either end."""
+    old village's centre), and streets of the old town along the coast (numbered from La Rambla:
+    Carrer Nou de la Rambla, del Carme, de l'Hospital), may start at either end."""
     start, end = Point(line.coords[0]), Point(line.coords[-1])
     span = start.distance(end) or 1.0
     across = abs((-end.x + end.y) - (-start.x + start.y)) * math.sqrt(0.5) / span
     lower_city = _in_lower_city(line)
-    return across >= 0.6 or (lower_city and (across <= 0.14 or across >= 0.35))
+    return across >= 0.6 or (lower_city and (across >= 0.35 or (across <= 0.14 and not old_town)))
 
 
 def _both_ways(line: LineString) -> bool:

@@ -63,7 +63,7 @@ locales: app-env
 
 extract: app-env
 	$(PYBABEL) extract -F babel.cfg -k N_ -k t:2 --sort-by-file --no-wrap \
-	  --project=barri --copyright-holder="Barri developers" -o locales/messages.pot bot dialogues
+	  --project=barri --copyright-holder="Barri developers" -o locales/messages.pot common bot dialogues
 
 # The incident lexicon as DIET features: run after editing nlu/lexicon/*.yml.
 lexicon-features: app-env
@@ -156,7 +156,7 @@ screenshots:
 	mkdir -p docs/screenshots && cp results/screenshots/*.png docs/screenshots/
 
 lint: app-env
-	$(APP_VENV)/bin/ruff check bot storage dialogues tests
+	$(APP_VENV)/bin/ruff check common bot storage dialogues tests
 	$(APP_VENV)/bin/mypy
 
 clean:

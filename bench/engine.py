@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench import load  # noqa: E402
 from bench.citizen import SCRIPTS, Frame, file_report, rest_say  # noqa: E402
 from bot.devserver import engine_command, engine_env, newest_model, stop, wait_for, write_engine_endpoints  # noqa: E402
-from bot.settings import PROJECT_ROOT, Settings  # noqa: E402
+from common.settings import PROJECT_ROOT, Settings  # noqa: E402
 from storage.migrate import upgrade_database  # noqa: E402
 
 MB = 1024 * 1024
@@ -123,7 +123,7 @@ def main() -> None:
         with (tmp / "actions.log").open("wb") as actions_log, (tmp / "engine.log").open("wb") as engine_log:
             try:
                 processes.append(subprocess.Popen(
-                    [sys.executable, "-m", "bot.cli", "--log-level", "WARNING", "actions"], env=env,
+                    [sys.executable, "-m", "dialogues.actions", "--log-level", "WARNING"], env=env,
                     cwd=PROJECT_ROOT, stdout=actions_log, stderr=subprocess.STDOUT, start_new_session=True))
                 if not wait_for(f"{settings.action_server_url}/health", 120, processes):
                     raise SystemExit("the action server did not start")

@@ -39,7 +39,7 @@ from typing import Any
 from sqlalchemy import create_engine, insert, text
 from sqlalchemy.engine import Engine, make_url
 
-from bot.settings import PROJECT_ROOT
+from common.settings import PROJECT_ROOT
 from storage import outbox as store
 from storage.alerts import delivery_report
 from storage.db import create_db_engine, session_scope

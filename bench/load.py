@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.citizen import SCRIPTS, Frame, Outcome, Script, file_report, hello, rest_say, say  # noqa: E402
 from bot.devserver import engine_command, engine_env, newest_model, stop, wait_for, write_engine_endpoints  # noqa: E402
-from bot.settings import PROJECT_ROOT, Settings  # noqa: E402
+from common.settings import PROJECT_ROOT, Settings  # noqa: E402
 from storage.migrate import upgrade_database  # noqa: E402
 
 GROUPS: dict[str, int] = {}  # service name -> process group id, when the benchmark started the stack
@@ -191,7 +191,7 @@ def own_stack(args: argparse.Namespace) -> Iterator[tuple[str, str]]:
         processes: list[subprocess.Popen[bytes]] = []
         logs = [(tmp / name).open("wb") for name in ("actions.log", "engine.log", "bot.log")]
         commands = [
-            ([sys.executable, "-m", "bot.cli", "--log-level", "WARNING", "actions"], env),
+            ([sys.executable, "-m", "dialogues.actions", "--log-level", "WARNING"], env),
             (engine_command(settings, model, endpoints), engine_env(env)),
             ([sys.executable, "-m", "bot.cli", "--log-level", "WARNING", "serve"], env),
         ]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bot.i18n import N_, Catalogs
+from common.i18n import N_, Catalogs
 
 SEVERITY_LABELS = {
     "info": N_("Information"),

@@ -23,7 +23,6 @@ from bot.channels.webchat.channel import WebChatChannel
 from bot.dbdown import database_errors
 from bot.dispatch import DispatchDesk
 from bot.engine import Conversations, EngineClient
-from bot.i18n import Catalogs
 from bot.jobs import JobContext
 from bot.keys import (
     CATALOGS,
@@ -38,7 +37,6 @@ from bot.keys import (
     TELEGRAM,
     WEBCHAT,
 )
-from bot.language import warm_up
 from bot.limits import body_limits
 from bot.livechat import LiveChat
 from bot.notify import Notifier
@@ -47,7 +45,9 @@ from bot.outbox import Outboxes, OutboxWorker
 from bot.ratelimit import create_rate_limiter
 from bot.replay import Inbox, Replayer
 from bot.scheduler import Leadership
-from bot.settings import Settings
+from common.i18n import Catalogs
+from common.language import warm_up
+from common.settings import Settings
 from storage.db import create_db_engine, ping, session_scope
 from storage.errors import DatabaseUnavailable, StorageError
 from storage.inbox import has_pending

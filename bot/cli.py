@@ -1,7 +1,6 @@
 """`barri`: the project's command-line tool.
 
     barri serve          the bot service (web chat; later Telegram and the desk)
-    barri actions        the action server (custom actions + NLG) for the engine
     barri db upgrade     apply the database migrations (a prestart step)
     barri db backup FILE a consistent copy of the database while it runs
     barri user add NAME --role dispatcher|community|admin [--lang en|es|ca]
@@ -17,6 +16,8 @@
     barri user link-telegram NAME TELEGRAM_ID
                          the dispatch group's buttons act in NAME's name for that Telegram user
     barri run            engine, action server and bot service together (what `make run` starts)
+
+The action server is a process of its own: `barri-actions` (python -m dialogues.actions).
 """
 
 from __future__ import annotations
@@ -34,41 +35,11 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-from pydantic import ValidationError
 
-from bot.logs import access_logger, configure_logging
-from bot.observability import TEXT_FORMAT
-from bot.settings import PROJECT_ROOT, SECRETS, SUPPORTED_LOCALES, MissingSecret, Settings
+from common.logs import TEXT_FORMAT, access_log_options, configure_logging
+from common.settings import SUPPORTED_LOCALES, Settings, load_settings
 
 ROLES = ("dispatcher", "community", "admin")
-# the secrets each command needs (the others need none: `barri db upgrade` runs without any)
-NEEDED_SECRETS = {"serve": ("secret_key", "rasa_token"), "actions": ("rasa_token",),
-                  "run": ("secret_key", "rasa_token")}
-
-
-def load_settings(command: str = "") -> Settings:
-    """Settings from the environment; in a development checkout SECRET_KEY and RASA_TOKEN may
-    come from var/secret_key and var/rasa_token, which `make run` generates. Refuses to go on
-    without the secrets ``command`` needs."""
-    overrides: dict[str, Any] = {}
-    for name in SECRETS:
-        dev_secret = PROJECT_ROOT / "var" / name
-        if name.upper() not in os.environ and dev_secret.exists():
-            overrides[name] = dev_secret.read_text().strip()
-    try:
-        settings = Settings(**overrides)
-        settings.require(*NEEDED_SECRETS.get(command, ()))
-    except ValidationError as error:
-        for problem in error.errors():
-            where = ".".join(str(p) for p in problem["loc"]) or "settings"
-            print(f"barri: {where}: {problem['msg']}", file=sys.stderr)  # noqa: T201
-        raise SystemExit(2) from None
-    except MissingSecret as problem:
-        print(f"barri: {problem}", file=sys.stderr)  # noqa: T201
-        raise SystemExit(2) from None
-    return settings
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="barri", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -76,7 +47,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--log-level", default="INFO")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("serve", help="run the bot service")
-    commands.add_parser("actions", help="run the action server")
     db = commands.add_parser("db", help="database tasks")
     db.add_argument("task", choices=["upgrade", "backup"])
     db.add_argument("file", nargs="?", help="backup: the new file to write")
@@ -128,11 +98,6 @@ def main(argv: list[str] | None = None) -> None:
             app.cleanup_ctx.append(metrics_listener(app, "127.0.0.1", settings.metrics_port))
         web.run_app(app, host=settings.bot_host, port=settings.bot_port, print=None,
                     **access_log_options(settings))
-    elif args.command == "actions":
-        from dialogues.actions.server import create_actions_app
-
-        web.run_app(create_actions_app(settings), host=settings.actions_host, port=settings.actions_port, print=None,
-                    **access_log_options(settings))
     elif args.command == "db" and args.task == "upgrade":
         from storage.migrate import upgrade_database
 
@@ -149,12 +114,6 @@ def main(argv: list[str] | None = None) -> None:
         from bot.devserver import run_all
 
         raise SystemExit(run_all(settings, model=args.model))
-
-
-def access_log_options(settings: Settings) -> dict[str, Any]:
-    """``web.run_app``'s access-log arguments for the ACCESS_LOG setting (bot.logs)."""
-    logger_class = access_logger(settings)
-    return {"access_log": None} if logger_class is None else {"access_log_class": logger_class}
 
 
 def manage_user(settings: Settings, args: argparse.Namespace) -> int:

@@ -22,7 +22,7 @@ from urllib.parse import unquote, urlsplit
 import yaml
 from sqlalchemy.engine import make_url
 
-from bot.settings import PROJECT_ROOT, Settings
+from common.settings import PROJECT_ROOT, Settings
 
 ENGINE_VENV = PROJECT_ROOT / ".venv-engine"
 MODELS_DIR = PROJECT_ROOT / "models"
@@ -187,7 +187,7 @@ def run_all(settings: Settings, model: str | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     try:
-        start("actions", [python, "-m", "bot.cli", "actions"], env)
+        start("actions", [python, "-m", "dialogues.actions"], env)
         start("engine", engine_command(settings, model_path, endpoints), engine_env(env))
         start("bot", [python, "-m", "bot.cli", "serve"], env)
         url = f"http://{settings.bot_host}:{settings.bot_port}"

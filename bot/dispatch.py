@@ -27,10 +27,10 @@ from sqlmodel import col, select
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.error import TelegramError
 
-from bot.i18n import N_, Catalogs
 from bot.notify import Notifier
-from bot.settings import Settings
-from dialogues.actions.responses import CATEGORY_LABELS
+from common.i18n import N_, Catalogs
+from common.responses import CATEGORY_LABELS
+from common.settings import Settings
 from storage import followups, users
 from storage.cases import _add_event, _atomic
 from storage.db import session_scope

@@ -14,13 +14,14 @@ from typing import Any
 import aiohttp
 
 from bot.channels.base import Button, IncomingMessage, OutgoingMessage
-from bot.i18n import Catalogs, current_locale
-from bot.language import confident_language
 from bot.livechat import LiveChat
-from bot.observability import CHANNEL, REQUEST_ID, Metrics, channel_of, new_request_id
+from bot.observability import Metrics, channel_of, new_request_id
 from bot.ratelimit import RateLimiter, Verdict
 from bot.replay import Inbox
-from dialogues.actions.responses import ADAPTER_MESSAGES
+from common.i18n import Catalogs, current_locale
+from common.language import confident_language
+from common.logs import CHANNEL, REQUEST_ID
+from common.responses import ADAPTER_MESSAGES
 
 log = logging.getLogger(__name__)
 

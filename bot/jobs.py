@@ -22,9 +22,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from telegram.error import TelegramError
 
 from bot.dispatch import LOOK_BACK, DispatchDesk
-from bot.i18n import Catalogs
-from bot.settings import Settings
-from dialogues.actions import outreach
+from common import outreach
+from common.i18n import Catalogs
+from common.settings import Settings
 from storage import alerts, followups
 from storage import cases as case_store
 from storage.db import session_scope

@@ -9,11 +9,11 @@ from sqlalchemy import Engine
 from bot.channels.telegram.channel import TelegramChannel
 from bot.channels.webchat.channel import WebChatChannel
 from bot.engine import Conversations, EngineClient
-from bot.i18n import Catalogs
 from bot.notify import Notifier
 from bot.outbox import Outboxes
 from bot.scheduler import Leadership
-from bot.settings import Settings
+from common.i18n import Catalogs
+from common.settings import Settings
 
 SETTINGS = web.AppKey("settings", Settings)
 HTTP = web.AppKey("http", aiohttp.ClientSession)

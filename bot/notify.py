@@ -12,8 +12,8 @@ from collections.abc import Callable, Mapping
 from sqlalchemy import Engine
 
 from bot.channels.base import Channel, OutgoingMessage
-from bot.i18n import N_, Catalogs
-from dialogues.actions.responses import STATUS_LABELS
+from common.i18n import N_, Catalogs
+from common.responses import STATUS_LABELS
 from storage.db import session_scope
 from storage.desk import record_citizen_notification
 from storage.models import Case, Reporter, utcnow

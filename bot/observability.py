@@ -19,15 +19,12 @@ a loopback port of its own (``METRICS_PORT``) for a local Prometheus agent.
 from __future__ import annotations
 
 import asyncio
-import contextvars
-import json
 import logging
 import re
 import time
 import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterator
-from datetime import UTC, datetime
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics, generate_latest
@@ -35,6 +32,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 from sqlalchemy import Engine
 
+from common.logs import REQUEST_ID
 from storage import cases as case_store
 from storage import outbox as outbox_store
 from storage.db import session_scope
@@ -43,33 +41,8 @@ from storage.models import utcnow
 
 log = logging.getLogger(__name__)
 
-REQUEST_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
-CHANNEL: contextvars.ContextVar[str | None] = contextvars.ContextVar("channel", default=None)
-
 _SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
-TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-
-
-# --------------------------------------------------------------------------- logs
-
-
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line: timestamp (UTC, ISO 8601), level, logger, message, request
-    id and channel (null outside a request or a message), and the traceback if any."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, object] = {
-            "timestamp": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-            "request_id": REQUEST_ID.get(),
-            "channel": CHANNEL.get(),
-        }
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, ensure_ascii=False)
 
 
 def new_request_id() -> str:

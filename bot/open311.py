@@ -17,7 +17,7 @@ admin (401 without a valid one, 403 for another role), in the ``X-Api-Key`` head
 never records query strings). The case is stored with channel
 "open311", the deployment's default locale, a new sender "open311:<uuid4>" per request and
 the neighbourhood of lat/long (point in polygon) or, without them, ``address_string`` read by
-the chat's own place resolver (``bot.places``): a corner, a street and number, a landmark or a
+the chat's own place resolver (``common.places``): a corner, a street and number, a landmark or a
 neighbourhood becomes a point and a neighbourhood, a street that crosses several neighbourhoods
 gets none; ``location_source`` and its radius are stored as for the chat. Contact details
 (email, first_name, last_name, phone) are kept only when some are given (contact mode
@@ -74,11 +74,11 @@ from pydantic import ValidationError
 from sqlalchemy import and_, or_
 from sqlmodel import col, select
 
-from bot.geo import Neighbourhoods
-from bot.i18n import negotiate_locale
 from bot.keys import CATALOGS, DB, SETTINGS
-from bot.places import RADIUS_SHARED, SHARED_LOCATION, Place, gazetteer_for
-from dialogues.actions.responses import CATEGORY_LABELS
+from common.geo import Neighbourhoods
+from common.i18n import negotiate_locale
+from common.places import RADIUS_SHARED, SHARED_LOCATION, Place, gazetteer_for
+from common.responses import CATEGORY_LABELS
 from storage import cases as case_store
 from storage.db import session_scope
 from storage.errors import DatabaseUnavailable

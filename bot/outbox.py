@@ -52,9 +52,9 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.channels.base import Button, DeliveryOutcome, OutgoingMessage
-from bot.logs import configure_logging
 from bot.observability import Metrics
-from bot.settings import Settings
+from common.logs import configure_logging
+from common.settings import Settings
 from storage import outbox as store
 from storage.db import create_db_engine, session_scope
 from storage.errors import StorageError

@@ -38,7 +38,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot import jobs
-from bot.settings import Settings
+from common.settings import Settings
 from storage.db import create_db_engine, session_scope
 from storage.errors import StorageError
 from storage.leases import acquire_lease, release_lease

@@ -6,6 +6,7 @@ COPY requirements/app.lock requirements/app.lock
 # exact versions first (a layer of its own: it changes only with the lock), then the project
 RUN pip install --no-cache-dir --no-deps -r requirements/app.lock
 COPY pyproject.toml README.md NOTICE ./
+COPY common common
 COPY bot bot
 COPY storage storage
 COPY dialogues dialogues

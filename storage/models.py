@@ -47,7 +47,7 @@ Status = Literal[
     "new", "acknowledged", "in_progress", "resolved", "closed", "rejected", "duplicate"
 ]
 Priority = Literal["normal", "high", "urgent"]
-# How a case's place was found (the same names as bot.places)
+# How a case's place was found (the same names as common.places)
 LocationSource = Literal[
     "shared_location", "corner", "street_number", "street", "landmark", "neighbourhood", "not_located"
 ]
@@ -187,7 +187,7 @@ class Case(SQLModel, table=True):
     address: str | None = Field(default=None, sa_type=Text)
     latitude: float | None = None
     longitude: float | None = None
-    # how the place was found (bot.places.LOCATION_SOURCES) and how far off the point may be
+    # how the place was found (common.places.LOCATION_SOURCES) and how far off the point may be
     location_source: str | None = Field(default=None, max_length=20)
     location_radius: int | None = None  # metres; None without a point
     neighbourhood_code: str | None = Field(default=None, max_length=16, index=True)

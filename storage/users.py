@@ -28,7 +28,7 @@ from storage.errors import UserExists, UserNotFound
 from storage.models import ACTOR_SYSTEM, STAFF_NAME_MAX, STAFF_ROLES, StaffSession, StaffUser, utcnow
 
 ROLES: tuple[str, ...] = STAFF_ROLES  # ("dispatcher", "community", "admin")
-LOCALES = ("en", "es", "ca")  # the desk's languages (bot.settings.SUPPORTED_LOCALES)
+LOCALES = ("en", "es", "ca")  # the desk's languages (common.settings.SUPPORTED_LOCALES)
 
 TOKEN_PREFIX = "barri_"
 TOKEN_BYTES = 32

@@ -21,9 +21,9 @@ from typing import Any
 import pytest
 
 from bot.devserver import engine_command, engine_env, newest_model, stop, write_engine_endpoints
-from bot.geo import Neighbourhoods
-from bot.places import Gazetteer, load_gazetteer
-from bot.settings import PROJECT_ROOT, Settings
+from common.geo import Neighbourhoods
+from common.places import Gazetteer, load_gazetteer
+from common.settings import PROJECT_ROOT, Settings
 from storage.migrate import upgrade_database
 
 TEST_SECRET = "test-secret-key-0123456789abcdef"
@@ -95,7 +95,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     processes: list[subprocess.Popen[bytes]] = []
     with actions_log.open("wb") as actions_out, engine_log.open("wb") as engine_out:
         processes.append(subprocess.Popen(
-            [sys.executable, "-m", "bot.cli", "actions"], env=env, cwd=PROJECT_ROOT,
+            [sys.executable, "-m", "dialogues.actions"], env=env, cwd=PROJECT_ROOT,
             stdout=actions_out, stderr=subprocess.STDOUT, start_new_session=True,
         ))
         processes.append(subprocess.Popen(

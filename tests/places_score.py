@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from bot.places import Gazetteer
+from common.places import Gazetteer
 
 EXPECTATIONS = ("located", "ask", "unknown")
 

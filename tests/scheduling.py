@@ -19,9 +19,9 @@ from sqlalchemy import select as core_select
 from sqlmodel import col, select
 
 from bot import jobs
-from bot.i18n import Catalogs
 from bot.scheduler import JOBSTORE_TABLE
-from bot.settings import Settings
+from common.i18n import Catalogs
+from common.settings import Settings
 from storage import cases as case_store
 from storage.db import create_db_engine, session_scope
 from storage.migrate import upgrade_database

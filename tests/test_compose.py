@@ -8,7 +8,7 @@ import subprocess
 
 import yaml
 
-from bot.settings import PROJECT_ROOT, Settings
+from common.settings import PROJECT_ROOT, Settings
 
 COMPOSE_TEXT = (PROJECT_ROOT / "docker-compose.yml").read_text()
 COMPOSE = yaml.safe_load(COMPOSE_TEXT)

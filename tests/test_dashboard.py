@@ -24,8 +24,8 @@ from sqlmodel import select
 
 from bot.app import create_app
 from bot.dashboard import svg
-from bot.geo import Neighbourhoods
-from bot.settings import PROJECT_ROOT, Settings
+from common.geo import Neighbourhoods
+from common.settings import PROJECT_ROOT, Settings
 from storage import cases as case_store
 from storage import users
 from storage.db import create_db_engine, session_scope

@@ -18,8 +18,8 @@ from sqlmodel import select
 
 from bot.dashboard.labels import DeskText
 from bot.dispatch import dispatch_buttons, dispatch_text
-from bot.i18n import Catalogs, browser_locale
-from bot.settings import PROJECT_ROOT, Settings
+from common.i18n import Catalogs, browser_locale
+from common.settings import PROJECT_ROOT, Settings
 from storage import users
 from storage.db import session_scope
 from storage.models import Case, Reporter, StaffUser

@@ -29,13 +29,13 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from bot.app import create_app
 from bot.devserver import engine_command, engine_env, newest_model, stop, write_engine_endpoints
-from bot.geo import Neighbourhoods
-from bot.i18n import Catalogs
-from bot.places import Gazetteer
-from bot.settings import PROJECT_ROOT, Settings
+from common.geo import Neighbourhoods
+from common.i18n import Catalogs
+from common.places import Gazetteer
+from common.responses import ADAPTER_MESSAGES, RESPONSES
+from common.settings import PROJECT_ROOT, Settings
 from dialogues.actions.context import Services
 from dialogues.actions.report import ActionSaveCase
-from dialogues.actions.responses import ADAPTER_MESSAGES, RESPONSES
 from storage import inbox as inbox_store
 from storage import users
 from storage.cases import list_cases_for_sender
@@ -479,7 +479,7 @@ def start_engine_and_actions(settings: Settings, env: dict[str, str], tmp: Path)
     endpoints = write_engine_endpoints(settings, tmp / "endpoints.yml")
     with (tmp / "actions.log").open("wb") as actions_out, (tmp / "engine.log").open("wb") as engine_out:
         return [
-            subprocess.Popen([sys.executable, "-m", "bot.cli", "actions"], env=env, cwd=PROJECT_ROOT,
+            subprocess.Popen([sys.executable, "-m", "dialogues.actions"], env=env, cwd=PROJECT_ROOT,
                              stdout=actions_out, stderr=subprocess.STDOUT, start_new_session=True),
             subprocess.Popen(engine_command(settings, model_path(), endpoints), env=engine_env(env),
                              cwd=PROJECT_ROOT, stdout=engine_out, stderr=subprocess.STDOUT, start_new_session=True),

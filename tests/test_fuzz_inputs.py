@@ -17,11 +17,11 @@ from hypothesis import strategies as st
 from shapely.geometry import Point
 
 from bot.app import create_app
-from bot.geo import Neighbourhoods, fold
-from bot.i18n import Catalogs
-from bot.settings import PROJECT_ROOT, SUPPORTED_LOCALES
-from bot.when import UnknownTime, parse_when, said_as_future, today_named
-from dialogues.actions.responses import ADAPTER_MESSAGES, RESPONSES, render
+from common.geo import Neighbourhoods, fold
+from common.i18n import Catalogs
+from common.responses import ADAPTER_MESSAGES, RESPONSES, render
+from common.settings import PROJECT_ROOT, SUPPORTED_LOCALES
+from common.when import UnknownTime, parse_when, said_as_future, today_named
 from storage import cases as case_store
 from storage import users
 from storage.db import create_db_engine, session_scope

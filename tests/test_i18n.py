@@ -9,9 +9,9 @@ import pytest
 import yaml
 from babel.messages.pofile import read_po
 
-from bot.i18n import CatalogError, Catalogs, negotiate_locale
-from bot.settings import PROJECT_ROOT, SUPPORTED_LOCALES
-from dialogues.actions.responses import ADAPTER_MESSAGES, RESPONSES
+from common.i18n import CatalogError, Catalogs, negotiate_locale
+from common.responses import ADAPTER_MESSAGES, RESPONSES
+from common.settings import PROJECT_ROOT, SUPPORTED_LOCALES
 
 LOCALES = PROJECT_ROOT / "locales"
 PLACEHOLDER = re.compile(r"\{(\w*)\}")

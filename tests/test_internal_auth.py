@@ -15,9 +15,8 @@ import aiohttp
 import pytest
 
 from bot.app import create_app
-from bot.cli import load_settings
 from bot.devserver import ENGINE_VENV, engine_command, write_engine_endpoints
-from bot.settings import PROJECT_ROOT, MissingSecret, Settings
+from common.settings import PROJECT_ROOT, MissingSecret, Settings, load_settings
 from dialogues.actions.server import create_actions_app
 from tests.conftest import TEST_RASA_TOKEN, TEST_SECRET, Stack, make_settings
 
@@ -160,7 +159,7 @@ def test_the_bot_service_and_action_server_refuse_an_empty_or_placeholder_token(
 
 
 def test_each_command_needs_only_its_secrets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("bot.cli.PROJECT_ROOT", tmp_path)  # no var/ secrets of a development checkout
+    monkeypatch.setattr("common.settings.PROJECT_ROOT", tmp_path)  # no var/ secrets of a development checkout
     monkeypatch.delenv("SECRET_KEY", raising=False)
     monkeypatch.delenv("RASA_TOKEN", raising=False)
     for command in ("serve", "run"):

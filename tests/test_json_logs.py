@@ -15,8 +15,8 @@ from pathlib import Path
 
 import aiohttp
 
-from bot.observability import JsonFormatter
-from bot.settings import PROJECT_ROOT
+from common.logs import JsonFormatter
+from common.settings import PROJECT_ROOT
 from storage.migrate import upgrade_database
 from tests.conftest import TEST_SECRET, free_port
 

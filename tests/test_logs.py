@@ -26,8 +26,8 @@ from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
 from bot.devserver import stop
-from bot.logs import RedactingFormatter, access_logger, secrets_of
-from bot.settings import PROJECT_ROOT
+from common.logs import RedactingFormatter, access_logger, secrets_of
+from common.settings import PROJECT_ROOT
 from storage import cases as case_store
 from storage import users
 from storage.db import create_db_engine, session_scope

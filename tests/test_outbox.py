@@ -28,7 +28,7 @@ from bot.app import create_app
 from bot.channels.telegram.channel import TelegramPusher
 from bot.keys import OUTBOXES, WEBCHAT
 from bot.outbox import OutboxWorker, SendPacer, quiet_until
-from bot.settings import PROJECT_ROOT, Settings
+from common.settings import PROJECT_ROOT, Settings
 from storage import outbox as store
 from storage.alerts import delivery_report
 from storage.db import create_db_engine, session_scope

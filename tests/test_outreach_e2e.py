@@ -10,8 +10,8 @@ import pytest
 from sqlmodel import select
 
 from bot.app import create_app
-from bot.i18n import Catalogs
-from dialogues.actions.outreach import follow_up_message, survey_opening
+from common.i18n import Catalogs
+from common.outreach import follow_up_message, survey_opening
 from storage import cases as case_store
 from storage import subscriptions
 from storage.db import create_db_engine, session_scope

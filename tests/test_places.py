@@ -9,7 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from bot.places import CORNER, LANDMARK, NEIGHBOURHOOD, NOT_LOCATED, SHARED_LOCATION, STREET, STREET_NUMBER, Gazetteer
+from common.places import (
+    CORNER,
+    LANDMARK,
+    NEIGHBOURHOOD,
+    NOT_LOCATED,
+    SHARED_LOCATION,
+    STREET,
+    STREET_NUMBER,
+    Gazetteer,
+)
 from tests.places_score import read_table, score
 
 TABLES = Path(__file__).parent / "places"

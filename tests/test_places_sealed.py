@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.places import Gazetteer
+from common.places import Gazetteer
 from tests.places_score import read_table, score
 
 SEALED = Path(__file__).parent / "places_sealed"

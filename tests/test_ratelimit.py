@@ -18,9 +18,9 @@ from redis import asyncio as aioredis
 from bot.app import create_app
 from bot.channels.base import IncomingMessage
 from bot.engine import Conversations, EngineClient
-from bot.i18n import Catalogs
 from bot.ratelimit import MemoryRateLimiter, RedisRateLimiter, Verdict, create_rate_limiter
-from bot.settings import PROJECT_ROOT
+from common.i18n import Catalogs
+from common.settings import PROJECT_ROOT
 from tests.conftest import Stack, free_port, make_settings
 from tests.test_webchat import REF, app_settings, hello, say
 

@@ -27,8 +27,8 @@ from sqlmodel import col, select
 
 from bot import jobs
 from bot.app import create_app
-from bot.i18n import Catalogs
-from bot.settings import Settings
+from common.i18n import Catalogs
+from common.settings import Settings
 from storage import cases as case_store
 from storage.db import create_db_engine, session_scope
 from storage.models import (

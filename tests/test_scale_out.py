@@ -29,7 +29,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bench.citizen import SCRIPTS, Frame, Outcome, file_report, hello, say
 from bot.devserver import engine_command, engine_env, lock_store_config, newest_model, stop, write_engine_endpoints
-from bot.settings import PROJECT_ROOT, Settings
+from common.settings import PROJECT_ROOT, Settings
 from storage.migrate import upgrade_database
 from tests.conftest import TEST_RASA_TOKEN, TEST_SECRET, _wait, free_port, make_settings
 
@@ -196,7 +196,7 @@ def scale_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ScaleStack
         env = {**os.environ, "SECRET_KEY": TEST_SECRET, "RASA_TOKEN": TEST_RASA_TOKEN, "DATABASE_URL": base.database_url,
                "TRACKER_STORE_URL": base.tracker_store_url, "REDIS_URL": REDIS_URL,
                "ACTIONS_PORT": str(base.actions_port)}
-        start("actions", [sys.executable, "-m", "bot.cli", "actions"], env)
+        start("actions", [sys.executable, "-m", "dialogues.actions"], env)
         engine_settings = [Settings(**{**base.model_dump(), "rasa_port": port}) for port in engine_ports]
         for i, settings in enumerate(engine_settings):
             start(f"engine{i}", engine_command(settings, model, endpoints), engine_env(env))

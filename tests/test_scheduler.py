@@ -19,11 +19,11 @@ from telegram import Bot
 from bot import jobs
 from bot.app import create_app
 from bot.dispatch import DispatchDesk
-from bot.i18n import Catalogs
 from bot.keys import LEADERSHIP
 from bot.notify import Notifier
 from bot.scheduler import JOBSTORE_TABLE, LEADER_LEASE, Leadership
-from bot.settings import Settings
+from common.i18n import Catalogs
+from common.settings import Settings
 from storage import cases as case_store
 from storage import users
 from storage.db import create_db_engine, session_scope

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from bot.settings import MissingSecret, Settings
+from common.settings import MissingSecret, Settings
 
 
 @pytest.mark.parametrize("secret", ["changeme", "CHANGE-ME-to-a-long-random-string", "short"])

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import yaml
 
-from bot.when import UnknownTime, parse_when
+from common.when import UnknownTime, parse_when
 
 MADRID = ZoneInfo("Europe/Madrid")
 NOW = datetime(2026, 12, 7, 10, 30, tzinfo=MADRID)  # a Monday

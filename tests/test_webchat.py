@@ -10,7 +10,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from bot.app import create_app
-from bot.settings import Settings
+from common.settings import Settings
 from storage.db import create_db_engine
 from tests.conftest import Stack, free_port, make_settings
 

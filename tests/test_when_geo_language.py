@@ -10,10 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.geo import Neighbourhoods
-from bot.language import confident_language, conversation_language
-from bot.settings import PROJECT_ROOT
-from bot.when import UnknownTime, parse_when, said_as_future, today_named
+from common.geo import Neighbourhoods
+from common.language import confident_language, conversation_language
+from common.settings import PROJECT_ROOT
+from common.when import UnknownTime, parse_when, said_as_future, today_named
 
 MADRID = ZoneInfo("Europe/Madrid")
 NOW = datetime(2026, 11, 25, 18, 30, tzinfo=MADRID)  # a Wednesday

@@ -17,9 +17,9 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 
 from bot.alerts import AlertComposer
 from bot.api.auth import error, require, staff_of
-from bot.geo import Neighbourhoods
 from bot.keys import CATALOGS, DB, SETTINGS
 from bot.open311 import NEIGHBOURHOODS
+from common.geo import Neighbourhoods
 from storage import alerts as alert_store
 from storage.alerts import MAX_NEIGHBOURHOODS, AlertIn, DeliveryReport, IdempotencyConflict, InvalidAlert, NotTheAuthor
 from storage.db import session_scope

@@ -27,9 +27,9 @@ from bot.dashboard.sessions import (
     tokens_match,
 )
 from bot.dashboard.throttle import SignInThrottle
-from bot.i18n import N_
 from bot.keys import DB, SETTINGS
-from bot.netaddr import client_address
+from common.i18n import N_
+from common.netaddr import client_address
 from storage.db import session_scope
 from storage.models import STAFF_NAME_MAX, StaffUser
 from storage.users import PASSWORD_MAX_LENGTH, check_password

@@ -13,9 +13,9 @@ from aiohttp import web
 
 from bot.dashboard.labels import DeskText
 from bot.dashboard.sessions import SignedIn, derive_token
-from bot.i18n import LANGUAGE_NAMES, N_, browser_locale
 from bot.keys import CATALOGS, SETTINGS
-from bot.settings import SUPPORTED_LOCALES
+from common.i18n import LANGUAGE_NAMES, N_, browser_locale
+from common.settings import SUPPORTED_LOCALES
 
 PREFIX = "/desk"
 HERE = Path(__file__).parent

@@ -19,8 +19,8 @@ from babel.numbers import format_decimal, format_percent
 from babel.units import format_unit
 from markupsafe import Markup, escape
 
-from bot.i18n import LANGUAGE_NAMES, N_, Catalogs
-from dialogues.actions.responses import CATEGORY_LABELS
+from common.i18n import LANGUAGE_NAMES, N_, Catalogs
+from common.responses import CATEGORY_LABELS
 from storage.desk import CHAT_FROM_CITIZEN, EVENT_CITIZEN_NOTIFIED, EVENT_UPDATED
 from storage.models import (
     CATEGORIES,

@@ -42,10 +42,10 @@ from bot.dashboard.svg import (
     shade_legend,
     stacked_bars,
 )
-from bot.i18n import N_
 from bot.keys import DB, NOTIFIER, SETTINGS
 from bot.open311 import NEIGHBOURHOODS
-from bot.settings import SUPPORTED_LOCALES
+from common.i18n import N_
+from common.settings import SUPPORTED_LOCALES
 from storage import cases as case_store
 from storage import users
 from storage.db import session_scope

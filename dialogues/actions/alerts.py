@@ -17,8 +17,8 @@ from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from bot.geo import Neighbourhood
-from bot.i18n import N_
+from common.geo import Neighbourhood
+from common.i18n import N_
 from dialogues.actions.base import BarriAction, channel_of, latest_entities, latest_intent, latest_text
 from storage import subscriptions as subscription_store
 from storage.errors import StorageError

@@ -10,8 +10,8 @@ from typing import Any, TypeVar
 from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
+from common.responses import render
 from dialogues.actions.context import Services, conversation_locale
-from dialogues.actions.responses import render
 from storage.db import session_scope
 
 T = TypeVar("T")

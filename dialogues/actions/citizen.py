@@ -11,9 +11,9 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from bot.i18n import format_when
+from common.i18n import format_when
+from common.responses import CATEGORY_LABELS, STATUS_LABELS
 from dialogues.actions.base import BarriAction, latest_entities, latest_text
-from dialogues.actions.responses import CATEGORY_LABELS, STATUS_LABELS
 from storage import cases as case_store
 from storage.desk import set_live
 from storage.errors import StorageError

@@ -9,11 +9,11 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from bot.geo import Neighbourhoods
-from bot.i18n import Catalogs
-from bot.language import conversation_language
-from bot.places import Gazetteer
-from bot.settings import Settings
+from common.geo import Neighbourhoods
+from common.i18n import Catalogs
+from common.language import conversation_language
+from common.places import Gazetteer
+from common.settings import Settings
 
 
 def utc_now() -> datetime:
@@ -28,7 +28,7 @@ class Services:
     catalogs: Catalogs
     db: Engine
     neighbourhoods: Neighbourhoods
-    gazetteer: Gazetteer  # the place resolver (bot.places)
+    gazetteer: Gazetteer  # the place resolver (common.places)
     clock: Callable[[], datetime] = field(default=utc_now)
 
 

@@ -20,10 +20,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.forms import FormValidationAction
 from rasa_sdk.types import DomainDict
 
-from dialogues.actions.base import INTERRUPTIONS, BarriAction, latest_entities, latest_intent, latest_text
-from dialogues.actions.citizen import find_ref
-from dialogues.actions.context import Services
-from dialogues.actions.outreach import (
+from common.outreach import (
     SKIP,
     SURVEY_COMMENT,
     SURVEY_SAFETY,
@@ -33,7 +30,10 @@ from dialogues.actions.outreach import (
     parse_survey_value,
     survey_buttons,
 )
-from dialogues.actions.responses import CATEGORY_LABELS
+from common.responses import CATEGORY_LABELS
+from dialogues.actions.base import INTERRUPTIONS, BarriAction, latest_entities, latest_intent, latest_text
+from dialogues.actions.citizen import find_ref
+from dialogues.actions.context import Services
 from storage import cases as case_store
 from storage import surveys as survey_store
 from storage.errors import StorageError

@@ -16,9 +16,10 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.forms import FormValidationAction
 from rasa_sdk.types import DomainDict
 
-from bot.i18n import format_when
-from bot.places import CORNER, NEIGHBOURHOOD, NOT_LOCATED, SHARED_LOCATION, Gazetteer, Place
-from bot.when import UnknownTime, parse_when
+from common.i18n import format_when
+from common.places import CORNER, NEIGHBOURHOOD, NOT_LOCATED, SHARED_LOCATION, Gazetteer, Place
+from common.responses import CATEGORY_LABELS, CONTACT_LABELS, FIELD_LABELS, INCIDENT_TYPES, render
+from common.when import UnknownTime, parse_when
 from dialogues.actions.base import (
     INTERRUPTIONS,
     BarriAction,
@@ -29,7 +30,6 @@ from dialogues.actions.base import (
     recalled_message,
 )
 from dialogues.actions.context import Services
-from dialogues.actions.responses import CATEGORY_LABELS, CONTACT_LABELS, FIELD_LABELS, INCIDENT_TYPES, render
 from dialogues.actions.saying import describe_place, describe_when, place_fields, place_slot
 from storage import cases as case_store
 from storage.errors import StorageError

@@ -15,9 +15,9 @@ from zoneinfo import ZoneInfo
 
 from babel.dates import format_date
 
-from bot.geo import Neighbourhood
-from bot.i18n import N_
-from bot.places import CORNER, NEIGHBOURHOOD, NOT_LOCATED, SHARED_LOCATION, Place
+from common.geo import Neighbourhood
+from common.i18n import N_
+from common.places import CORNER, NEIGHBOURHOOD, NOT_LOCATED, SHARED_LOCATION, Place
 
 Translate = Callable[..., str]
 

@@ -19,11 +19,12 @@ from rasa_sdk.executor import ActionExecutor
 from rasa_sdk.interfaces import ActionExecutionRejection, ActionMissingDomainException, ActionNotFoundException
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot.geo import Neighbourhoods
-from bot.i18n import Catalogs
-from bot.language import warm_up
-from bot.places import load_gazetteer
-from bot.settings import Settings
+from common.geo import Neighbourhoods
+from common.i18n import Catalogs
+from common.language import warm_up
+from common.places import load_gazetteer
+from common.responses import RESPONSES, render
+from common.settings import Settings
 from dialogues.actions.alerts import ActionListSubscriptions, ActionSubscribeAlerts, ActionUnsubscribeAlerts
 from dialogues.actions.citizen import (
     ActionChangeLanguage,
@@ -43,7 +44,6 @@ from dialogues.actions.report import (
     ValidateReportForm,
     place_question,
 )
-from dialogues.actions.responses import RESPONSES, render
 from storage.db import create_db_engine
 from storage.errors import StorageError
 

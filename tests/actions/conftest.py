@@ -9,9 +9,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.geo import Neighbourhoods
-from bot.i18n import Catalogs
-from bot.places import Gazetteer
+from common.geo import Neighbourhoods
+from common.i18n import Catalogs
+from common.places import Gazetteer
 from dialogues.actions.context import Services
 from storage.db import create_db_engine
 from storage.migrate import upgrade_database

@@ -17,7 +17,7 @@ from rasa_sdk import Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from bot.settings import PROJECT_ROOT
+from common.settings import PROJECT_ROOT
 from dialogues.actions.citizen import ActionChangeLanguage, ActionCheckStatus, ActionForgetMe, ActionRequestHandoff
 from dialogues.actions.context import Services
 from dialogues.actions.report import ActionSaveCase, ActionStartReport, ValidateReportForm

@@ -13,6 +13,8 @@ from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from sqlmodel import select
 
+from common.outreach import follow_up_message, survey_opening, survey_payload
+from common.responses import render
 from dialogues.actions.alerts import ActionListSubscriptions, ActionSubscribeAlerts, ActionUnsubscribeAlerts
 from dialogues.actions.context import Services
 from dialogues.actions.followup import (
@@ -25,8 +27,6 @@ from dialogues.actions.followup import (
     ValidateSurveyForm,
     parse_score,
 )
-from dialogues.actions.outreach import follow_up_message, survey_opening, survey_payload
-from dialogues.actions.responses import render
 from storage import cases as case_store
 from storage import subscriptions
 from storage.db import session_scope

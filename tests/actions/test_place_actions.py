@@ -10,9 +10,9 @@ from typing import Any
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
+from common.responses import render
 from dialogues.actions.context import Services
 from dialogues.actions.report import ActionAskReportConfirmed, ActionSaveCase, ValidateReportForm, place_question
-from dialogues.actions.responses import render
 from storage import cases as case_store
 from storage.db import session_scope
 from tests.actions.conftest import MADRID, NOW

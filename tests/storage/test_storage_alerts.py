@@ -13,8 +13,8 @@ from sqlalchemy import update
 from sqlmodel import Session, select
 
 from bot.alerts import AlertComposer
-from bot.i18n import Catalogs
-from bot.settings import PROJECT_ROOT
+from common.i18n import Catalogs
+from common.settings import PROJECT_ROOT
 from storage import alerts
 from storage.alerts import AlertIn, IdempotencyConflict, InvalidAlert
 from storage.models import Alert, AuditLog, OutboxMessage, Reporter, Subscription, utcnow

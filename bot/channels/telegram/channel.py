@@ -40,10 +40,10 @@ from bot.channels.base import Channel, DeliveryOutcome, IncomingMessage, Outgoin
 from bot.channels.media import PhotoRejected, location_payload, pending_photos, photo_payload, store_photo
 from bot.dispatch import DESK_PREFIX, DispatchDesk
 from bot.engine import Conversations
-from bot.i18n import N_, Catalogs
 from bot.ratelimit import Verdict
-from bot.settings import SUPPORTED_LOCALES, Settings
-from dialogues.actions.responses import ADAPTER_MESSAGES
+from common.i18n import N_, Catalogs
+from common.responses import ADAPTER_MESSAGES
+from common.settings import SUPPORTED_LOCALES, Settings
 from storage import cases as case_store
 from storage.db import session_scope
 from storage.errors import StorageError

@@ -23,11 +23,11 @@ from aiohttp import WSMsgType, web
 from bot.channels.base import Channel, DeliveryOutcome, IncomingMessage, OutgoingMessage
 from bot.channels.media import PhotoRejected, location_payload, pending_photos, photo_payload, store_photo
 from bot.engine import Conversations
-from bot.i18n import LANGUAGE_NAMES, Catalogs
-from bot.netaddr import client_address
 from bot.ratelimit import RateLimiter, Verdict
-from bot.settings import Settings
-from dialogues.actions.responses import ADAPTER_MESSAGES
+from common.i18n import LANGUAGE_NAMES, Catalogs
+from common.netaddr import client_address
+from common.responses import ADAPTER_MESSAGES
+from common.settings import Settings
 from storage.errors import StorageError
 
 log = logging.getLogger(__name__)

@@ -3,7 +3,7 @@
 * Secrets from the settings (the Telegram token, SECRET_KEY, the webhook secret, RASA_TOKEN)
   are replaced by ``[redacted]`` in every line, tracebacks included, whoever logs them.
 * Lines are text (``make run``) or one JSON object each (``LOG_FORMAT=json``, for log
-  collectors: bot.observability.JsonFormatter); redaction applies to both.
+  collectors: ``JsonFormatter``); redaction applies to both.
 * httpx logs every request URL at INFO, and python-telegram-bot puts the token in the URL
   (``.../bot<TOKEN>/getUpdates``): httpx is kept to warnings.
 * The access log (``ACCESS_LOG``) records method, path, status, size and duration; never a
@@ -17,21 +17,47 @@ and checks that none of them, nor any secret, reaches the output.
 
 from __future__ import annotations
 
+import contextvars
+import json
 import logging
 import sys
-from typing import Literal
+from datetime import UTC, datetime
+from typing import Any, Literal
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
-from bot.netaddr import client_address
-from bot.observability import TEXT_FORMAT, JsonFormatter
-from bot.settings import Settings
+from common.netaddr import client_address
+from common.settings import Settings
 
 REDACTED = "[redacted]"
 QUIET_LOGGERS = ("httpx", "httpcore")  # request URLs carry the Telegram token
 
 AccessLog = Literal["off", "anonymous", "with_address"]
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+# What is being handled, for the JSON lines: the request id of an HTTP request or a citizen's
+# message, and its channel (set by bot.observability and the hub; None elsewhere).
+REQUEST_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
+CHANNEL: contextvars.ContextVar[str | None] = contextvars.ContextVar("channel", default=None)
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: timestamp (UTC, ISO 8601), level, logger, message, request
+    id and channel (null outside a request or a message), and the traceback if any."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, object] = {
+            "timestamp": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+            "request_id": REQUEST_ID.get(),
+            "channel": CHANNEL.get(),
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
 
 
 class RedactingFormatter(logging.Formatter):
@@ -92,3 +118,9 @@ def access_logger(settings: Settings) -> type[AbstractAccessLogger] | None:
                                  response.body_length, time)
 
     return AccessLogger
+
+
+def access_log_options(settings: Settings) -> dict[str, Any]:
+    """``web.run_app``'s access-log arguments for the ACCESS_LOG setting (common.logs)."""
+    logger_class = access_logger(settings)
+    return {"access_log": None} if logger_class is None else {"access_log_class": logger_class}

@@ -35,7 +35,7 @@ from shapely.geometry import LineString, MultiLineString, Point, shape
 from shapely.geometry.base import BaseGeometry
 from shapely.ops import linemerge
 
-from bot.geo import Neighbourhood, Neighbourhoods, fold
+from common.geo import Neighbourhood, Neighbourhoods, fold
 
 # How a place was found (stored on the case as ``location_source``).
 SHARED_LOCATION = "shared_location"

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import sys
 from datetime import time as dt_time
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -67,7 +69,7 @@ class Settings(BaseSettings):
     city_name: str = "Barcelona"
     neighbourhoods_geojson: Path = PROJECT_ROOT / "data" / "barcelona-barris.geojson"
     # the gazetteer: barcelona-streets.geojson, barcelona-carrerer.csv,
-    # barcelona-metro-stations.csv and barcelona-landmarks.yml (bot/places.py)
+    # barcelona-metro-stations.csv and barcelona-landmarks.yml (common/places.py)
     gazetteer_dir: Path = PROJECT_ROOT / "data"
     locales_dir: Path = PROJECT_ROOT / "locales"
 
@@ -225,3 +227,31 @@ class Settings(BaseSettings):
     @property
     def action_server_url(self) -> str:
         return (self.actions_url or f"http://127.0.0.1:{self.actions_port}").rstrip("/")
+
+
+# the secrets each process needs (the others need none: `barri db upgrade` runs without any)
+NEEDED_SECRETS = {"serve": ("secret_key", "rasa_token"), "actions": ("rasa_token",),
+                  "run": ("secret_key", "rasa_token")}
+
+
+def load_settings(command: str = "") -> Settings:
+    """Settings from the environment; in a development checkout SECRET_KEY and RASA_TOKEN may
+    come from var/secret_key and var/rasa_token, which `make run` generates. Refuses to go on
+    without the secrets ``command`` needs."""
+    overrides: dict[str, Any] = {}
+    for name in SECRETS:
+        dev_secret = PROJECT_ROOT / "var" / name
+        if name.upper() not in os.environ and dev_secret.exists():
+            overrides[name] = dev_secret.read_text().strip()
+    try:
+        settings = Settings(**overrides)
+        settings.require(*NEEDED_SECRETS.get(command, ()))
+    except ValidationError as error:
+        for problem in error.errors():
+            where = ".".join(str(p) for p in problem["loc"]) or "settings"
+            print(f"barri: {where}: {problem['msg']}", file=sys.stderr)  # noqa: T201
+        raise SystemExit(2) from None
+    except MissingSecret as problem:
+        print(f"barri: {problem}", file=sys.stderr)  # noqa: T201
+        raise SystemExit(2) from None
+    return settings

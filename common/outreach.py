@@ -11,8 +11,8 @@ under 50 (``/survey_answer{"survey":"K7Q-4M2:comment:skip"}`` is the longest).
 
 from __future__ import annotations
 
-from bot.i18n import N_, Catalogs
-from dialogues.actions.responses import STATUS_LABELS, render
+from common.i18n import N_, Catalogs
+from common.responses import STATUS_LABELS, render
 
 # survey questions, in the order they are asked, as written in payloads
 SURVEY_SOLVED = "solved"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.i18n import N_, Catalogs
+from common.i18n import N_, Catalogs
 
 INCIDENT_TYPES = (
     "theft", "vandalism", "noise", "harassment", "assault",

@@ -18,7 +18,7 @@ from babel import Locale, UnknownLocaleError
 from babel.dates import format_datetime
 from babel.support import Translations
 
-from bot.settings import SUPPORTED_LOCALES
+from common.settings import SUPPORTED_LOCALES
 
 DOMAIN = "messages"
 

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import hashlib
+import hmac
 import logging
 import os
 import sys
@@ -206,14 +208,18 @@ def retry_failed(settings: Settings, alert: str | None) -> int:
 
 
 def retention_dry_run(settings: Settings) -> int:
-    """Whose personal data the retention sweeps would erase, named by case references only."""
+    """What the retention sweeps would erase and why: reporters named by their case references,
+    idle conversations of visitors without a case by a keyed reference (never a sender id, a
+    name or a phone), and a count of photos of reports never filed."""
     from storage import followups
+    from storage.cases import count_stale_pending_attachments
     from storage.db import create_db_engine, session_scope
     from storage.models import utcnow
-    from storage.tracker import conversation_last_active
+    from storage.tracker import conversation_last_active, idle_conversations_last_active
 
     engine, tracker = create_db_engine(settings.database_url), create_db_engine(settings.tracker_store_url)
     retention = timedelta(days=settings.retention_days)
+    photo_age = timedelta(seconds=settings.pending_photos_max_age_seconds)
     now = utcnow()
     try:
         with session_scope(engine) as session:
@@ -223,6 +229,11 @@ def retention_dry_run(settings: Settings) -> int:
         for item in due:
             talked = conversation_last_active(tracker=tracker, sender_id=item.sender_id)
             (keep if talked is not None and talked > now - retention else erase).append((item, talked))
+        # the same selection as bot.jobs.purge_idle_conversations, without its batch limit
+        idle = dict(idle_conversations_last_active(tracker=tracker, before=now - retention))
+        with session_scope(engine) as session:
+            visitors = followups.visitors_without_cases(session=session, sender_ids=list(idle))
+            stale_photos = count_stale_pending_attachments(session=session, older_than=photo_age)
     finally:
         engine.dispose()
         tracker.dispose()
@@ -239,7 +250,29 @@ def retention_dry_run(settings: Settings) -> int:
         print(f"{len(keep)} reporter(s) kept: they still talk with the assistant:")  # noqa: T201
         for item, talked in keep:
             print(f"  cases {', '.join(item.case_refs)}: last conversation {day(talked) if talked else '-'}")  # noqa: T201
+    print(f"{len(visitors)} idle conversation(s) of visitors who never filed a case would be erased "  # noqa: T201
+          f"(nothing said for {settings.retention_days:g} days):")
+    for sender_id, follows_alerts in visitors:
+        last = idle[sender_id]
+        what = ("the conversation only: they follow neighbourhood alerts, which stay" if follows_alerts
+                else "the conversation and the visitor's record")
+        print(f"  conversation {conversation_ref(settings, sender_id)} ({_channel_of(sender_id)}): "  # noqa: T201
+              f"last message {day(last)} ({(now - last).days} days ago); {what}")
+    print(f"{stale_photos} photo(s) sent for reports never filed would be deleted "  # noqa: T201
+          f"(older than {photo_age.total_seconds() / 3600:g} hours, PENDING_PHOTOS_MAX_AGE_SECONDS)")
     return 0
+
+
+def conversation_ref(settings: Settings, sender_id: str) -> str:
+    """A reference to a conversation that names nobody: a keyed hash of its sender id, the same
+    on every run (so two dry runs can be compared) and not reversible without SECRET_KEY."""
+    digest = hmac.new(settings.secret_key.encode(), f"conversation:{sender_id}".encode(), hashlib.sha256)
+    return digest.hexdigest()[:12]
+
+
+def _channel_of(sender_id: str) -> str:
+    channel = sender_id.split(":", 1)[0] if ":" in sender_id else ""
+    return channel if channel in ("web", "telegram") else "other channel"
 
 
 if __name__ == "__main__":

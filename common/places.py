@@ -33,7 +33,7 @@ import yaml
 from shapely import STRtree
 from shapely.geometry import LineString, MultiLineString, Point, shape
 from shapely.geometry.base import BaseGeometry
-from shapely.ops import linemerge, substring
+from shapely.ops import linemerge
 
 from common.geo import Neighbourhood, Neighbourhoods, fold
 
@@ -54,9 +54,44 @@ BOUNDARY_TOLERANCE_M = 15.0
 STATION_TOLERANCE_M = 40.0
 # A street counts as crossing a neighbourhood when this much of it lies there.
 MIN_CROSSING_M = 40.0
-# Metres of street per house number: 7.6-15 m measured on known addresses (Mallorca 401,
-# Passeig de Gràcia 43 and 92, Villarroel 170, La Rambla 55 and 91, Sant Antoni M. Claret 167).
-METRES_PER_NUMBER = (7.0, 15.0)
+# Metres of street per house number where no number of the street is known: from 3.5 (the
+# narrow lots of Gràcia and Sants) to 15 (the Passeig de Gràcia, the avenues). A narrower
+# spread put some numbers in a wrong neighbourhood (streets whose numbering starts before the
+# line we have, Gran Via, Pau Claris, Còrsega); the known numbers narrow it instead.
+METRES_PER_NUMBER = (3.5, 15.0)
+# On a straight street of the lower city (the Eixample grid), counted along the line between its ends.
+METRES_PER_NUMBER_STRAIGHT = (3.5, 15.0)
+# Metres either way for where numbering starts and the first lots.
+NUMBER_MARGIN_M = 0.0
+NUMBER_STEP_M = 10.0
+# The first and last houses of a street stand this far from the middle of the crossing streets.
+HOUSE_FROM_END_M = 20.0
+# Around a known house number and, between two, this share of the distance to the nearer one;
+# counted on from a known number at these metres per number. Wide on purpose: the two sides of
+# a street are numbered apart (Provença 233 and 236 stand two blocks apart) and lots differ.
+KNOWN_NUMBER_SPREAD_M = 120.0
+KNOWN_NUMBER_SPREAD_SHARE = 0.15
+METRES_PER_NUMBER_ON = (5.0, 15.0)
+# Pieces of one street farther apart than this are not one line; a stray piece this long
+# makes the street split (two streets of one name): a number on it is asked about.
+PIECE_GAP_M = 150.0
+# Metres inland (north-west, across the coast) from the origin below which a street belongs to
+# the lower city (Ciutat Vella, the Eixample, Poblenou, Sants), whose numbering follows the rule.
+LOWER_CITY_INLAND_M = 1500.0
+# Neighbourhood codes of the old town (Ciutat Vella), whose streets keep their own numbering.
+OLD_TOWN_DISTRICT = "01-"
+PIECE_BREAK_M = 800.0
+PIECE_MIN_STRAY_M = 100.0
+# A street is straight when every piece lies this close to the line between its ends.
+STRAIGHT_MIN_LENGTH_M = 600.0
+STRAIGHT_MAX_STRAY_M = 60.0
+STRAIGHT_MAX_STRAY_SHARE = 0.05
+# A house stands this far from the street's line, on its side; that side's point is told apart
+# from the other neighbourhood within this tolerance (boundaries run along street axes).
+HOUSE_OFFSET_M = 12.0
+# The widest street (an avenue with its side roads) is this far across from its middle.
+STREET_MAX_HALF_WIDTH_M = 40.0
+SIDE_TOLERANCE_M = 6.0
 # Radii (metres) of how far the real place may be from the stored point.
 RADIUS_SHARED = 25
 RADIUS_CORNER = 30
@@ -122,8 +157,9 @@ class Street:
     kind: str  # the street list's type: C, Av, Pl, Pg, G.V., ...
     geometry: BaseGeometry | None = None  # metres
     crossings: dict[str, float] = field(default_factory=dict)  # neighbourhood code -> metres
-    main: LineString | None = None  # the longest merged line, from where numbering starts
+    main: LineString | None = None  # the axis numbers are counted along, from where numbering starts
     names: tuple[str, ...] = ()  # every spelling in the data (OpenStreetMap and the street list)
+    split: bool = False  # drawn in pieces far apart: two streets of one name, or a stray piece
 
     @property
     def is_area(self) -> bool:
@@ -194,6 +230,7 @@ _WORD_FORMS = {
     "tallers": "tallers", "hospital": "hospital", "carmen": "carme", "boqueria": "boqueria",
     "princesa": "princesa", "argenteria": "argenteria", "ferran": "ferran", "fernando": "ferran",
     "escudillers": "escudellers", "escudellers": "escudellers", "avinyo": "avinyo",
+    "catalonia": "catalunya", "spain": "espanya",
 }
 # Whole names people say differently ("calle Mayor de Gracia" is the Carrer Gran de Gràcia).
 _PHRASE_FORMS = {
@@ -232,6 +269,7 @@ _HARMLESS_TAIL = re.compile(
     r"(?:(?:\d+\s*(?:[oa]|n|r|er|a|o|bis)?|bajos|baixos|entresuelo|entresol|principal|atico|atic|piso|pis|floor"
     r"|planta|puerta|porta|door|flat)\b\s*)*"
 )
+_TRAILING_KINDS = {"square": "Pl", "sq": "Pl", "avenue": "Av", "ave": "Av", "street": "C", "st": "C"}
 # Neighbourhood names (or their short forms) that are also everyday words in the three languages.
 _COMMON_WORD_NAMES = ("porta", "salut", "clot", "clota", "horta", "born", "coll", "besos", "prosperitat")
 _OUTSIDE_WORDS = re.compile(
@@ -327,6 +365,7 @@ class Gazetteer:
                     self._keys.setdefault(key, []).append(street)
         self._key_list = sorted(self._keys)
         self.landmarks = list(landmarks)
+        self._house_numbers: dict[str, list[tuple[int, Point]]] = {}  # street name -> known numbers
         self._landmark_names: dict[str, Landmark] = {}
         for landmark in self.landmarks:
             for name in landmark.names:
@@ -342,6 +381,7 @@ class Gazetteer:
         street_list_csv: Path | None = None,
         stations_csv: Path | None = None,
         landmarks_yml: Path | None = None,
+        house_numbers_yml: Path | None = None,
     ) -> Gazetteer:
         """Read the files in ``data/``; missing optional files are simply not used."""
         geometries: dict[str, list[BaseGeometry]] = {}
@@ -381,6 +421,8 @@ class Gazetteer:
         if landmarks_yml is not None and landmarks_yml.exists():
             landmarks += gazetteer._read_landmarks(landmarks_yml)
         gazetteer._add_landmarks(landmarks)
+        if house_numbers_yml is not None and house_numbers_yml.exists():
+            gazetteer._read_house_numbers(house_numbers_yml)
         return gazetteer
 
     def _add_landmarks(self, landmarks: Iterable[Landmark]) -> None:
@@ -412,10 +454,26 @@ class Gazetteer:
                 if street is not None and street.geometry is not None:
                     point = street.geometry.centroid
                     spans = tuple(sorted(street.crossings)) if len(street.crossings) > 1 else ()
+            if entry.get("ask_between"):  # where several meet, or a name for two places: ask
+                by_name = {item.name: item.code for item in self._area_items}
+                spans = tuple(by_name[name] for name in entry["ask_between"] if name in by_name)
             if point is not None:
                 landmarks.append(Landmark(names, entry.get("label", names[0]), point, int(entry.get("radius", 80)),
                                           side=entry.get("neighbourhood"), spans=spans))
         return landmarks
+
+    def _read_house_numbers(self, path: Path) -> None:
+        """Known house numbers: each on the block face between two cross streets (or at a
+        corner), kept as a number and a point of the street. An entry whose streets do not
+        meet is left out (a test checks that none is)."""
+        for entry in yaml.safe_load(path.read_text(encoding="utf-8")) or []:
+            street = self._street_named(entry["street"])
+            corners = [self._meeting_point(street, self._street_named(cross))
+                       for cross in entry.get("between", [entry.get("at")]) if cross]
+            if street is None or not corners or any(c is None for c in corners):
+                continue
+            point = Point(sum(c.x for c in corners) / len(corners), sum(c.y for c in corners) / len(corners))  # type: ignore[union-attr]
+            self._house_numbers.setdefault(street.name, []).append((int(entry["number"]), point))
 
     def _street_named(self, name: str) -> Street | None:
         return next((s for s in self._keys.get(name_key(name), []) if name in s.names), None)
@@ -522,7 +580,8 @@ class Gazetteer:
         found_street = self._street_in_text(body)
         neighbourhood = self._neighbourhood_named(body, found_street, original)
         landmark = self._landmark_in(body, stations=False)
-        if landmark is not None and (found_street is None or len(landmark[1]) >= len(found_street[2])):
+        if landmark is not None and (found_street is None or (
+                len(landmark[1]) >= len(found_street[2]) and not self._named_as_street(body, found_street))):
             return self._landmark_place(landmark, original)
         if found_street is not None:
             street, number, _ = found_street
@@ -544,6 +603,19 @@ class Gazetteer:
         return unknown  # a bare station name is not read (Arc de Triomf: the monument or the station?)
 
     # -- pieces of the resolver -----------------------------------------------------------
+    @staticmethod
+    def _named_as_street(folded: str, found: tuple[Street, int | None, str]) -> bool:
+        """"Carrer de la Boqueria 21", "avinguda del Tibidabo": a number or a kind word makes
+        the words a street, not the landmark of the same name."""
+        if found[1] is not None:
+            return True
+        at = folded.find(found[2])
+        before = folded[:at].split() if at > 0 else []
+        while before and (before[-1] in _INNER_LINKS or before[-1] in ("d'", "l'")):
+            before.pop()
+        kind = _split_kind(before[-1])[0] if before else None
+        return kind is not None and kind not in _AREA_KINDS and found[0].geometry is not None
+
     def _landmark_in(self, folded: str, *, stations: bool) -> tuple[Landmark, str] | None:
         """The longest landmark name in the text (stations only when ``stations``)."""
         text = f" {_strip_links(folded)} "
@@ -637,7 +709,9 @@ class Gazetteer:
             if not streets and len(key) >= 5:
                 streets = self._near(key)
             if streets:
-                street = self._best_street(streets, kind)
+                # "Catalonia square", "Sarrià avenue": the English kind word comes after the name
+                trailing = _TRAILING_KINDS.get(tail.split()[0]) if kind is None and tail else None
+                street = (trailing and self._best_street(streets, trailing)) or self._best_street(streets, kind)
                 if street is not None and (kind is not None or not bare or end == len(words) or number is not None
                                            or len(key) >= 4):
                     return street, number, phrase
@@ -729,9 +803,7 @@ class Gazetteer:
             point = shapely.ops.nearest_points(street.geometry, street.geometry.centroid)[0]
             return Place(source=LANDMARK, label=street.label, point=_lat_lon(point),
                          neighbourhood=candidates[0], radius=radius, text=original, street=street.name)
-        if number is not None and street.main is None:
-            street.main = _main_line(street.geometry)
-        if number is not None and street.main is not None:
+        if number is not None and self._axis(street) is not None:
             placed_number = self._number_place(street, number, original)
             if placed_number is not None:
                 return placed_number
@@ -741,44 +813,96 @@ class Gazetteer:
         return Place(source=STREET, label=street.label, candidates=candidates, text=original, street=street.name)
 
     def _number_place(self, street: Street, number: int, original: str) -> Place | None:
-        """A house number, placed along the street's main line from where numbering starts,
-        with the spread of lot widths; located only if the whole stretch is in one place."""
-        line = street.main
-        assert line is not None
+        """A house number: the stretch of the street where it can be, between known numbers of
+        that street (``barcelona-house-numbers.yml``) or else from where numbering starts with
+        the spread of lot widths; on the side its parity gives (odd numbers on the left walking
+        the way numbers grow) when the street is straight enough for that side to be sure.
+        Located only if every point of that stretch is in one neighbourhood."""
+        axis = self._axis(street)
+        assert axis is not None
         assert street.geometry is not None
-        low, high = number * METRES_PER_NUMBER[0], number * METRES_PER_NUMBER[1]
-        if low > line.length + 100:
-            return None  # no such number here: read it as the street
-        lines = [line]
-        if _both_ways(line):
-            lines.append(LineString(list(line.coords)[::-1]))
-        stretches = []
-        codes: set[str] = set()
-        for oriented in lines:
-            along = substring(oriented, min(low, line.length), min(high, line.length))
-            # the street's own lines beside that stretch of its axis (both carriageways)
-            stretch = street.geometry.intersection(along.buffer(60, cap_style="flat")) if along.length else along
-            if stretch.is_empty or stretch.length == 0:
-                stretch = along
-            stretches.append(stretch)
-            codes |= set(self._crossings(stretch)) if stretch.length > 0 else {
-                item.code for item in self._around(stretch.centroid)
-            }
-        candidates = tuple(self._by_code[c] for c in sorted(codes) if c in self._by_code)
         label = f"{street.label}, {number}"
-        if len(candidates) != 1:
+        if street.split:  # which of the pieces? ask
+            candidates = tuple(self._by_code[c] for c in sorted(street.crossings) if c in self._by_code)
+            return Place(text=original, source=STREET_NUMBER, label=label, candidates=candidates, street=street.name)
+        straight = _is_straight(street.geometry, axis)
+        grid = straight and _in_lower_city(axis)
+        known = sorted((n, axis.project(point)) for n, point in self._house_numbers.get(street.name, []))
+        if len(known) >= 2 and known[-1][1] < known[0][1]:  # the numbers say numbering starts at the other end
+            axis = LineString(list(axis.coords)[::-1])
+            known = [(n, axis.length - along) for n, along in known]
+        stretch = _number_stretch(number, known, grid)
+        if stretch is None or stretch[0] > axis.length + 100:
+            return None  # no such number here: read it as the street
+        # a house stands beside the street, not in the crossing at either end of it
+        low = max(HOUSE_FROM_END_M, stretch[0])
+        high = max(low, min(stretch[1], axis.length - HOUSE_FROM_END_M))
+        orientations = [axis]
+        old_town = any(code.startswith(OLD_TOWN_DISTRICT) for code in street.crossings)
+        if len(known) < 2 and not _numbering_sure(axis, old_town=old_town):
+            orientations.append(LineString(list(axis.coords)[::-1]))
+        side = (1.0 if number % 2 else -1.0) if straight and len(orientations) == 1 else 0.0
+        codes: set[str] = set()
+        points: list[Point] = []
+        for oriented in orientations:
+            for along in _steps(low, high, NUMBER_STEP_M):
+                point = self._house_point(street.geometry, oriented, along, side)
+                points.append(point)
+                found = self._around(point, SIDE_TOLERANCE_M if side else BOUNDARY_TOLERANCE_M)
+                inside = self._containing(point)
+                codes |= {item.code for item in found} | ({inside.code} if inside else set())
+        candidates = tuple(self._by_code[c] for c in sorted(codes) if c in self._by_code)
+        if len(candidates) != 1 or not points:
             return Place(text=original, source=STREET_NUMBER, label=label, candidates=candidates,
                          street=street.name)
-        if len(stretches) == 1 and stretches[0].length > 0:
-            stretch = stretches[0]
-            middle = lines[0].interpolate((min(low, line.length) + min(high, line.length)) / 2)
-            return Place(text=original, source=STREET_NUMBER, label=label,
-                         point=_lat_lon(shapely.ops.nearest_points(stretch, middle)[0]),
-                         neighbourhood=candidates[0], radius=int(stretch.length / 2) + RADIUS_CORNER,
-                         street=street.name)
-        within = self.street_in(street.name, candidates[0].code, original)
-        return Place(text=original, source=STREET_NUMBER, label=label, point=within.point,
-                     neighbourhood=within.neighbourhood, radius=within.radius, street=street.name)
+        middle = points[len(points) // 2]
+        spread = max(middle.distance(point) for point in points)
+        return Place(text=original, source=STREET_NUMBER, label=label, point=_lat_lon(middle),
+                     neighbourhood=candidates[0], radius=int(spread) + RADIUS_CORNER, street=street.name)
+
+    def _axis(self, street: Street) -> LineString | None:
+        """The line numbers are counted along, from where numbering starts: for a straight
+        street the line between its two farthest ends (OpenStreetMap draws a street in many
+        pieces and carriageways), else its longest continuous line; a piece far from the rest
+        is left out and marks the street as split."""
+        if street.main is None and street.geometry is not None:
+            body, street.split = _main_body(street.geometry)
+            chord = _chord(body)
+            street.main = _main_line(chord if chord is not None and _is_straight(body, chord) else body)
+        return street.main
+
+    @staticmethod
+    def _house_point(geometry: BaseGeometry, axis: LineString, along: float, side: float) -> Point:
+        """Where a house ``along`` metres from the start stands: across the street there (all
+        its carriageways), beyond its edge on the given side (0: the middle of the street)."""
+        on_axis = axis.interpolate(along)
+        before = axis.interpolate(max(0.0, along - 5))
+        after = axis.interpolate(min(axis.length, along + 5))
+        dx, dy = after.x - before.x, after.y - before.y
+        norm = math.hypot(dx, dy) or 1.0
+        left = (-dy / norm, dx / norm)
+        # the street's lines across from here: the nearest one and those within an avenue's
+        # width of it (carriageways, side roads); the axis may run beside a slightly bent street
+        nearest = shapely.ops.nearest_points(geometry, on_axis)[0]
+        nearest_offset = (nearest.x - on_axis.x) * left[0] + (nearest.y - on_axis.y) * left[1]
+        reach = abs(nearest_offset) + STREET_MAX_HALF_WIDTH_M * 2
+        across = LineString([(on_axis.x - left[0] * reach, on_axis.y - left[1] * reach),
+                             (on_axis.x + left[0] * reach, on_axis.y + left[1] * reach)])
+        hits = geometry.intersection(across)
+        offsets = sorted(
+            offset for point in getattr(hits, "geoms", [hits]) if not point.is_empty
+            for offset in [(point.centroid.x - on_axis.x) * left[0] + (point.centroid.y - on_axis.y) * left[1]]
+            if abs(offset - nearest_offset) <= STREET_MAX_HALF_WIDTH_M * 2
+        )
+        if offsets:
+            centre_offset, half_width = (offsets[0] + offsets[-1]) / 2, (offsets[-1] - offsets[0]) / 2
+            centre = Point(on_axis.x + left[0] * centre_offset, on_axis.y + left[1] * centre_offset)
+        else:  # no line straight across: the nearest one
+            centre, half_width = nearest, 0.0
+        if not side:
+            return centre
+        out = min(half_width, STREET_MAX_HALF_WIDTH_M) + HOUSE_OFFSET_M
+        return Point(centre.x + side * out * left[0], centre.y + side * out * left[1])
 
 
 # ---------------------------------------------------------------------------------------
@@ -799,6 +923,7 @@ def load_gazetteer(neighbourhoods: Neighbourhoods, data_dir: Path) -> Gazetteer:
         data_dir / "barcelona-carrerer.csv",
         data_dir / "barcelona-metro-stations.csv",
         data_dir / "barcelona-landmarks.yml",
+        data_dir / "barcelona-house-numbers.yml",
     )
 
 
@@ -864,6 +989,94 @@ def _main_line(geometry: BaseGeometry) -> LineString | None:
     else:
         first_is_start = along(start) <= along(end)
     return line if first_is_start else LineString(list(line.coords)[::-1])
+
+
+def _chord(geometry: BaseGeometry) -> LineString | None:
+    """The segment between the two points of the street farthest apart."""
+    hull = geometry.convex_hull
+    coords = list(hull.exterior.coords) if isinstance(hull, shapely.Polygon) else list(getattr(hull, "coords", []))
+    if len(coords) < 2:
+        return None
+    a, b = max(((p, q) for i, p in enumerate(coords) for q in coords[i + 1:]), key=lambda pq: math.dist(*pq))
+    return LineString([a, b]) if math.dist(a, b) > 0 else None
+
+
+def _is_straight(geometry: BaseGeometry, axis: LineString) -> bool:
+    """True when no piece of the street strays far from its axis (a grid street, an avenue)."""
+    return axis.length >= STRAIGHT_MIN_LENGTH_M and shapely.hausdorff_distance(geometry, axis) <= max(
+        STRAIGHT_MAX_STRAY_M, STRAIGHT_MAX_STRAY_SHARE * axis.length)
+
+
+def _main_body(geometry: BaseGeometry) -> tuple[BaseGeometry, bool]:
+    """The street's pieces that belong together: the longest group of pieces within
+    ``PIECE_GAP_M`` of each other, with the groups after a gap along the way (a square, a
+    park) no farther than ``PIECE_BREAK_M``; and whether a group of some length lies farther
+    (two streets of one name, or a stray piece)."""
+    parts = [part for part in getattr(geometry, "geoms", [geometry]) if part.length > 0]
+    if len(parts) <= 1:
+        return geometry, False
+    clusters: list[list[BaseGeometry]] = []
+    for part in parts:
+        touching = [cluster for cluster in clusters if any(part.distance(other) <= PIECE_GAP_M for other in cluster)]
+        merged = [part] + [other for cluster in touching for other in cluster]
+        clusters = [cluster for cluster in clusters if all(cluster is not t for t in touching)] + [merged]
+    groups = sorted((shapely.union_all(cluster) for cluster in clusters), key=lambda group: -group.length)
+    body, rest = groups[0], groups[1:]
+    changed = True
+    while changed:  # gaps along the way, one after the other
+        near = [group for group in rest if group.distance(body) <= PIECE_BREAK_M]
+        changed = bool(near)
+        if near:
+            body = shapely.union_all([body, *near])
+            rest = [group for group in rest if all(group is not other for other in near)]
+    return body, any(group.length >= PIECE_MIN_STRAY_M for group in rest)
+
+
+def _number_stretch(number: int, known: Sequence[tuple[int, float]], grid: bool) -> tuple[float, float] | None:
+    """Where along the axis (metres from where numbering starts) a house number can be: between
+    the known numbers around it, or counted on from the nearest one, or from the start."""
+    if not known:
+        rates, margin = (METRES_PER_NUMBER_STRAIGHT, NUMBER_MARGIN_M) if grid else (METRES_PER_NUMBER, 0.0)
+        return number * rates[0] - margin, number * rates[1] + margin
+    below = [(n, along) for n, along in known if n <= number]
+    above = [(n, along) for n, along in known if n >= number]
+    if below and above and above[0][0] != below[-1][0]:
+        (n0, s0), (n1, s1) = below[-1], above[0]
+        at = s0 + (number - n0) / (n1 - n0) * (s1 - s0)
+        spread = KNOWN_NUMBER_SPREAD_M + KNOWN_NUMBER_SPREAD_SHARE * min(at - s0, s1 - at)
+        return at - spread, at + spread
+    if below and above:
+        return below[-1][1] - KNOWN_NUMBER_SPREAD_M, below[-1][1] + KNOWN_NUMBER_SPREAD_M
+    n0, s0 = below[-1] if below else above[0]
+    gap = number - n0
+    ends = sorted((s0 + gap * METRES_PER_NUMBER_ON[0], s0 + gap * METRES_PER_NUMBER_ON[1]))
+    return ends[0] - KNOWN_NUMBER_SPREAD_M, ends[1] + KNOWN_NUMBER_SPREAD_M
+
+
+def _steps(start: float, stop: float, step: float) -> list[float]:
+    if stop <= start:
+        return [max(0.0, stop)]
+    count = int((stop - start) // step)
+    return [start + i * step for i in range(count + 1)] + ([stop] if start + count * step < stop else [])
+
+
+def _in_lower_city(line: LineString) -> bool:
+    middle = line.interpolate(0.5, normalized=True)
+    return (-middle.x + middle.y) * math.sqrt(0.5) < LOWER_CITY_INLAND_M
+
+
+def _numbering_sure(line: LineString, *, old_town: bool = False) -> bool:
+    """True when the end numbering starts at is sure: a street running from the sea inland
+    (numbered from the sea), or in the lower city a street along the coast on the Eixample's
+    grid (numbered from the Llobregat) or slanting inland like the Diagonal (from the sea).
+    Other streets of the upper city (several are numbered from the Besòs end or from their
+    old village's centre), and streets of the old town along the coast (numbered from La Rambla:
+    Carrer Nou de la Rambla, del Carme, de l'Hospital), may start at either end."""
+    start, end = Point(line.coords[0]), Point(line.coords[-1])
+    span = start.distance(end) or 1.0
+    across = abs((-end.x + end.y) - (-start.x + start.y)) * math.sqrt(0.5) / span
+    lower_city = _in_lower_city(line)
+    return across >= 0.6 or (lower_city and (across >= 0.35 or (across <= 0.14 and not old_town)))
 
 
 def _both_ways(line: LineString) -> bool:

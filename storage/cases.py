@@ -490,6 +490,14 @@ def purge_stale_pending_attachments(*, session: Session, older_than: timedelta) 
     return count
 
 
+def count_stale_pending_attachments(*, session: Session, older_than: timedelta) -> int:
+    """How many pending attachments ``purge_stale_pending_attachments`` would delete now."""
+    return int(session.exec(
+        select(func.count()).select_from(Attachment).where(
+            col(Attachment.case_id).is_(None), col(Attachment.created_at) < utcnow() - older_than)
+    ).one())
+
+
 def _delete_attachments(session: Session, conditions: Sequence[Any]) -> int:
     ids = list(session.exec(select(Attachment.id).where(*conditions)).all())
     if not ids:

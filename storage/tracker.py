@@ -48,12 +48,20 @@ def conversation_last_active(*, tracker: Engine, sender_id: str) -> datetime | N
 
 def idle_conversations(*, tracker: Engine, before: datetime) -> list[str]:
     """Sender ids of the conversations with nothing stored since ``before``."""
+    return [sender_id for sender_id, _ in idle_conversations_last_active(tracker=tracker, before=before)]
+
+
+def idle_conversations_last_active(*, tracker: Engine, before: datetime) -> list[tuple[str, datetime]]:
+    """The conversations with nothing stored since ``before``, each with its last event's
+    moment, longest idle first (for the retention dry run, which says how long)."""
     try:
         events = _events(tracker)
     except NoSuchTableError:
         return []
+    last = func.max(events.c.timestamp)
     with tracker.connect() as connection:
-        return list(connection.execute(
-            select(events.c.sender_id).group_by(events.c.sender_id)
-            .having(func.max(events.c.timestamp) < before.timestamp())
-        ).scalars())
+        rows = connection.execute(
+            select(events.c.sender_id, last).group_by(events.c.sender_id)
+            .having(last < before.timestamp()).order_by(last)
+        ).all()
+    return [(sender_id, datetime.fromtimestamp(float(moment), UTC)) for sender_id, moment in rows]

@@ -5,6 +5,7 @@ PostgreSQL (a schema of its own), settings with second-scale delays, the jobs' c
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -13,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, text, update
+from sqlalchemy import Column, Engine, Float, Integer, MetaData, String, Table, Text, insert, text, update
+from sqlalchemy import select as core_select
 from sqlmodel import col, select
 
 from bot import jobs
@@ -28,6 +30,34 @@ from tests.conftest import free_port, make_settings
 from tests.postgres import admin_engine, schema_url
 
 TOKEN = "123456:TEST-scheduler-token"
+
+# Rasa 3.6's SQLTrackerStore table (rasa/core/tracker_store.py, SQLEvent), for the tests that
+# do not start the engine; the engine tests below use the engine's own tracker store.
+TRACKER_METADATA = MetaData()
+TRACKER_EVENTS = Table(
+    "events", TRACKER_METADATA,
+    Column("id", Integer, primary_key=True),
+    Column("sender_id", String(255), nullable=False, index=True),
+    Column("type_name", String(255), nullable=False),
+    Column("timestamp", Float),
+    Column("intent_name", String(255)),
+    Column("action_name", String(255)),
+    Column("data", Text),
+)
+
+
+def say_in_tracker(tracker: Engine, sender_id: str, words: str, *, ago: timedelta = timedelta(days=3)) -> None:
+    TRACKER_METADATA.create_all(tracker)
+    with tracker.begin() as connection:
+        connection.execute(insert(TRACKER_EVENTS).values(
+            sender_id=sender_id, type_name="user", timestamp=(utcnow() - ago).timestamp(), intent_name="inform",
+            data=json.dumps({"event": "user", "text": words}),
+        ))
+
+
+def tracker_senders(tracker: Engine) -> set[str]:
+    with tracker.connect() as connection:
+        return set(connection.execute(core_select(TRACKER_EVENTS.c.sender_id)).scalars())
 
 # --------------------------------------------------------------------------- databases
 

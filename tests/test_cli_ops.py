@@ -21,12 +21,24 @@ from bot.cli import main
 from storage import cases as case_store
 from storage import outbox, users
 from storage.db import create_db_engine, session_scope
-from storage.models import Alert, AuditLog, Case, CaseEvent, OutboxMessage, Reporter, StaffSession, utcnow
+from storage.models import (
+    Alert,
+    Attachment,
+    AuditLog,
+    Case,
+    CaseEvent,
+    OutboxMessage,
+    Reporter,
+    StaffSession,
+    Subscription,
+    utcnow,
+)
 from tests.conftest import TEST_SECRET
+from tests.photos import PNG
 from tests.postgres import POSTGRES_URL
 
 pytest_plugins = ("tests.scheduling",)
-from tests.scheduling import new_case  # noqa: E402
+from tests.scheduling import new_case, say_in_tracker, tracker_senders  # noqa: E402
 
 
 @pytest.fixture
@@ -179,6 +191,52 @@ def test_retention_dry_run_names_cases_not_people_and_erases_nothing(barri, db: 
     with session_scope(db) as session:  # nothing was erased
         assert session.exec(select(Reporter).where(Reporter.sender_id == "telegram:611222333")).one().contact_name
     assert barri("retention")[0] == 2  # only the dry run exists: the scheduler does the erasing
+
+
+def test_retention_dry_run_lists_idle_conversations_without_a_case_by_reference(
+        barri, db: Engine, tmp_path: Path) -> None:
+    """The sweep of idle conversations of visitors who never filed a case (and the photos of
+    reports never filed) shows in the dry run: how many, since when and what goes, by a
+    reference that names nobody; nothing is erased."""
+    tracker = create_db_engine(f"sqlite:///{tmp_path / 'tracker.db'}")
+    with session_scope(db) as session:
+        subscriber = Reporter(channel="telegram", sender_id="telegram:655443322", locale="ca")
+        lurker = Reporter(channel="web", sender_id="web:lurker", locale="es")
+        session.add_all([subscriber, lurker])
+        session.flush()
+        session.add(Subscription(reporter_id=subscriber.id, neighbourhood_code="018"))
+        old_photo = case_store.add_pending_attachment(session=session, sender_id="web:lurker", data=PNG,
+                                                      mime_type="image/png")
+        case_store.add_pending_attachment(session=session, sender_id="web:typing", data=PNG, mime_type="image/png")
+        session.execute(update(Attachment).where(col(Attachment.id) == old_photo.id)
+                        .values(created_at=utcnow() - timedelta(days=3)))
+        session.commit()
+    open_case = new_case(db, sender="web:reporter")  # a reporter: the other sweep's business
+    said = "em dic Montserrat Ferrer, el meu telèfon és 612 345 678"
+    for sender, ago in (("telegram:655443322", 40), ("web:lurker", 70), ("web:reporter", 50), ("web:recent", 2)):
+        say_in_tracker(tracker, sender, said, ago=timedelta(days=ago))
+
+    code, out, _ = barri("retention", "--dry-run")
+    assert code == 0
+    lines = out.splitlines()
+    heading = next(i for i, line in enumerate(lines) if "idle conversation(s)" in line)
+    assert lines[heading].startswith("2 idle conversation(s) of visitors who never filed a case would be erased")
+    lurker_line, subscriber_line = lines[heading + 1], lines[heading + 2]  # longest idle first
+    assert "(web): last message" in lurker_line and "(70 days ago)" in lurker_line
+    assert lurker_line.endswith("the conversation and the visitor's record")
+    assert "(telegram): last message" in subscriber_line and "(40 days ago)" in subscriber_line
+    assert subscriber_line.endswith("they follow neighbourhood alerts, which stay")
+    refs = {line.split()[1] for line in (lurker_line, subscriber_line)}
+    assert len(refs) == 2 and all(len(ref) == 12 for ref in refs)
+    assert barri("retention", "--dry-run")[1] == out  # the same references on every run
+    assert "1 photo(s) sent for reports never filed would be deleted" in out
+    for private in ("655443322", "lurker", "Montserrat", "612 345 678", "telegram:", "web:", open_case.ref):
+        assert private not in out
+    assert tracker_senders(tracker) == {"telegram:655443322", "web:lurker", "web:reporter", "web:recent"}
+    with session_scope(db) as session:  # nothing was erased
+        assert session.exec(select(Reporter).where(Reporter.sender_id == "web:lurker")).one()
+        assert len(session.exec(select(Attachment)).all()) == 2
+    tracker.dispose()
 
 
 def test_backup_while_running_and_restore(barri, db: Engine, database_url: str, tmp_path: Path) -> None:

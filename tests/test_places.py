@@ -22,6 +22,9 @@ from common.places import (
 from tests.places_score import read_table, score
 
 TABLES = Path(__file__).parent / "places"
+# share of the second round located without a question: 0.55-0.64 measured (see the README);
+# issue #11's goal of 0.9 is not met for house numbers on streets with no known numbers
+NEW_PLACES_LOCATED = 0.5
 
 
 @pytest.mark.parametrize("language", ["en", "es", "ca"])
@@ -36,6 +39,21 @@ def test_places_table(gazetteer: Gazetteer, language: str) -> None:
     assert figures.ask_asked == figures.ask_expected
     assert figures.unknown_right == figures.unknown_expected
     assert figures.located_rate >= 0.9
+
+
+@pytest.mark.parametrize("language", ["en", "es", "ca"])
+def test_new_places_table(gazetteer: Gazetteer, language: str) -> None:
+    """The second round (places_new_*.yml, written before the resolver changed): house numbers
+    on long Eixample streets and avenues, boundary streets by the side their parity puts them,
+    and landmarks in their Spanish, Catalan and English names. Never a wrong neighbourhood."""
+    entries = read_table(TABLES / f"places_new_{language}.yml")
+    assert len(entries) >= 30
+    figures = score(gazetteer, entries)
+    print(figures.line(f"new {language}"))  # noqa: T201 - the figures quoted in the README
+    for line in figures.missed:
+        print("  not as expected:", line)  # noqa: T201 - the figures quoted in the README
+    assert figures.wrong == []
+    assert figures.located_rate >= NEW_PLACES_LOCATED
 
 
 def test_a_corner_is_where_the_two_streets_meet(gazetteer: Gazetteer) -> None:
@@ -128,3 +146,43 @@ def test_floors_doors_and_the_city_after_a_number_do_not_change_the_place(gazett
         place = gazetteer.resolve(text)
         assert place.source == STREET_NUMBER and place.neighbourhood is not None, text
         assert place.neighbourhood.name == "el Poble-sec", text
+
+
+def test_every_known_house_number_in_the_data_is_placed(gazetteer: Gazetteer) -> None:
+    entries = (Path(__file__).parents[1] / "data" / "barcelona-house-numbers.yml").read_text(encoding="utf-8")
+    placed = sum(len(numbers) for numbers in gazetteer._house_numbers.values())
+    assert placed == entries.count("- street:") >= 15
+
+
+@pytest.mark.parametrize(("text", "side"), [
+    ("avinguda del Paral·lel 75", "el Poble-sec"),  # odd: the left walking from the sea, Montjuïc's side
+    ("Paral·lel 131", "el Poble-sec"),
+    ("Via Laietana 43", "el Barri Gòtic"),  # the street is the boundary: odd on one side, even on the other
+    ("Via Laietana 42", "Sant Pere, Santa Caterina i la Ribera"),
+    ("Gran Via 459", "la Nova Esquerra de l'Eixample"),  # odd: the mountain side
+    ("Gran Via 400", "Sant Antoni"),  # even: the sea side
+])
+def test_a_number_on_a_boundary_street_is_on_the_side_its_parity_gives(gazetteer: Gazetteer, text: str,
+                                                                       side: str) -> None:
+    place = gazetteer.resolve(text)
+    assert place.source == STREET_NUMBER
+    assert place.neighbourhood is not None and place.neighbourhood.name == side
+
+
+@pytest.mark.parametrize(("text", "truth"), [
+    ("Muntaner 189", "l'Antiga Esquerra de l'Eixample"),  # the old model counted from the wrong end
+    ("Casanova 15", "Sant Antoni"),
+    ("Carrer de la Boqueria 21", "el Barri Gòtic"),  # the street, not the market of that name
+    ("Carrer del Montseny 14", "la Vila de Gràcia"),  # two streets of that name: never the other one
+    ("avinguda del Tibidabo 20", "Sant Gervasi - la Bonanova"),  # the avenue, not the hill
+])
+def test_a_house_number_is_never_put_in_another_neighbourhood(gazetteer: Gazetteer, text: str, truth: str) -> None:
+    place = gazetteer.resolve(text)
+    assert place.neighbourhood is None or place.neighbourhood.name == truth
+    assert not place.needs_question or truth in {c.name for c in place.candidates}
+
+
+@pytest.mark.parametrize("text", ["Arc de Triomf", "metro Arc de Triomf", "Glòries", "Catalonia square"])
+def test_places_where_neighbourhoods_meet_are_asked_about(gazetteer: Gazetteer, text: str) -> None:
+    place = gazetteer.resolve(text)
+    assert place.needs_question and place.neighbourhood is None

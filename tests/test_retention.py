@@ -15,15 +15,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import (
-    Column,
     Engine,
-    Float,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    Text,
-    insert,
     text,
     update,
 )
@@ -58,38 +50,16 @@ from tests.test_webchat import REF, app_settings, hello, say
 # tests.scheduling holds shared fixtures (a plugin) and helpers: rewrite its asserts like a conftest's
 pytest.register_assert_rewrite("tests.scheduling")
 pytest_plugins = ("tests.scheduling",)
-from tests.scheduling import new_case, postgres_schema_url  # noqa: E402
-
-# Rasa 3.6's SQLTrackerStore table (rasa/core/tracker_store.py, SQLEvent), for the tests that
-# do not start the engine; the engine tests below use the engine's own tracker store.
-TRACKER_METADATA = MetaData()
-TRACKER_EVENTS = Table(
-    "events", TRACKER_METADATA,
-    Column("id", Integer, primary_key=True),
-    Column("sender_id", String(255), nullable=False, index=True),
-    Column("type_name", String(255), nullable=False),
-    Column("timestamp", Float),
-    Column("intent_name", String(255)),
-    Column("action_name", String(255)),
-    Column("data", Text),
+from tests.scheduling import (  # noqa: E402
+    TRACKER_EVENTS,
+    new_case,
+    postgres_schema_url,
+    say_in_tracker,
+    tracker_senders,
 )
 
 NAME = "Montserrat Ferrer"
 PHONE_DIGITS = ("612 345 678", "612345678")
-
-
-def say_in_tracker(tracker: Engine, sender_id: str, words: str, *, ago: timedelta = timedelta(days=3)) -> None:
-    TRACKER_METADATA.create_all(tracker)
-    with tracker.begin() as connection:
-        connection.execute(insert(TRACKER_EVENTS).values(
-            sender_id=sender_id, type_name="user", timestamp=(utcnow() - ago).timestamp(), intent_name="inform",
-            data=json.dumps({"event": "user", "text": words}),
-        ))
-
-
-def tracker_senders(tracker: Engine) -> set[str]:
-    with tracker.connect() as connection:
-        return set(connection.execute(core_select(TRACKER_EVENTS.c.sender_id)).scalars())
 
 
 def finish(db: Engine, case: Case, *, status: str = "closed", ago: timedelta) -> None:

@@ -186,6 +186,39 @@ async def test_a_429_is_obeyed_and_a_blocked_citizen_is_marked_unreachable(tmp_p
     await server.close()
 
 
+async def test_a_question_with_choices_and_a_location_key_sends_the_key_in_a_second_message(
+        tmp_path: Path, fake_telegram: FakeTelegram, aiohttp_server) -> None:  # noqa: F811
+    """Telegram shows a message's inline buttons or its reply keyboard, never both: the
+    neighbourhood buttons of the ambiguous-street question stay inline, and the "share my
+    location" key (a reply keyboard) comes with a second message in the citizen's language."""
+    fake = fake_telegram
+    server = await start_bot(tmp_path, fake, aiohttp_server)
+    channel = server.app[TELEGRAM]
+    fake.add_user(USER)
+    from bot.channels.base import Button, OutgoingMessage
+
+    question = OutgoingMessage(
+        text="Carrer de Mallorca pasa por varios barrios. ¿En cuál ocurrió?",
+        buttons=(Button("la Sagrada Família", '/inform{"neighbourhood_code":"02-06"}'),
+                 Button("la Dreta de l'Eixample", '/inform{"neighbourhood_code":"02-07"}'),
+                 Button("Una esquina o un número", '/inform{"correct":"place"}')),
+        request="location")
+    assert await channel.respond(f"telegram:{USER}", [question]) is True
+    first, second = fake.sent_messages(USER, method="sendMessage")
+    assert first["text"] == question.text
+    assert [row[0]["text"] for row in first["reply_markup"]["inline_keyboard"]] == [b.title for b in question.buttons]
+    assert second["text"] == "O comparte tu ubicación con el botón de abajo."
+    [[key]] = second["reply_markup"]["keyboard"]
+    assert key == {"text": "📍 Compartir mi ubicación", "request_location": True}
+    # a location question without choices keeps its key on the question itself, in one message
+    plain = OutgoingMessage(text="Please give me a street and number, or share your location.", request="location")
+    assert await channel.respond(f"telegram:{USER}", [plain]) is True
+    third = fake.sent_messages(USER, method="sendMessage")[2]
+    assert third["text"] == plain.text and third["reply_markup"]["keyboard"][0][0]["request_location"] is True
+    assert len(fake.sent_messages(USER, method="sendMessage")) == 3
+    await server.close()
+
+
 async def test_an_oversize_photo_gets_a_clear_message(tmp_path: Path, fake_telegram: FakeTelegram, aiohttp_server) -> None:  # noqa: F811
     fake = fake_telegram
     server = await start_bot(tmp_path, fake, aiohttp_server, max_photo_bytes=1000)

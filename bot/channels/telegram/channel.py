@@ -65,6 +65,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "cancel": ("/cancel", N_("Cancel the report")),
 }
 SHARE_LOCATION = N_("📍 Share my location")
+# Telegram draws a message's inline buttons or its reply keyboard (where the location key
+# lives), never both: a question with choices that also asks for a location gets this second
+# message carrying the location key.
+OR_SHARE_LOCATION = N_("Or share your location with the button below.")
 YOU_CHOSE = N_("You chose: {choice}")
 
 
@@ -238,6 +242,10 @@ class TelegramChannel(Channel):
                 continue  # control messages of other channels (e.g. the web chat's "forget")
             try:
                 await bot.send_message(chat_id, message.text, reply_markup=self._markup(message))
+                if message.request == "location" and self._inline_buttons(message):
+                    locale = self._locale_of(message)
+                    await bot.send_message(chat_id, self.catalogs.gettext(OR_SHARE_LOCATION, locale),
+                                           reply_markup=self._location_keyboard(locale))
             except Forbidden:
                 log.info("telegram: a citizen blocked the bot; marked unreachable")
                 await self._mark_unreachable(sender_id)
@@ -409,19 +417,26 @@ class TelegramChannel(Channel):
 
     # helpers ----------------------------------------------------------------------------
     def _markup(self, message: OutgoingMessage) -> InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove:
-        buttons = [
+        buttons = self._inline_buttons(message)
+        if buttons:
+            return InlineKeyboardMarkup([[button] for button in buttons])
+        if message.request == "location":
+            return self._location_keyboard(self._locale_of(message))
+        return ReplyKeyboardRemove()
+
+    @staticmethod
+    def _inline_buttons(message: OutgoingMessage) -> list[InlineKeyboardButton]:
+        return [
             InlineKeyboardButton(button.title, callback_data=button.payload)
             for button in message.buttons
             if len(button.payload.encode()) <= CALLBACK_DATA_MAX_BYTES
         ]
-        if buttons:
-            return InlineKeyboardMarkup([[button] for button in buttons])
-        if message.request == "location":
-            label = self.catalogs.gettext(SHARE_LOCATION, self._locale_of(message))
-            return ReplyKeyboardMarkup(
-                [[KeyboardButton(label, request_location=True)]], resize_keyboard=True, one_time_keyboard=True
-            )
-        return ReplyKeyboardRemove()
+
+    def _location_keyboard(self, locale: str) -> ReplyKeyboardMarkup:
+        label = self.catalogs.gettext(SHARE_LOCATION, locale)
+        return ReplyKeyboardMarkup(
+            [[KeyboardButton(label, request_location=True)]], resize_keyboard=True, one_time_keyboard=True
+        )
 
     def _locale_of(self, message: OutgoingMessage) -> str:
         """The language of a message the engine wrote (to label the location button alike)."""

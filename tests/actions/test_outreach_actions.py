@@ -34,6 +34,7 @@ from storage.models import EVENT_CITIZEN_INFO, EVENT_SURVEY_ANSWERED, CaseCreate
 from storage.surveys import open_survey
 from tests.actions.conftest import NOW
 from tests.actions.test_actions import make_tracker
+from tests.case_moves import move_case
 
 DOMAIN_DIR = Path(__file__).resolve().parents[2] / "dialogues" / "domain"
 
@@ -63,7 +64,7 @@ def new_case(services: Services, sender: str, status: str = "resolved") -> str:
                                contact_mode="chat"),
         )
         if status != "new":
-            case_store.change_status(session=session, case=case, to_status=status, actor="dispatcher1")
+            move_case(session, case, status, actor="dispatcher1")
         return case.ref
 
 

@@ -7,9 +7,10 @@ from collections.abc import Callable
 import pytest
 from sqlmodel import Session, select
 
+from storage import alerts, erasure, subscriptions, surveys
 from storage import cases as case_store
-from storage import erasure, subscriptions, surveys
 from storage.models import EVENT_SURVEY_ANSWERED, CaseCreate, CaseEvent, Reporter, Subscription, SurveyResponse
+from tests.case_moves import move_case
 
 
 def new_case(session: Session, sender: str, *, status: str = "resolved"):  # noqa: ANN201
@@ -20,7 +21,7 @@ def new_case(session: Session, sender: str, *, status: str = "resolved"):  # noq
                            contact_mode="chat"),
     )
     if status != "new":
-        case = case_store.change_status(session=session, case=case, to_status=status, actor="dispatcher1")
+        case = move_case(session, case, status, actor="dispatcher1")
     return case
 
 
@@ -49,15 +50,15 @@ def test_unsubscribe_one_and_all(session: Session) -> None:
     assert session.exec(select(Subscription)).all() == []
 
 
-def test_subscribers_of_lists_each_reporter_once(session: Session) -> None:
+def test_subscribers_are_listed_each_once(session: Session) -> None:
     subscriptions.subscribe(session=session, sender_id="web:a", channel="web", locale="en", neighbourhood_code="01-01")
     subscriptions.subscribe(session=session, sender_id="web:a", channel="web", locale="en", neighbourhood_code="01-02")
     subscriptions.subscribe(session=session, sender_id="telegram:7", channel="telegram", locale="ca",
                             neighbourhood_code="01-02")
     subscriptions.subscribe(session=session, sender_id="web:c", channel="web", locale="es", neighbourhood_code="06-31")
-    found = subscriptions.subscribers_of(session=session, neighbourhood_codes=["01-01", "01-02"])
-    assert sorted(r.sender_id for r in found) == ["telegram:7", "web:a"]
-    assert subscriptions.subscribers_of(session=session, neighbourhood_codes=[]) == []
+    found = alerts.subscribers_by_reporter(session=session, codes=["01-01", "01-02"])
+    assert sorted(r.sender_id for r, _ in found) == ["telegram:7", "web:a"]
+    assert alerts.subscribers_by_reporter(session=session, codes=[]) == []
 
 
 def test_subscriptions_go_with_the_reporter_on_erasure(session: Session) -> None:

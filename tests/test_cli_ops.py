@@ -21,7 +21,7 @@ from bot.cli import main
 from storage import outbox, users
 from storage.db import create_db_engine, session_scope
 from storage.models import Alert, AuditLog, Case, CaseEvent, OutboxMessage, Reporter, StaffSession, utcnow
-from tests.case_moves import move_case
+from tests.cases import move_case
 from tests.conftest import TEST_SECRET
 from tests.postgres import POSTGRES_URL
 

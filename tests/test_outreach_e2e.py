@@ -17,7 +17,7 @@ from storage import subscriptions
 from storage.db import create_db_engine, session_scope
 from storage.models import EVENT_CITIZEN_INFO, EVENT_SURVEY_ANSWERED, CaseCreate, CaseEvent, SurveyResponse
 from storage.surveys import open_survey
-from tests.case_moves import move_case
+from tests.cases import move_case
 from tests.conftest import Stack
 from tests.test_webchat import app_settings, hello, say
 

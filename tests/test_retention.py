@@ -52,7 +52,7 @@ from storage.models import (
     utcnow,
 )
 from storage.outbox import OutgoingItem, enqueue
-from tests.case_moves import move_case
+from tests.cases import move_case
 from tests.conftest import Stack
 from tests.test_webchat import app_settings, hello, report_with_name_and_phone, say
 

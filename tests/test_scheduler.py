@@ -39,7 +39,7 @@ from storage.models import (
     utcnow,
 )
 from storage.outbox import decode_payload
-from tests.case_moves import move_case
+from tests.cases import move_case
 from tests.conftest import free_port, make_settings
 from tests.telegram_server import FakeTelegram
 from tests.threads import at_once

@@ -8,21 +8,13 @@ import pytest
 from sqlmodel import Session, select
 
 from storage import alerts, erasure, subscriptions, surveys
-from storage import cases as case_store
-from storage.models import EVENT_SURVEY_ANSWERED, CaseCreate, CaseEvent, Reporter, Subscription, SurveyResponse
-from tests.case_moves import move_case
+from storage.models import EVENT_SURVEY_ANSWERED, Case, CaseEvent, Reporter, Subscription, SurveyResponse
+from tests.cases import file_case
 
 
-def new_case(session: Session, sender: str, *, status: str = "resolved"):  # noqa: ANN201
-    case = case_store.create_case(
-        session=session,
-        case_in=CaseCreate(sender_id=sender, channel="web", locale="es", category="noise",
-                           description="Música muy alta cada noche", neighbourhood_code="06-31",
-                           contact_mode="chat"),
-    )
-    if status != "new":
-        case = move_case(session, case, status, actor="dispatcher1")
-    return case
+def new_case(session: Session, sender: str, *, status: str = "resolved") -> Case:
+    return file_case(session, sender, status=status, locale="es", category="noise",
+                     description="Música muy alta cada noche", neighbourhood_code="06-31")
 
 
 def test_subscribe_creates_the_reporter_once_and_is_idempotent(session: Session) -> None:

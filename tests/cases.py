@@ -1,15 +1,18 @@
-"""Moving a test's case to the status it needs the way a dispatcher would: through
-``storage.desk.update_case``, one allowed step at a time, so a test never holds a case in a
+"""Cases for tests, built the way production builds them: filed through
+``storage.cases.create_case`` and moved the way a dispatcher moves them, through
+``storage.desk.update_case`` one allowed step at a time, so a test never holds a case in a
 state production could not reach."""
 
 from __future__ import annotations
 
 from collections import deque
+from typing import Any
 
 from sqlmodel import Session
 
+from storage.cases import create_case
 from storage.desk import TRANSITIONS, CaseChange, update_case
-from storage.models import Case
+from storage.models import Case, CaseCreate
 
 
 def path_to(current: str, wanted: str) -> list[str]:
@@ -37,3 +40,15 @@ def move_case(session: Session, case: Case, to_status: str, *, actor: str = "dis
     for status in path_to(case.status, to_status):
         case = update_case(session=session, case=case, change=CaseChange(status=status), actor=actor)
     return case
+
+
+def file_case(session: Session, sender_id: str, *, status: str = "new", actor: str = "dispatcher1",
+              **fields: Any) -> Case:
+    """A case as the action server files it (a vandalism report from the web chat in English,
+    in el Raval, updates in the chat, unless ``fields`` say otherwise), then moved to ``status``."""
+    values: dict[str, Any] = {
+        "channel": "web", "locale": "en", "category": "vandalism", "description": "Someone smashed the bus stop glass",
+        "neighbourhood_code": "01-01", "contact_mode": "chat", **fields,
+    }
+    case = create_case(session=session, case_in=CaseCreate(sender_id=sender_id, **values))
+    return move_case(session, case, status, actor=actor)

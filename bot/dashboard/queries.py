@@ -16,7 +16,7 @@ from bot.dashboard.labels import NOT_LOCATED, OPEN_STATUSES
 from storage.desk import CaseFilters, list_cases
 from storage.models import Case
 from storage.safety import SurveySummary, safety_over_time, survey_summary
-from storage.stats import case_stats, iso_week, median_hours  # the API's figures, per week
+from storage.stats import _median_hours, case_stats, iso_week  # the API's figures, per week
 
 QUEUE_LIMIT = 500
 FEED_LIMIT = 1000
@@ -108,8 +108,8 @@ def stats_view(session: Session, *, zone: ZoneInfo, weeks: int, now: datetime, t
         weeks=week_list,
         per_week_category=dict(per_week_category),
         per_neighbourhood=sorted(per_neighbourhood.items(), key=lambda item: (-item[1], item[0]))[:top],
-        ack_median_per_week=[median_hours(by_week.get(week.key, []), "acknowledged_at") for week in week_list],
-        resolve_median_per_week=[median_hours(by_week.get(week.key, []), "resolved_at") for week in week_list],
+        ack_median_per_week=[_median_hours(by_week.get(week.key, []), "acknowledged_at") for week in week_list],
+        resolve_median_per_week=[_median_hours(by_week.get(week.key, []), "resolved_at") for week in week_list],
         total=stats.total,
         open_now=count_open(session),
         median_hours_to_acknowledge=stats.median_hours_to_acknowledge,

@@ -1,6 +1,6 @@
 """`barri`: the project's command-line tool.
 
-    barri serve          the bot service (web chat; later Telegram and the desk)
+    barri serve          the bot service (channels, desk, staff API, Open311, outbox, scheduler)
     barri db upgrade     apply the database migrations (a prestart step)
     barri db backup FILE a consistent copy of the database while it runs
     barri user add NAME --role dispatcher|community|admin [--lang en|es|ca]
@@ -212,7 +212,7 @@ def retention_dry_run(settings: Settings) -> int:
     idle conversations of visitors without a case by a keyed reference (never a sender id, a
     name or a phone), and a count of photos of reports never filed."""
     from storage import followups
-    from storage.cases import count_stale_pending_attachments
+    from storage.attachments import count_stale_pending_attachments
     from storage.db import create_db_engine, session_scope
     from storage.models import utcnow
     from storage.tracker import conversation_last_active, idle_conversations_last_active

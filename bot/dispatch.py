@@ -32,8 +32,8 @@ from common.i18n import N_, Catalogs
 from common.responses import CATEGORY_LABELS
 from common.settings import Settings
 from storage import followups, users
-from storage.cases import _add_event, _atomic
-from storage.db import session_scope
+from storage.cases import add_case_event
+from storage.db import atomic, session_scope
 from storage.desk import CaseChange, IllegalTransition, update_case
 from storage.errors import StorageError
 from storage.followups import EVENT_DISPATCHED, dispatch_message_text
@@ -60,8 +60,8 @@ def undispatched_cases(db: Engine) -> list[Case]:
 
 
 def mark_dispatched(db: Engine, case: Case, message_id: int) -> None:
-    with session_scope(db) as session, _atomic(session):
-        _add_event(session, case_id=case.id, kind=EVENT_DISPATCHED, actor="system", at=utcnow(),
+    with session_scope(db) as session, atomic(session):
+        add_case_event(session=session, case_id=case.id, kind=EVENT_DISPATCHED, actor="system", at=utcnow(),
                    text=dispatch_message_text(message_id))
 
 

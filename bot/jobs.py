@@ -25,8 +25,8 @@ from bot.dispatch import LOOK_BACK, DispatchDesk
 from common import outreach
 from common.i18n import Catalogs
 from common.settings import Settings
-from storage import alerts, followups, whatsapp
-from storage import cases as case_store
+from storage import alerts, erasure, followups, whatsapp
+from storage import attachments as attachment_store
 from storage.db import session_scope
 from storage.errors import StorageError
 from storage.models import OUTBOX_FOLLOW_UP, OUTBOX_SURVEY, Case, Reporter, utcnow
@@ -199,7 +199,7 @@ def _erase_quiet(ctx: JobContext, senders: list[tuple[str, bool]], cutoff: datet
             erase_conversation(engine=ctx.tracker_db, sender_id=sender_id)
             if not keep_reporter:
                 with session_scope(ctx.db) as session:
-                    case_store.erase_reporter(session=session, sender_id=sender_id)
+                    erasure.erase_reporter(session=session, sender_id=sender_id)
         except (StorageError, SQLAlchemyError) as error:
             log.warning("retention: could not erase, next sweep retries: %s", type(error).__name__)
             continue
@@ -238,7 +238,7 @@ async def purge_stale_attachments() -> int:
 
     def run() -> int:
         with session_scope(ctx.db) as session:
-            return case_store.purge_stale_pending_attachments(session=session, older_than=older_than)
+            return attachment_store.purge_stale_pending_attachments(session=session, older_than=older_than)
 
     purged = await asyncio.to_thread(run)
     if purged:

@@ -16,7 +16,7 @@ from common.i18n import N_, Catalogs
 from common.responses import STATUS_LABELS
 from storage.db import session_scope
 from storage.desk import record_citizen_notification
-from storage.models import Case, Reporter, utcnow
+from storage.models import OUTBOX_STATUS, Case, Reporter, utcnow
 from storage.outbox import OutgoingItem, enqueue
 
 log = logging.getLogger(__name__)
@@ -58,7 +58,7 @@ class Notifier:
             # one row per change of the case: a repeated call for the same change adds nothing
             stamp = (case.updated_at or utcnow()).isoformat()
             item = OutgoingItem(
-                reporter_id=reporter_id, channel=case.channel, kind="status", text="\n\n".join(texts),
+                reporter_id=reporter_id, channel=case.channel, kind=OUTBOX_STATUS, text="\n\n".join(texts),
                 dedupe_key=f"status:{case.id}:{stamp}:{new_status or 'note'}", case_id=case.id,
             )
             await asyncio.to_thread(self._enqueue, item)

@@ -79,6 +79,7 @@ from common.geo import Neighbourhoods
 from common.i18n import negotiate_locale
 from common.places import RADIUS_SHARED, SHARED_LOCATION, Place, gazetteer_for
 from common.responses import CATEGORY_LABELS
+from storage import audit
 from storage import cases as case_store
 from storage.db import session_scope
 from storage.errors import DatabaseUnavailable
@@ -427,7 +428,7 @@ async def post_request(request: web.Request, fmt: str) -> web.Response:
     def store() -> str:
         with session_scope(request.app[DB]) as session:
             case = case_store.create_case(session=session, case_in=case_in)
-            case_store.record_audit(session=session, actor=user.name, action="open311.request_created",
+            audit.record_audit(session=session, actor=user.name, action="open311.request_created",
                                     subject_type="case", subject_id=str(case.id),
                                     detail={"ref": case.ref, "service_code": case.category})
             return case.ref

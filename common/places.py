@@ -347,7 +347,6 @@ class Gazetteer:
         landmarks: Sequence[Landmark] = (),
     ) -> None:
         self.neighbourhoods = neighbourhoods
-        self._by_code = {item.code: item for item in neighbourhoods.all()}
         pairs = [(item, _metres(geometry)) for item, geometry in neighbourhoods.items()]
         self._areas = [geometry for _, geometry in pairs]
         self._area_items = [item for item, _ in pairs]
@@ -543,7 +542,7 @@ class Gazetteer:
 
     def street_in(self, street_name: str, code: str, text: str = "") -> Place:
         """A street the citizen placed in a neighbourhood (the answer to the question)."""
-        neighbourhood = self._by_code.get(code)
+        neighbourhood = self.neighbourhoods.by_code(code)
         street = self._best_street(self._keys.get(name_key(street_name), []), None)
         if neighbourhood is None:
             return self.resolve(text or street_name)
@@ -632,7 +631,7 @@ class Gazetteer:
                                 radius=landmark.radius, tolerance=STATION_TOLERANCE_M if landmark.station else None)
         if landmark.spans:  # a big square in several neighbourhoods
             placed = Place(text=original, source=LANDMARK, label=landmark.label, radius=landmark.radius,
-                           candidates=tuple(self._by_code[c] for c in landmark.spans if c in self._by_code))
+                           candidates=self.neighbourhoods.known(landmark.spans))
         # a building on a boundary street is on one side of it, which the data says
         side = next((c for c in placed.candidates if c.name == landmark.side), None)
         if side is not None:
@@ -791,7 +790,7 @@ class Gazetteer:
 
     def _street_place(self, street: Street, number: int | None, original: str) -> Place:
         codes = sorted(street.crossings)
-        candidates = tuple(self._by_code[c] for c in codes if c in self._by_code)
+        candidates = self.neighbourhoods.known(codes)
         if street.geometry is None or not candidates:
             return Place(source=NOT_LOCATED, label=street.label, text=original, street=street.name)
         if street.is_area:
@@ -823,7 +822,7 @@ class Gazetteer:
         assert street.geometry is not None
         label = f"{street.label}, {number}"
         if street.split:  # which of the pieces? ask
-            candidates = tuple(self._by_code[c] for c in sorted(street.crossings) if c in self._by_code)
+            candidates = self.neighbourhoods.known(sorted(street.crossings))
             return Place(text=original, source=STREET_NUMBER, label=label, candidates=candidates, street=street.name)
         straight = _is_straight(street.geometry, axis)
         grid = straight and _in_lower_city(axis)
@@ -851,7 +850,7 @@ class Gazetteer:
                 found = self._around(point, SIDE_TOLERANCE_M if side else BOUNDARY_TOLERANCE_M)
                 inside = self._containing(point)
                 codes |= {item.code for item in found} | ({inside.code} if inside else set())
-        candidates = tuple(self._by_code[c] for c in sorted(codes) if c in self._by_code)
+        candidates = self.neighbourhoods.known(sorted(codes))
         if len(candidates) != 1 or not points:
             return Place(text=original, source=STREET_NUMBER, label=label, candidates=candidates,
                          street=street.name)

@@ -23,7 +23,7 @@ from sqlalchemy import and_, func, or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from storage.cases import record_audit
+from storage.audit import record_audit
 from storage.errors import StorageError
 from storage.models import (
     LOCALES,
@@ -375,12 +375,6 @@ def expire_due_alerts(*, session: Session, now: datetime | None = None) -> int:
         session.rollback()
         raise
     return withdrawn
-
-
-def is_withdrawn(*, session: Session, alert_id: uuid.UUID, now: datetime | None = None) -> bool:
-    """True when the alert was cancelled or has expired: its pending messages must not go out."""
-    alert = session.get(Alert, alert_id)
-    return alert is None or alert_state(alert, now) != "active"
 
 
 def withdrawn_alert_ids(*, session: Session, alert_ids: Sequence[uuid.UUID],

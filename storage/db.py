@@ -36,7 +36,7 @@ def normalise_database_url(database_url: str | URL) -> URL:
     return url
 
 
-def _sqlite_file(url: URL) -> Path | None:
+def sqlite_file(url: URL) -> Path | None:
     """The database file of a SQLite URL, or ``None`` for in-memory and URI-style databases."""
     database = url.database
     if not database or database == ":memory:" or database.startswith("file:"):
@@ -61,7 +61,7 @@ def create_db_engine(database_url: str | URL) -> Engine:
     url = normalise_database_url(database_url)
     backend = url.get_backend_name()
     if backend == "sqlite":
-        db_file = _sqlite_file(url)
+        db_file = sqlite_file(url)
         if db_file is not None:
             db_file.expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(
@@ -82,7 +82,7 @@ def create_db_engine(database_url: str | URL) -> Engine:
 def session_scope(engine: Engine) -> Iterator[Session]:
     """Yield a session; commit what is left pending on success, roll back on any exception.
 
-    The functions in ``storage.cases`` commit their own work; the final commit here only
+    The storage functions that write commit their own work; the final commit here only
     matters for changes the caller made itself (for instance ``record_audit``). Connection
     failures are raised as ``DatabaseUnavailable``.
     """
@@ -98,6 +98,20 @@ def session_scope(engine: Engine) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+@contextmanager
+def atomic(session: Session) -> Iterator[None]:
+    """Commit once at the end of the block; roll back everything on any exception.
+
+    Every storage function that writes runs in one, so a failure part-way leaves nothing behind.
+    """
+    try:
+        yield
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
 
 
 def _rollback_quietly(session: Session) -> None:

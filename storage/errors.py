@@ -14,15 +14,11 @@ class CaseRefExhausted(StorageError):
 
 
 class AttachmentTooLarge(StorageError):
-    """An uploaded attachment is larger than ``storage.cases.MAX_ATTACHMENT_BYTES``."""
+    """An uploaded attachment is larger than ``storage.attachments.MAX_ATTACHMENT_BYTES``."""
 
 
 class TooManyPendingAttachments(StorageError):
     """The sender already has as many attachments waiting for a report as one report may carry."""
-
-
-class InvalidStatus(StorageError):
-    """A status name that is not one of ``storage.models.STATUSES``."""
 
 
 class UserExists(StorageError):

@@ -3,8 +3,7 @@
 Every timestamp is a timezone-aware UTC ``datetime``: ``TZDateTime`` stores UTC and gives back
 aware values on SQLite too, and refuses naive values instead of guessing their zone.
 Enumerated values (category, status, ...) are plain strings in the database; the allowed
-values are listed here and checked by ``CaseCreate`` and the functions in ``storage.cases``
-and ``storage.users``.
+values are listed here and checked by ``CaseCreate`` and the storage functions that write them.
 """
 
 from __future__ import annotations
@@ -344,7 +343,6 @@ OUTBOX_ALERT = "alert"
 OUTBOX_STATUS = "status"
 OUTBOX_FOLLOW_UP = "follow_up"
 OUTBOX_SURVEY = "survey"
-OUTBOX_CHAT = "chat"
 
 EVENT_ESCALATED = "escalated"
 EVENT_FOLLOW_UP_SENT = "follow_up_sent"
@@ -465,7 +463,7 @@ class PendingMessage(SQLModel, table=True):
 class WhatsAppContact(SQLModel, table=True):
     """The one place a WhatsApp citizen's phone number is kept: the engine, the cases and the
     logs know them by ``sender_id`` (``whatsapp:<keyed hash of the number>``). Erased with the
-    reporter (``storage.cases.erase_reporter``: forget_me and retention). ``last_inbound_at``:
+    reporter (``storage.erasure.erase_reporter``: forget_me and retention). ``last_inbound_at``:
     the citizen's last message, which opens WhatsApp's 24-hour window for free-form messages;
     ``locale``: the language their messages were last recognised in (for the channel's own
     notices, before the engine has answered)."""

@@ -8,14 +8,13 @@ that language. Subscriptions go with the reporter on erasure (``ondelete=CASCADE
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
 
 from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from storage.cases import get_or_create_reporter
 from storage.models import Reporter, Subscription
+from storage.reporters import get_or_create_reporter
 
 
 def _reporter_id(session: Session, sender_id: str) -> uuid.UUID | None:
@@ -76,17 +75,4 @@ def list_subscriptions(*, session: Session, sender_id: str) -> list[str]:
         .where(Reporter.sender_id == sender_id)
         .order_by(col(Subscription.neighbourhood_code))
     )
-    return list(session.exec(statement).all())
-
-
-def subscribers_of(*, session: Session, neighbourhood_codes: Iterable[str]) -> list[Reporter]:
-    """Every reporter subscribed to at least one of the neighbourhoods, each once.
-
-    Unreachable reporters are included: the caller decides (the delivery report counts them).
-    """
-    codes = sorted(set(neighbourhood_codes))
-    if not codes:
-        return []
-    ids = select(Subscription.reporter_id).where(col(Subscription.neighbourhood_code).in_(codes))
-    statement = select(Reporter).where(col(Reporter.id).in_(ids)).order_by(col(Reporter.created_at), col(Reporter.id))
     return list(session.exec(statement).all())

@@ -6,7 +6,7 @@ SHA-256 digest is enough and lets ``user_for_token`` find the user with one inde
 password is chosen by a person, so it is hashed with argon2id. A token is returned once, by
 ``create_user`` or ``rotate_token``, and cannot be recovered afterwards.
 
-Like ``storage.cases``, every function takes keyword-only arguments and a function that writes
+Like the other storage modules, every function takes keyword-only arguments and a function that writes
 commits once, at its end. Audit entries never hold a token, a password or a hash.
 """
 
@@ -23,7 +23,8 @@ from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from storage.cases import _atomic, record_audit
+from storage.audit import record_audit
+from storage.db import atomic
 from storage.errors import UserExists, UserNotFound
 from storage.models import ACTOR_SYSTEM, STAFF_NAME_MAX, STAFF_ROLES, StaffSession, StaffUser, utcnow
 
@@ -44,6 +45,14 @@ _hasher = PasswordHasher(type=Type.ID)
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def _audit(
+    *, session: Session, actor: str, action: str, user: StaffUser, detail: dict[str, object] | None = None
+) -> None:
+    """Record a change to a staff account: who, what, the account's name and ``detail``."""
+    record_audit(session=session, actor=actor, action=action, subject_type="staff_user",
+                 subject_id=str(user.id), detail={"name": user.name, **(detail or {})})
 
 
 def _validate_name(name: str) -> None:
@@ -111,7 +120,7 @@ def create_user(
     _validate_role(role)
     _validate_locale(locale)
     token = _new_token()
-    with _atomic(session):
+    with atomic(session):
         if _find_user(session, name) is not None:
             raise UserExists(f"a staff user named {name!r} already exists")
         user = StaffUser(name=name, role=role, locale=locale, token_hash=_token_hash(token), created_at=utcnow())
@@ -120,14 +129,7 @@ def create_user(
             session.flush()
         except IntegrityError as exc:  # created concurrently by another session
             raise UserExists(f"a staff user named {name!r} already exists") from exc
-        record_audit(
-            session=session,
-            actor=actor,
-            action="user.created",
-            subject_type="staff_user",
-            subject_id=str(user.id),
-            detail={"name": user.name, "role": user.role},
-        )
+        _audit(session=session, actor=actor, action="user.created", user=user, detail={"role": user.role})
     return user, token
 
 
@@ -137,18 +139,11 @@ def rotate_token(*, session: Session, name: str, actor: str = ACTOR_SYSTEM) -> s
     Raises ``UserNotFound``. An inactive user keeps being refused until reactivated.
     """
     token = _new_token()
-    with _atomic(session):
+    with atomic(session):
         user = _require_user(session, name)
         user.token_hash = _token_hash(token)
         session.add(user)
-        record_audit(
-            session=session,
-            actor=actor,
-            action="user.token_rotated",
-            subject_type="staff_user",
-            subject_id=str(user.id),
-            detail={"name": user.name},
-        )
+        _audit(session=session, actor=actor, action="user.token_rotated", user=user)
     return token
 
 
@@ -161,19 +156,12 @@ def set_password(*, session: Session, name: str, password: str, actor: str = ACT
     """
     _validate_password(password)
     password_hash = _hasher.hash(password)  # slow on purpose: done before the transaction
-    with _atomic(session):
+    with atomic(session):
         user = _require_user(session, name)
         user.password_hash = password_hash
         session.add(user)
         session.execute(delete(StaffSession).where(col(StaffSession.user_id) == user.id))
-        record_audit(
-            session=session,
-            actor=actor,
-            action="user.password_set",
-            subject_type="staff_user",
-            subject_id=str(user.id),
-            detail={"name": user.name},
-        )
+        _audit(session=session, actor=actor, action="user.password_set", user=user)
 
 
 def deactivate_user(*, session: Session, name: str, actor: str = ACTOR_SYSTEM) -> int:
@@ -182,7 +170,7 @@ def deactivate_user(*, session: Session, name: str, actor: str = ACTOR_SYSTEM) -
 
     Raises ``UserNotFound``; deactivating an inactive user changes nothing.
     """
-    with _atomic(session):
+    with atomic(session):
         user = _require_user(session, name)
         if not user.active:
             return 0
@@ -190,14 +178,7 @@ def deactivate_user(*, session: Session, name: str, actor: str = ACTOR_SYSTEM) -
         session.add(user)
         ended = session.execute(delete(StaffSession).where(col(StaffSession.user_id) == user.id))
         sessions = int(ended.rowcount or 0)  # type: ignore[attr-defined]
-        record_audit(
-            session=session,
-            actor=actor,
-            action="user.deactivated",
-            subject_type="staff_user",
-            subject_id=str(user.id),
-            detail={"name": user.name, "sessions_ended": sessions},
-        )
+        _audit(session=session, actor=actor, action="user.deactivated", user=user, detail={"sessions_ended": sessions})
     return sessions
 
 
@@ -205,27 +186,21 @@ def set_role(*, session: Session, name: str, role: str, actor: str = ACTOR_SYSTE
     """Give the user another role (it applies to their next request: sessions read the user's
     row every time); returns the previous role. Raises ``ValueError`` and ``UserNotFound``."""
     _validate_role(role)
-    with _atomic(session):
+    with atomic(session):
         user = _require_user(session, name)
         previous = user.role
         if previous != role:
             user.role = role
             session.add(user)
-            record_audit(
-                session=session,
-                actor=actor,
-                action="user.role_changed",
-                subject_type="staff_user",
-                subject_id=str(user.id),
-                detail={"name": user.name, "from": previous, "to": role},
-            )
+            _audit(session=session, actor=actor, action="user.role_changed", user=user,
+                   detail={"from": previous, "to": role})
     return previous
 
 
 def set_locale(*, session: Session, name: str, locale: str | None, actor: str = ACTOR_SYSTEM) -> None:
     """The language of the user's desk (``None``: the deployment's default)."""
     _validate_locale(locale)
-    with _atomic(session):
+    with atomic(session):
         user = _require_user(session, name)
         user.locale = locale
         session.add(user)
@@ -237,7 +212,7 @@ def link_telegram(*, session: Session, name: str, telegram_id: int | None, actor
     ``UserExists`` when another user has it, ``UserNotFound`` for an unknown name."""
     if telegram_id is not None and not (isinstance(telegram_id, int) and 0 < telegram_id < 2**53):
         raise ValueError(f"{telegram_id!r} is not a Telegram user id (a positive number)")
-    with _atomic(session):
+    with atomic(session):
         user = _require_user(session, name)
         if telegram_id is not None:
             holder = session.exec(select(StaffUser).where(StaffUser.telegram_id == telegram_id)).first()
@@ -245,14 +220,8 @@ def link_telegram(*, session: Session, name: str, telegram_id: int | None, actor
                 raise UserExists(f"Telegram user {telegram_id} is already linked to {holder.name}")
         user.telegram_id = telegram_id
         session.add(user)
-        record_audit(
-            session=session,
-            actor=actor,
-            action="user.telegram_linked" if telegram_id is not None else "user.telegram_unlinked",
-            subject_type="staff_user",
-            subject_id=str(user.id),
-            detail={"name": user.name},
-        )
+        action = "user.telegram_linked" if telegram_id is not None else "user.telegram_unlinked"
+        _audit(session=session, actor=actor, action=action, user=user)
 
 
 def user_for_telegram(*, session: Session, telegram_id: int) -> StaffUser | None:
@@ -310,7 +279,7 @@ def check_password(*, session: Session, name: str, password: str) -> StaffUser |
         return None
     if not _verify(user.password_hash, password):
         return None
-    with _atomic(session):
+    with atomic(session):
         if _hasher.check_needs_rehash(user.password_hash):
             user.password_hash = _hasher.hash(password)
         user.last_login_at = utcnow()

@@ -2,7 +2,7 @@
 window, and the status notifications of the messages the outbox sent.
 
 The phone number lives only in ``whatsapp_contacts`` (erased with the reporter by
-``storage.cases.erase_reporter``, so by ``forget_me`` and retention); everything else knows
+``storage.erasure.erase_reporter``, so by ``forget_me`` and retention); everything else knows
 the citizen by their pseudonymous sender id. Every function commits its own work.
 """
 

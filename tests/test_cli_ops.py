@@ -18,8 +18,7 @@ from sqlalchemy.engine import make_url
 from sqlmodel import col, select
 
 from bot.cli import main
-from storage import cases as case_store
-from storage import outbox, users
+from storage import attachments, outbox, users
 from storage.db import create_db_engine, session_scope
 from storage.models import (
     Alert,
@@ -33,6 +32,7 @@ from storage.models import (
     Subscription,
     utcnow,
 )
+from tests.cases import move_case
 from tests.conftest import TEST_SECRET
 from tests.photos import PNG
 from tests.postgres import POSTGRES_URL
@@ -163,8 +163,8 @@ def _finish(db: Engine, case: Case, ago: timedelta) -> None:
     with session_scope(db) as session:
         current = session.get(Case, case.id)
         assert current is not None
-        case_store.change_status(session=session, case=current, to_status="closed", actor="ana")
-        session.execute(update(Case).where(col(Case.id) == case.id).values(closed_at=when, updated_at=when))
+        move_case(session, current, "closed", actor="ana")
+        session.execute(update(Case).where(col(Case.id) == case.id).values(closed_at=when, resolved_at=when, updated_at=when))
         session.execute(update(CaseEvent).where(col(CaseEvent.case_id) == case.id).values(at=when))
         session.execute(update(Reporter).where(col(Reporter.id) == case.reporter_id).values(last_seen_at=when))
         session.commit()
@@ -205,9 +205,9 @@ def test_retention_dry_run_lists_idle_conversations_without_a_case_by_reference(
         session.add_all([subscriber, lurker])
         session.flush()
         session.add(Subscription(reporter_id=subscriber.id, neighbourhood_code="018"))
-        old_photo = case_store.add_pending_attachment(session=session, sender_id="web:lurker", data=PNG,
+        old_photo = attachments.add_pending_attachment(session=session, sender_id="web:lurker", data=PNG,
                                                       mime_type="image/png")
-        case_store.add_pending_attachment(session=session, sender_id="web:typing", data=PNG, mime_type="image/png")
+        attachments.add_pending_attachment(session=session, sender_id="web:typing", data=PNG, mime_type="image/png")
         session.execute(update(Attachment).where(col(Attachment.id) == old_photo.id)
                         .values(created_at=utcnow() - timedelta(days=3)))
         session.commit()

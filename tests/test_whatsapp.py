@@ -23,6 +23,7 @@ from bot.channels.whatsapp.cloud import pseudonym_key, sender_of
 from bot.jobs import JobContext
 from bot.keys import OUTBOXES, SETTINGS, WHATSAPP
 from common.i18n import Catalogs
+from storage import attachments, erasure, reporters
 from storage import cases as case_store
 from storage import whatsapp as contacts
 from storage.db import create_db_engine, session_scope
@@ -167,7 +168,7 @@ async def test_messages_of_one_citizen_are_answered_in_order_in_their_language(
 def subscriber(db: Any, settings: Any, phone: str, *, wrote_ago: timedelta, locale: str = "es") -> str:
     sender = sender_of(phone, pseudonym_key(settings))
     with session_scope(db) as session:
-        reporter = case_store.get_or_create_reporter(session=session, sender_id=sender, channel="whatsapp",
+        reporter = reporters.get_or_create_reporter(session=session, sender_id=sender, channel="whatsapp",
                                                      locale=locale)
         session.add(Subscription(reporter_id=reporter.id, neighbourhood_code="06-31"))
         session.commit()
@@ -299,13 +300,13 @@ async def test_the_number_goes_with_erasure_and_retention(tmp_path: Path) -> Non
         for sender, phone, at in ((erased, "34600000001", utcnow()), (idle, "34600000002", long_ago),
                                   (talking, "34600000003", utcnow())):
             contacts.record_inbound(session=session, sender_id=sender, phone=phone, at=at)
-        case_store.get_or_create_reporter(session=session, sender_id=erased, channel="whatsapp", locale="es")
+        reporters.get_or_create_reporter(session=session, sender_id=erased, channel="whatsapp", locale="es")
         session.commit()
         session.execute(text("UPDATE whatsapp_contacts SET created_at = :at"),
                         {"at": long_ago.replace(tzinfo=None) if db.dialect.name == "sqlite" else long_ago})
         session.commit()
         # forget_me and the retention of reporters both erase through erase_reporter
-        case_store.erase_reporter(session=session, sender_id=erased)
+        erasure.erase_reporter(session=session, sender_id=erased)
     context = JobContext(settings=settings, db=db, tracker_db=create_db_engine(settings.tracker_store_url),
                          catalogs=Catalogs.load(settings.locales_dir, settings.default_locale), desk=None)
     jobs.install(context)
@@ -372,7 +373,7 @@ async def test_a_whole_report_in_spanish_with_buttons_a_location_and_a_photo_the
         case = case_store.get_case_for_sender(session=session, ref=ref.group(0), sender_id=sender)
         assert case is not None and case.channel == "whatsapp" and case.locale == "es"
         assert case.neighbourhood_name == "la Vila de Gràcia"
-        assert len(case_store.get_attachments(session=session, case_id=case.id)) == 1
+        assert len(attachments.get_attachments(session=session, case_id=case.id)) == 1
         assert session.get(WhatsAppContact, sender).phone == PHONE
 
     # "forget me": the confirmation still reaches the phone, then the number is gone everywhere

@@ -20,6 +20,8 @@ from sqlalchemy import Engine
 from bot.api.auth import error, require, staff_of
 from bot.api.openapi import serve_openapi
 from bot.keys import DB, NOTIFIER, SETTINGS
+from storage import attachments as attachment_store
+from storage import audit
 from storage import cases as case_store
 from storage.db import session_scope
 from storage.desk import (
@@ -158,9 +160,9 @@ def _load_detail(db: Engine, ref: str, reader: Any) -> dict[str, Any] | None:
         case = case_store.get_case_by_ref(session=session, ref=ref)
         if case is None:
             return None
-        attachments = case_store.get_attachments(session=session, case_id=case.id)
+        attachments = attachment_store.get_attachments(session=session, case_id=case.id)
         events = case_store.get_case_events(session=session, case_id=case.id)
-        case_store.record_audit(session=session, actor=reader.name, action="case.read", subject_type="case",
+        audit.record_audit(session=session, actor=reader.name, action="case.read", subject_type="case",
                                 subject_id=str(case.id), detail={"ref": case.ref})
         contact = None
         if case.contact_mode == "contact" and case.reporter_id is not None:
@@ -168,7 +170,7 @@ def _load_detail(db: Engine, ref: str, reader: Any) -> dict[str, Any] | None:
             if reporter is not None:
                 contact = {"name": reporter.contact_name, "phone": reporter.contact_phone,
                            "email": reporter.contact_email}
-                case_store.record_audit(session=session, actor=reader.name, action="case.read_contact",
+                audit.record_audit(session=session, actor=reader.name, action="case.read_contact",
                                         subject_type="case", subject_id=str(case.id), detail={"ref": case.ref})
         duplicates = [other.ref for other in likely_duplicates(session=session, case=case)]
         return {**case_detail(case, attachments, events, contact), "duplicate_candidates": duplicates}
@@ -258,7 +260,7 @@ def _export_rows(request: web.Request, action: str) -> list[Case]:
     filters, limit, offset = _filters(request, max_limit=EXPORT_MAX)
     with session_scope(request.app[DB]) as session:
         cases, _ = list_cases(session=session, filters=filters, limit=limit, offset=offset)
-        case_store.record_audit(session=session, actor=staff_of(request).name, action=action, subject_type="cases",
+        audit.record_audit(session=session, actor=staff_of(request).name, action=action, subject_type="cases",
                                 subject_id="-", detail={"count": len(cases), "query": dict(request.query)})
         return cases
 
@@ -373,7 +375,7 @@ async def get_chat(request: web.Request) -> web.Response:
             case = case_store.get_case_by_ref(session=session, ref=request.match_info["ref"])
             if case is None:
                 return None
-            case_store.record_audit(session=session, actor=staff_of(request).name, action="case.read_chat",
+            audit.record_audit(session=session, actor=staff_of(request).name, action="case.read_chat",
                                     subject_type="case", subject_id=str(case.id))
             return _chat_state(session, case)
 

@@ -9,7 +9,7 @@ import struct
 
 from sqlalchemy import Engine
 
-from storage import cases as case_store
+from storage import attachments as attachment_store
 from storage.db import session_scope
 from storage.errors import TooManyPendingAttachments
 
@@ -50,7 +50,7 @@ async def store_photo(db: Engine, sender_id: str, data: bytes, *, max_bytes: int
     def store() -> str:
         stored = strip_metadata(data)
         with session_scope(db) as session:
-            attachment = case_store.add_pending_attachment(
+            attachment = attachment_store.add_pending_attachment(
                 session=session, sender_id=sender_id, data=stored, mime_type=mime,
                 sent_sha256=hashlib.sha256(data).hexdigest(), max_pending=max_pending,
             )
@@ -65,7 +65,7 @@ async def store_photo(db: Engine, sender_id: str, data: bytes, *, max_bytes: int
 def pending_photos(db: Engine, sender_id: str) -> int:
     """How many photos of this sender wait for a report (so a refused one is not even fetched)."""
     with session_scope(db) as session:
-        return case_store.count_pending_attachments(session=session, sender_id=sender_id)
+        return attachment_store.count_pending_attachments(session=session, sender_id=sender_id)
 
 
 def photo_payload(attachment_id: str) -> str:

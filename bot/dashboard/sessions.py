@@ -24,7 +24,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, or_
 from sqlmodel import Session, col, select
 
-from storage.cases import _atomic, record_audit
+from storage.audit import record_audit
+from storage.db import atomic
 from storage.models import StaffSession, StaffUser, utcnow
 
 IDLE_LIMIT = timedelta(hours=8)
@@ -77,7 +78,7 @@ def purge_expired(*, session: Session, now: datetime | None = None) -> int:
 def start_session(*, session: Session, user: StaffUser) -> str:
     """Open a session for a user who has just proved their password; return the cookie value."""
     token = secrets.token_urlsafe(TOKEN_BYTES)
-    with _atomic(session):
+    with atomic(session):
         now = utcnow()
         purge_expired(session=session, now=now)
         session.add(StaffSession(token_hash=token_hash(token), user_id=user.id, created_at=now, last_seen_at=now))
@@ -104,11 +105,11 @@ def resume_session(*, session: Session, token: str | None, touch: bool = True) -
     row, user = found
     now = utcnow()
     if _expired(row, now) or not user.active:
-        with _atomic(session):
+        with atomic(session):
             session.delete(row)
         return None
     if touch and now - row.last_seen_at > TOUCH_EVERY:
-        with _atomic(session):
+        with atomic(session):
             row.last_seen_at = now
             session.add(row)
     return SignedIn(session_id=row.id, user_id=user.id, name=user.name, role=user.role, token=token,
@@ -117,7 +118,7 @@ def resume_session(*, session: Session, token: str | None, touch: bool = True) -
 
 def end_session(*, session: Session, signed_in: SignedIn) -> None:
     """Logout: the cookie value stops working at once."""
-    with _atomic(session):
+    with atomic(session):
         session.execute(delete(StaffSession).where(col(StaffSession.id) == signed_in.session_id))
         record_audit(session=session, actor=signed_in.name, action="user.signed_out", subject_type="staff_user",
                      subject_id=str(signed_in.user_id))

@@ -44,7 +44,7 @@ from bot.ratelimit import Verdict
 from common.i18n import N_, Catalogs
 from common.responses import ADAPTER_MESSAGES
 from common.settings import SUPPORTED_LOCALES, Settings
-from storage import cases as case_store
+from storage import reporters as reporter_store
 from storage.db import session_scope
 from storage.errors import StorageError
 
@@ -458,7 +458,7 @@ class TelegramChannel(Channel):
     async def _mark_unreachable(self, sender_id: str) -> None:
         def mark() -> None:
             with session_scope(self.db) as session:
-                case_store.set_reporter_unreachable(session=session, sender_id=sender_id)
+                reporter_store.set_reporter_unreachable(session=session, sender_id=sender_id)
 
         try:
             await asyncio.to_thread(mark)

@@ -43,7 +43,7 @@ from common.i18n import N_, Catalogs
 from common.language import confident_language
 from common.responses import ADAPTER_MESSAGES
 from common.settings import Settings
-from storage import cases as case_store
+from storage import reporters
 from storage import whatsapp as store
 from storage.db import session_scope
 from storage.errors import StorageError
@@ -379,7 +379,7 @@ class WhatsAppChannel(Channel):
                                             at=_status_time(status, self.clock()), error=error, retry=retry,
                                             unreachable=undeliverable)
                 if not found and undeliverable and sender_id:  # a live reply that never arrived
-                    case_store.set_reporter_unreachable(session=session, sender_id=sender_id)
+                    reporters.set_reporter_unreachable(session=session, sender_id=sender_id)
 
         try:
             await asyncio.to_thread(write)
@@ -432,7 +432,7 @@ class WhatsAppChannel(Channel):
 
     async def _mark_unreachable(self, sender_id: str) -> None:
         try:
-            await self._db(case_store.set_reporter_unreachable, sender_id=sender_id)
+            await self._db(reporters.set_reporter_unreachable, sender_id=sender_id)
         except DB_ERRORS:
             log.warning("whatsapp: could not mark a reporter unreachable")
 

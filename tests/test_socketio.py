@@ -18,10 +18,12 @@ import socketio
 from bot.app import create_app
 from bot.channels.base import Button, OutgoingMessage
 from bot.channels.socketio.channel import bot_utterances
-from bot.keys import SETTINGS
+from bot.keys import OUTBOXES, SETTINGS
+from storage import outbox as outbox_store
 from storage.db import create_db_engine, session_scope
 from storage.inbox import pending_for
 from storage.migrate import upgrade_database
+from storage.models import Reporter
 from tests.conftest import Stack, free_port, make_settings
 from tests.test_webchat import app_settings
 
@@ -141,6 +143,40 @@ async def test_while_the_engine_is_down_messages_are_kept_and_typed_commands_are
     assert kept == ["me han robado la bici en la calle Verdi", 'inform{"incident_time":"now"}']
     db.dispose()
     await widget.close()
+
+
+async def test_alerts_reach_the_widget_live_and_on_its_next_visit(tmp_path: Path, aiohttp_server) -> None:
+    """The outbox's web worker delivers to whichever web adapter has the citizen: the widget too."""
+    server = await engine_down_app(tmp_path, aiohttp_server, quiet_hours_start="00:00", quiet_hours_end="00:00")
+    db = create_db_engine(server.app[SETTINGS].database_url)
+
+    def alert(reporter: Reporter, text: str) -> None:
+        with session_scope(db) as session:
+            outbox_store.enqueue(session=session, items=[outbox_store.OutgoingItem.to(
+                reporter, dedupe_key=f"alert:{text}", kind="alert", text=text,
+                buttons=[("Deixar de rebre alertes", "/unsubscribe_alerts")])])
+
+    url = str(server.make_url("/"))
+    online = Widget()
+    session = await online.connect(url, origin=CITY)
+    reporter = Reporter(channel="web", sender_id=session.split(".")[0], locale="ca")
+    with session_scope(db) as db_session:
+        db_session.add(reporter)
+    alert(reporter, "Tall d'aigua al Raval")
+    server.app[OUTBOXES].wake("web")
+    assert await asyncio.wait_for(online.uttered.get(), 10) == {"text": "Tall d'aigua al Raval", "quick_replies": [
+        {"content_type": "text", "title": "Deixar de rebre alertes", "payload": "/unsubscribe_alerts"}]}
+    await online.close()
+
+    # away: it waits, and comes right after the session_confirm of the next visit
+    alert(reporter, "Tall de llum a Gràcia")
+    server.app[OUTBOXES].wake("web")
+    await asyncio.sleep(1.0)
+    back = Widget()
+    assert await back.connect(url, origin=CITY, session_id=session) == session
+    assert (await asyncio.wait_for(back.uttered.get(), 10))["text"] == "Tall de llum a Gràcia"
+    await back.close()
+    db.dispose()
 
 
 def test_bot_messages_are_drawn_as_rasas_socketio_channel_draws_them() -> None:

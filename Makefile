@@ -15,7 +15,7 @@ DATA_PATHS   = $(shell scripts/engine-data.sh paths)
 MODEL        = models/barri-$(shell scripts/engine-data.sh hash).tar.gz
 CHROMIUM    ?= /usr/bin/chromium
 
-.PHONY: help run test setup lock app-env engine-env locales lexicon-features model db secret chromium \
+.PHONY: help run test setup lock app-env engine-env locales lexicon-features model db secret chromium widget \
         validate test-stories test-python nlu-crossval nlu-dev nlu-sealed extract update-catalogs lint bench clean screenshots
 
 help:
@@ -70,7 +70,7 @@ lexicon-features: app-env
 	$(APP_VENV)/bin/python scripts/lexicon-features.py
 
 update-catalogs: extract
-	$(PYBABEL) update -i locales/messages.pot -d locales -D messages --no-wrap --ignore-obsolete
+	$(PYBABEL) update -i locales/messages.pot -d locales -D messages --no-wrap --ignore-obsolete --no-fuzzy-matching
 
 model: engine-env
 	scripts/train-if-changed.sh
@@ -105,6 +105,15 @@ run: setup
 chromium:
 	@test -x $(CHROMIUM) || { (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || { echo "could not install Debian's chromium for the browser tests"; exit 1; }; }
 
+# The open-source Rasa web-chat widget from npm (tests/widget/package-lock.json), as cities install it,
+# for tests/test_socketio_widget.py; Debian's nodejs and npm when they are missing.
+widget: tests/widget/node_modules/.package-lock.json
+
+tests/widget/node_modules/.package-lock.json: tests/widget/package.json tests/widget/package-lock.json
+	@command -v npm >/dev/null || { (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null) || { echo "could not install Debian's nodejs and npm for the widget tests"; exit 1; }; }
+	cd tests/widget && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
 validate: engine-env
 	$(ENGINE_ENV) $(RASA) data validate --config nlu/config.yml --domain dialogues/domain \
 	  --data $(DATA_PATHS)
@@ -113,10 +122,10 @@ test-stories: model
 	$(ENGINE_ENV) $(RASA) test core --model $(MODEL) --stories tests/stories \
 	  --fail-on-prediction-errors --out results/stories --no-plot
 
-test-python: setup chromium
+test-python: setup chromium widget
 	BARRI_TEST_MODEL=$(MODEL) $(APP_PY) -m pytest -q -p no:cacheprovider
 
-test: setup chromium validate test-stories test-python
+test: setup chromium widget validate test-stories test-python
 
 # Slow: 3-fold cross-validation of the NLU pipeline (figures go into the README).
 nlu-crossval: engine-env

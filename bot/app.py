@@ -18,11 +18,14 @@ from bot import dashboard, open311
 from bot.api import alerts as alerts_api
 from bot.api import cases as cases_api
 from bot.api.auth import require
+from bot.channels.socketio.channel import SOCKETIO_PATH, SocketIOChannel, close_server, create_server
+from bot.channels.socketio.web import WebChannels
 from bot.channels.telegram.channel import TelegramChannel
 from bot.channels.webchat.channel import WebChatChannel
 from bot.channels.whatsapp.channel import WhatsAppChannel
 from bot.dbdown import database_errors
 from bot.dispatch import DispatchDesk
+from bot.embed import routes as embed
 from bot.engine import Conversations, EngineClient
 from bot.jobs import JobContext
 from bot.keys import (
@@ -136,6 +139,9 @@ def create_app(settings: Settings) -> web.Application:
     app[METRICS] = telemetry = Metrics()
     app.on_response_prepare.append(security_headers)
     app.on_response_prepare.append(echo_request_id)
+    # the Rasa widget's endpoint: attached now (routes exist before start-up), handlers once the hub runs
+    socketio_server = create_server(settings)
+    socketio_server.attach(app, socketio_path=SOCKETIO_PATH)
     aiohttp_jinja2.setup(
         app,
         loader=jinja2.FileSystemLoader(str(WEBCHAT_DIR / "templates")),
@@ -194,6 +200,10 @@ def create_app(settings: Settings) -> web.Application:
             app[CONVERSATIONS] = conversations
             app[WEBCHAT] = webchat
             await webchat.connect()
+            socketio = SocketIOChannel(socketio_server, settings, catalogs, conversations,
+                                       address_limiter=address_limiter, hello_limiter=hello_limiter,
+                                       new_session_limiter=new_session_limiter)
+            web_channels = WebChannels(webchat, socketio)  # both serve web:… citizens
             telegram = None
             if settings.telegram_token:
                 telegram = TelegramChannel(settings, catalogs, conversations, db)
@@ -204,7 +214,7 @@ def create_app(settings: Settings) -> web.Application:
                 whatsapp = WhatsAppChannel(settings, catalogs, conversations, db, http)
                 app[WHATSAPP] = whatsapp
                 await whatsapp.connect()
-            channels = {"web": webchat, **({"telegram": telegram} if telegram else {}),
+            channels = {"web": web_channels, **({"telegram": telegram} if telegram else {}),
                         **({"whatsapp": whatsapp} if whatsapp else {})}
             inbox.channels.update(channels)
             replayer = Replayer(inbox, engine.engine_ready, conversations.replay, settings.replay_probe_seconds)
@@ -212,10 +222,11 @@ def create_app(settings: Settings) -> web.Application:
             # the outbox: web chat on every instance (its citizens' sockets are here), Telegram
             # only on the scheduler leader (one sender keeps the bot under Telegram's limits)
             outboxes = Outboxes()
-            web_outbox = OutboxWorker(db=db, settings=settings, channel="web", pusher=webchat,
-                                      recipients=webchat.connected, pace=False, metrics=telemetry)
+            web_outbox = OutboxWorker(db=db, settings=settings, channel="web", pusher=web_channels,
+                                      recipients=web_channels.connected, pace=False, metrics=telemetry)
             outboxes.workers["web"] = web_outbox
             webchat.on_connect.append(web_outbox.flush)
+            socketio.on_connect.append(web_outbox.flush)
             web_outbox.start()
             app[OUTBOXES] = outboxes
             notifier = Notifier(db, catalogs, channels, wake=outboxes.wake)
@@ -276,6 +287,7 @@ def create_app(settings: Settings) -> web.Application:
     async def close_sockets(app: web.Application) -> None:
         if WEBCHAT in app:
             await app[WEBCHAT].disconnect()
+        await close_server(socketio_server)
 
     app.cleanup_ctx.append(lifecycle)
     app.on_shutdown.append(close_sockets)
@@ -285,9 +297,10 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/metrics", metrics)
     app.router.add_static("/static/webchat", WEBCHAT_DIR / "static")
     # routes must exist before start-up; handlers reach the channel through the app key
-    app.router.add_get("/", _via_webchat("page"), name="chat")
+    app.router.add_get("/", embed.framable(_via_webchat("page"), CONTENT_SECURITY_POLICY), name="chat")
     app.router.add_get("/webchat/ws", _via_webchat("socket"))
     app.router.add_post("/webchat/upload", _via_webchat("upload"))
+    embed.add_routes(app)
     cases_api.add_routes(app)
     alerts_api.add_routes(app)
     dashboard.setup(app)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import sys
 from datetime import time as dt_time
 from functools import cached_property
@@ -20,6 +21,7 @@ SUPPORTED_LOCALES = ("en", "es", "ca")
 
 _PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret", "please-change", "xxx"}
 MIN_SECRET_LENGTH = 16
+_ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?")
 
 # The secrets; in development `make run` generates each in var/<name>.
 SECRETS = ("secret_key", "rasa_token")
@@ -122,6 +124,9 @@ class Settings(BaseSettings):
     # while messages written during an engine outage are kept, the engine is probed this often
     replay_probe_seconds: float = Field(default=5.0, gt=0)
     allowed_origins: tuple[str, ...] = ()  # extra origins allowed to open the web-chat socket
+    # the city's own sites allowed to frame the chat page (the /embed.js snippet) and to open the
+    # Rasa-compatible Socket.IO endpoint, e.g. ["https://www.barcelona.cat"]; none by default
+    embed_origins: tuple[str, ...] = ()
 
     # Scheduler (bot.scheduler, bot.jobs): one leader among the bot-service instances.
     leader_lease_seconds: float = Field(default=30.0, gt=0)  # a dead leader is replaced after this
@@ -163,6 +168,16 @@ class Settings(BaseSettings):
         if value and value not in SUPPORTED_LOCALES:
             raise ValueError(f"DISPATCH_LOCALE must be empty or one of {SUPPORTED_LOCALES}")
         return value
+
+    @field_validator("embed_origins")
+    @classmethod
+    def _bare_origins(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        # they go verbatim into the page's Content-Security-Policy: nothing but scheme://host[:port]
+        origins = tuple(origin.rstrip("/") for origin in value)
+        for origin in origins:
+            if not _ORIGIN.fullmatch(origin):
+                raise ValueError(f"EMBED_ORIGINS: {origin!r} is not an origin like https://www.example.org")
+        return origins
 
     @field_validator("redis_url")
     @classmethod

@@ -147,6 +147,8 @@ class WebChatChannel(Channel):
             "upload_url": "/webchat/upload",
             "max_photo_bytes": self.settings.max_photo_bytes,
             "languages": list(LANGUAGE_NAMES.items()),
+            # framed by the city's site (bot/embed): Escape and focus talk to the snippet
+            "embed_frame_url": "/static/embed/frame.js" if request.query.get("embed") == "1" else None,
         }
         return aiohttp_jinja2.render_template("chat.html", request, context)
 

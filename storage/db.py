@@ -7,11 +7,12 @@ psycopg 3. Sessions are synchronous: async callers run them in a thread.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import URL, Engine, make_url
@@ -21,6 +22,8 @@ from sqlmodel import Session, create_engine
 from storage.errors import DatabaseUnavailable
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 POSTGRES_CONNECT_TIMEOUT_S = 5
@@ -82,7 +85,7 @@ def create_db_engine(database_url: str | URL) -> Engine:
 def session_scope(engine: Engine) -> Iterator[Session]:
     """Yield a session; commit what is left pending on success, roll back on any exception.
 
-    The functions in ``storage.cases`` commit their own work; the final commit here only
+    The storage functions that write commit their own work; the final commit here only
     matters for changes the caller made itself (for instance ``record_audit``). Connection
     failures are raised as ``DatabaseUnavailable``.
     """
@@ -98,6 +101,20 @@ def session_scope(engine: Engine) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+@contextmanager
+def atomic(session: Session) -> Iterator[None]:
+    """Commit once at the end of the block; roll back everything on any exception.
+
+    Every storage function that writes runs in one, so a failure part-way leaves nothing behind.
+    """
+    try:
+        yield
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
 
 
 def _rollback_quietly(session: Session) -> None:
@@ -116,3 +133,14 @@ def ping(engine: Engine) -> None:
         raise DatabaseUnavailable(
             f"database at {engine.url!r} is unavailable: {type(exc).__name__}"
         ) from exc
+
+
+async def run_storage(engine: Engine, work: Callable[..., T], /, **kwargs: Any) -> T:
+    """``work(session=..., **kwargs)`` in a worker thread, in its own ``session_scope``: how
+    async code (the bot service, the action server) calls a storage function off the loop."""
+
+    def run() -> T:
+        with session_scope(engine) as session:
+            return work(session=session, **kwargs)
+
+    return await asyncio.to_thread(run)

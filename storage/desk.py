@@ -173,6 +173,14 @@ def _duplicate_target(session: Session, case: Case, ref: str | None) -> Case:
     return original
 
 
+def reachable_reporter(*, session: Session, case: Case) -> Reporter | None:
+    """The case's reporter, unless erased or known to be unreachable (nothing can be sent to them)."""
+    if case.reporter_id is None:
+        return None
+    reporter = session.get(Reporter, case.reporter_id)
+    return reporter if reporter is not None and not reporter.unreachable else None
+
+
 def record_citizen_notification(
     *, session: Session, case_id: uuid.UUID, channel: str, outcome: str, what: str
 ) -> CaseEvent:
@@ -288,6 +296,15 @@ def add_chat_message(*, session: Session, case: Case, text: str, actor: str, fro
         event = _add_event(session, case_id=case.id, kind=CHAT_FROM_CITIZEN if from_citizen else CHAT_FROM_STAFF,
                            actor=actor, at=utcnow(), text=text)
     return event
+
+
+def take_citizen_message(*, session: Session, sender_id: str, text: str) -> bool:
+    """Add the citizen's message to the case of their live chat; False when they are in none."""
+    case = live_case_for_sender(session=session, sender_id=sender_id)
+    if case is None:
+        return False
+    add_chat_message(session=session, case=case, text=text, actor="citizen", from_citizen=True)
+    return True
 
 
 def chat_messages(*, session: Session, case: Case) -> list[CaseEvent]:

@@ -94,6 +94,12 @@ def mark_escalated(*, session: Session, case_id: uuid.UUID, now: datetime) -> bo
     return True
 
 
+def escalate_overdue(*, session: Session, now: datetime, after: timedelta, urgent_after: timedelta) -> int:
+    """Escalate every case past its deadline (``cases_to_escalate``); how many this call escalated."""
+    overdue = cases_to_escalate(session=session, now=now, after=after, urgent_after=urgent_after)
+    return sum(mark_escalated(session=session, case_id=case.id, now=now) for case in overdue)
+
+
 def escalations_to_dispatch(*, session: Session, since: datetime) -> list[Case]:
     """Escalated cases, still new, not yet re-sent to the dispatch chat (escalated after ``since``)."""
     dispatched = select(CaseEvent.case_id).where(col(CaseEvent.kind) == EVENT_ESCALATION_DISPATCHED)
@@ -108,6 +114,23 @@ def escalations_to_dispatch(*, session: Session, since: datetime) -> list[Case]:
         .limit(BATCH)
     )
     return list(session.exec(query).all())
+
+
+def cases_to_announce(*, session: Session, since: datetime) -> list[Case]:
+    """Cases created after ``since`` not yet announced in the dispatch chat, urgent ones first."""
+    announced = select(CaseEvent.case_id).where(col(CaseEvent.kind) == EVENT_DISPATCHED)
+    query = (
+        select(Case)
+        .where(col(Case.created_at) >= since, col(Case.id).not_in(announced))
+        .order_by((col(Case.priority) == "urgent").desc(), col(Case.created_at))
+    )
+    return list(session.exec(query).all())
+
+
+def mark_dispatched(*, session: Session, case_id: uuid.UUID, message_id: int, now: datetime) -> None:
+    with _atomic(session):
+        _add_event(session, case_id=case_id, kind=EVENT_DISPATCHED, actor=ACTOR_SYSTEM, at=now,
+                   text=dispatch_message_text(message_id))
 
 
 def dispatch_message_text(message_id: int) -> str:

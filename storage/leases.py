@@ -11,6 +11,9 @@ Expiry is judged by the clock of the process asking; keep the instances' clocks 
 
 from __future__ import annotations
 
+import os
+import socket
+import uuid
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, or_
@@ -19,6 +22,11 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
 from storage.models import Lease, utcnow
+
+
+def new_holder_id() -> str:
+    """A lease holder's name: host, process and a random part (two holders in one process differ)."""
+    return f"{socket.gethostname()[:32]}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
 
 
 def acquire_lease(

@@ -45,7 +45,7 @@ from common.i18n import N_, Catalogs
 from common.responses import ADAPTER_MESSAGES
 from common.settings import SUPPORTED_LOCALES, Settings
 from storage import cases as case_store
-from storage.db import session_scope
+from storage.db import run_storage
 from storage.errors import StorageError
 
 log = logging.getLogger(__name__)
@@ -332,7 +332,7 @@ class TelegramChannel(Channel):
                 await self.notice(sender_id, "rate_limited", hint)
             return None
         try:
-            if await asyncio.to_thread(pending_photos, self.db, sender_id) >= most:
+            if await pending_photos(self.db, sender_id) >= most:
                 raise PhotoRejected("too_many_photos")
             if largest.file_size and largest.file_size > limit:
                 raise PhotoRejected("photo_too_big")
@@ -441,11 +441,7 @@ class TelegramChannel(Channel):
             log.warning("telegram: could not send a notice: %s", error)
 
     async def _mark_unreachable(self, sender_id: str) -> None:
-        def mark() -> None:
-            with session_scope(self.db) as session:
-                case_store.set_reporter_unreachable(session=session, sender_id=sender_id)
-
         try:
-            await asyncio.to_thread(mark)
+            await run_storage(self.db, case_store.set_reporter_unreachable, sender_id=sender_id)
         except StorageError:
             log.warning("telegram: could not mark a reporter unreachable")

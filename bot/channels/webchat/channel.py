@@ -300,7 +300,7 @@ class WebChatChannel(Channel):
         if await self.conversations.admit(sender_id) is not Verdict.ALLOW:
             return error("rate_limited", 429)
         try:
-            if await asyncio.to_thread(pending_photos, self.db, sender_id) >= most:
+            if await pending_photos(self.db, sender_id) >= most:
                 return error("too_many_photos", 409, max_photos=most)
         except StorageError:
             return error("unavailable", 503)

@@ -297,6 +297,12 @@ def delivery_report(*, session: Session, alert_id: uuid.UUID) -> DeliveryReport:
     return delivery_reports(session=session, alert_ids=[alert_id])[alert_id]
 
 
+def alert_with_report(*, session: Session, alert_id: uuid.UUID) -> tuple[Alert, DeliveryReport] | None:
+    """The alert and how far its delivery got, or None when there is no such alert."""
+    alert = get_alert(session=session, alert_id=alert_id)
+    return None if alert is None else (alert, delivery_report(session=session, alert_id=alert_id))
+
+
 def list_alerts(
     *, session: Session, limit: int = 50, offset: int = 0
 ) -> tuple[list[tuple[Alert, DeliveryReport]], int]:
@@ -348,6 +354,16 @@ def cancel_alert(
         session.rollback()
         raise
     return alert, withdrawn
+
+
+def cancel_alert_with_report(
+    *, session: Session, alert_id: uuid.UUID, actor: str, any_author: bool = False
+) -> tuple[Alert, int, DeliveryReport] | None:
+    """``cancel_alert``, with the delivery report as it stands after the cancellation."""
+    done = cancel_alert(session=session, alert_id=alert_id, actor=actor, any_author=any_author)
+    if done is None:
+        return None
+    return done[0], done[1], delivery_report(session=session, alert_id=alert_id)
 
 
 def expire_due_alerts(*, session: Session, now: datetime | None = None) -> int:

@@ -22,6 +22,7 @@ from sqlmodel import Session, col, select
 from storage.cases import _add_event, _atomic, record_audit
 from storage.models import (
     ACTOR_SYSTEM,
+    CLOSED_STATUSES,
     EVENT_ESCALATED,
     EVENT_FOLLOW_UP_SENT,
     EVENT_STATUS_CHANGED,
@@ -39,8 +40,6 @@ from storage.outbox import OutgoingItem, enqueue
 EVENT_DISPATCHED = "dispatched"
 EVENT_ESCALATION_DISPATCHED = "escalation_dispatched"
 
-# Statuses after which the reporter is not followed up and the retention clock runs.
-FINISHED_STATUSES = ("resolved", "closed", "rejected", "duplicate")
 # Channels on which Barri can write to a citizen first (Open311 clients have no chat).
 CHAT_CHANNELS = ("web", "telegram")
 BATCH = 200  # cases per sweep; the next run takes the rest
@@ -161,7 +160,7 @@ def follow_ups_due(*, session: Session, now: datetime, after: timedelta) -> list
     done = select(CaseEvent.case_id).where(col(CaseEvent.kind) == EVENT_FOLLOW_UP_SENT)
     query = _reachable(select(Case, Reporter)).where(
         col(Case.created_at) <= now - after,
-        col(Case.status).not_in(FINISHED_STATUSES),
+        col(Case.status).not_in(CLOSED_STATUSES),
         col(Case.id).not_in(done),
     ).order_by(col(Case.created_at)).limit(BATCH)
     return [(case, reporter) for case, reporter in session.exec(query).all()]
@@ -250,7 +249,7 @@ def retention_due(*, session: Session, now: datetime, retention: timedelta, limi
     due: list[RetentionDue] = []
     for reporter in reporters:
         cases = session.exec(select(Case).where(col(Case.reporter_id) == reporter.id)).all()
-        if not cases or any(case.status not in FINISHED_STATUSES for case in cases):
+        if not cases or any(case.status not in CLOSED_STATUSES for case in cases):
             continue
         finished = dict(
             session.execute(
@@ -258,7 +257,7 @@ def retention_due(*, session: Session, now: datetime, retention: timedelta, limi
                 .where(
                     col(CaseEvent.case_id).in_([case.id for case in cases]),
                     col(CaseEvent.kind) == EVENT_STATUS_CHANGED,
-                    col(CaseEvent.to_status).in_(FINISHED_STATUSES),
+                    col(CaseEvent.to_status).in_(CLOSED_STATUSES),
                 )
                 .group_by(col(CaseEvent.case_id))
             ).all()

@@ -14,7 +14,7 @@ import jinja2
 from aiohttp import web
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot import dashboard, open311
+from bot import dashboard
 from bot.api import alerts as alerts_api
 from bot.api import cases as cases_api
 from bot.api.auth import require
@@ -31,6 +31,7 @@ from bot.keys import (
     ENGINE,
     HTTP,
     LEADERSHIP,
+    NEIGHBOURHOODS,
     NOTIFIER,
     OUTBOXES,
     SETTINGS,
@@ -41,10 +42,12 @@ from bot.limits import body_limits
 from bot.livechat import LiveChat
 from bot.notify import Notifier
 from bot.observability import METRICS, Metrics, echo_request_id, metrics_response, request_ids
+from bot.open311 import routes as open311
 from bot.outbox import Outboxes, OutboxWorker
 from bot.ratelimit import create_rate_limiter
 from bot.replay import Inbox, Replayer
 from bot.scheduler import Leadership
+from common.geo import Neighbourhoods
 from common.i18n import Catalogs
 from common.language import warm_up
 from common.settings import Settings
@@ -143,6 +146,7 @@ def create_app(settings: Settings) -> web.Application:
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         catalogs = await asyncio.to_thread(Catalogs.load, settings.locales_dir, settings.default_locale)
         await asyncio.to_thread(warm_up)
+        app[NEIGHBOURHOODS] = await asyncio.to_thread(Neighbourhoods.from_geojson, settings.neighbourhoods_geojson)
         db = create_db_engine(settings.database_url)
         tracker_db = create_db_engine(settings.tracker_store_url)
         telemetry.watch_database(db, lambda: LEADERSHIP in app and app[LEADERSHIP].is_leader)

@@ -15,7 +15,7 @@ from aiohttp import web
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from bot.observability import METRICS
-from bot.open311 import render_error
+from bot.open311.format import render_error
 from storage.errors import DatabaseUnavailable
 
 log = logging.getLogger(__name__)

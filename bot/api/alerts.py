@@ -16,8 +16,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 
 from bot.alerts import AlertComposer
 from bot.api.auth import error, require, staff_of
-from bot.keys import CATALOGS, DB, SETTINGS
-from bot.open311 import NEIGHBOURHOODS
+from bot.keys import CATALOGS, DB, NEIGHBOURHOODS, SETTINGS
 from common.geo import Neighbourhoods
 from storage import alerts as alert_store
 from storage.alerts import MAX_NEIGHBOURHOODS, AlertIn, DeliveryReport, IdempotencyConflict, InvalidAlert, NotTheAuthor

@@ -18,8 +18,7 @@ from bot.alerts import AlertComposer
 from bot.dashboard.auth import desk_route
 from bot.dashboard.base import SIGNED_IN, desk_text, error_page, render, see_other
 from bot.dashboard.labels import DeskText
-from bot.keys import CATALOGS, DB, SETTINGS
-from bot.open311 import NEIGHBOURHOODS
+from bot.keys import CATALOGS, DB, NEIGHBOURHOODS, SETTINGS
 from common.geo import Neighbourhoods
 from common.i18n import N_
 from storage import alerts as alert_store

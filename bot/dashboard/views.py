@@ -42,8 +42,7 @@ from bot.dashboard.svg import (
     shade_legend,
     stacked_bars,
 )
-from bot.keys import DB, NOTIFIER, SETTINGS
-from bot.open311 import NEIGHBOURHOODS
+from bot.keys import DB, NEIGHBOURHOODS, NOTIFIER, SETTINGS
 from common.i18n import N_
 from common.settings import SUPPORTED_LOCALES
 from storage import users

@@ -4,28 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
-from urllib.parse import urlparse
+from collections.abc import AsyncIterator
 
 import aiohttp
-import aiohttp_jinja2
-import jinja2
 from aiohttp import web
-from sqlalchemy.exc import SQLAlchemyError
 
 from bot import dashboard
 from bot.api import alerts as alerts_api
 from bot.api import cases as cases_api
 from bot.api.auth import require
+from bot.channels.base import Channel, ChannelParts
 from bot.channels.telegram.channel import TelegramChannel
 from bot.channels.webchat.channel import WebChatChannel
 from bot.dbdown import database_errors
-from bot.dispatch import DispatchDesk
 from bot.engine import Conversations, EngineClient
 from bot.jobs import JobContext
 from bot.keys import (
     CATALOGS,
+    CHANNELS,
     CONVERSATIONS,
     DB,
     ENGINE,
@@ -35,8 +31,6 @@ from bot.keys import (
     NOTIFIER,
     OUTBOXES,
     SETTINGS,
-    TELEGRAM,
-    WEBCHAT,
 )
 from bot.limits import body_limits
 from bot.livechat import LiveChat
@@ -51,14 +45,18 @@ from common.geo import Neighbourhoods
 from common.i18n import Catalogs
 from common.language import warm_up
 from common.settings import Settings
-from storage.db import create_db_engine, ping, session_scope
-from storage.errors import DatabaseUnavailable, StorageError
-from storage.inbox import has_pending
-from storage.tracker import conversation_last_active, erase_conversation
+from storage.db import create_db_engine, ping
+from storage.errors import DatabaseUnavailable
+from storage.tracker import erase_conversation
 
 log = logging.getLogger(__name__)
 
-WEBCHAT_DIR = Path(__file__).parent / "channels" / "webchat"
+# The messaging channels, each in its own folder under bot/channels/ (see bot.channels.base):
+# adding a channel is its folder and one line here.
+CHANNEL_TYPES: tuple[type[Channel], ...] = (
+    WebChatChannel,
+    TelegramChannel,
+)
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
@@ -128,6 +126,7 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 def create_app(settings: Settings) -> web.Application:
+    """The bot service, its parts built in the order they depend on each other (see ``lifecycle``)."""
     settings.require("secret_key", "rasa_token")
     app = web.Application(
         middlewares=[request_ids, database_errors, body_limits],
@@ -137,19 +136,13 @@ def create_app(settings: Settings) -> web.Application:
     app[METRICS] = telemetry = Metrics()
     app.on_response_prepare.append(security_headers)
     app.on_response_prepare.append(echo_request_id)
-    aiohttp_jinja2.setup(
-        app,
-        loader=jinja2.FileSystemLoader(str(WEBCHAT_DIR / "templates")),
-        autoescape=jinja2.select_autoescape(default=True),
-    )
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         catalogs = await asyncio.to_thread(Catalogs.load, settings.locales_dir, settings.default_locale)
         await asyncio.to_thread(warm_up)
-        app[NEIGHBOURHOODS] = await asyncio.to_thread(Neighbourhoods.from_geojson, settings.neighbourhoods_geojson)
+        neighbourhoods = await asyncio.to_thread(Neighbourhoods.from_geojson, settings.neighbourhoods_geojson)
         db = create_db_engine(settings.database_url)
         tracker_db = create_db_engine(settings.tracker_store_url)
-        telemetry.watch_database(db, lambda: LEADERSHIP in app and app[LEADERSHIP].is_leader)
         async with aiohttp.ClientSession() as http:
             engine = EngineClient(
                 http, settings.engine_url, settings.action_server_url, settings.rasa_token,
@@ -161,81 +154,57 @@ def create_app(settings: Settings) -> web.Application:
 
             limiter = create_rate_limiter(settings.redis_url, settings.max_messages_per_minute,
                                           settings.rate_limit_window_seconds)
+            # the running channels by name, filled below: what the inbox and the notifier deliver through
+            channels: dict[str, Channel] = {}
+            outboxes = Outboxes()
+            notifier = Notifier(db, catalogs, channels, wake=outboxes.wake)
             # messages written while the engine is down are kept and replayed (bot.replay)
-            inbox = Inbox(db, lease_seconds=2 * settings.engine_timeout_seconds + 10)
+            inbox = Inbox(db, lease_seconds=2 * settings.engine_timeout_seconds + 10, channels=channels)
             conversations = Conversations(engine, catalogs, erase, LiveChat(db), rate_limiter=limiter, inbox=inbox,
                                           metrics=telemetry)
-            address_limiter = create_rate_limiter(settings.redis_url, settings.max_messages_per_minute_per_address,
-                                                  settings.rate_limit_window_seconds, scope="address")
-            hello_limiter = create_rate_limiter(settings.redis_url, settings.max_hellos_per_minute_per_address,
-                                                settings.rate_limit_window_seconds, scope="hello")
-            new_session_limiter = create_rate_limiter(
-                settings.redis_url, settings.max_new_sessions_per_minute_per_address,
-                settings.rate_limit_window_seconds, scope="session")
-            async def conversation_exists(sender_id: str) -> bool:
-                """Whether the engine still has this conversation (or messages of it wait to be
-                replayed); a database that does not answer erases nothing from anyone's page."""
-                def check() -> bool:
-                    if conversation_last_active(tracker=tracker_db, sender_id=sender_id) is not None:
-                        return True
-                    with session_scope(db) as session:
-                        return has_pending(session=session, sender_id=sender_id)
+            parts = ChannelParts(settings=settings, catalogs=catalogs, db=db, tracker_db=tracker_db,
+                                 conversations=conversations, notifier=notifier)
+            for kind in CHANNEL_TYPES:
+                channel = kind.create(parts)
+                if channel is not None:
+                    await channel.connect()
+                    channels[channel.name] = channel
+            # the outbox: on every instance for channels whose citizens are connected here (the web
+            # chat's sockets), else only on the scheduler leader (one sender keeps the bot under
+            # the platform's limits)
+            everywhere, leader_only = [], []
+            for name, channel in channels.items():
+                here = channel.sends_where_connected
+                worker = OutboxWorker(db=db, settings=settings, channel=name, pusher=channel, metrics=telemetry,
+                                      recipients=channel.connected if here else None, pace=not here)
+                outboxes.workers[name] = worker
+                if here:
+                    channel.on_citizen_connected(worker.flush)
+                    everywhere.append(worker)
+                else:
+                    leader_only.append(worker)
 
-                try:
-                    return await asyncio.to_thread(check)
-                except (StorageError, SQLAlchemyError):
-                    return True
+            async def send_from_leader() -> None:
+                for worker in leader_only:
+                    worker.start()
 
-            webchat = WebChatChannel(settings, catalogs, conversations, db, address_limiter=address_limiter,
-                                     hello_limiter=hello_limiter, new_session_limiter=new_session_limiter,
-                                     conversation_exists=conversation_exists)
-            app[CATALOGS] = catalogs
-            app[HTTP] = http
-            app[DB] = db
-            app[ENGINE] = engine
-            app[CONVERSATIONS] = conversations
-            app[WEBCHAT] = webchat
-            await webchat.connect()
-            telegram = None
-            if settings.telegram_token:
-                telegram = TelegramChannel(settings, catalogs, conversations, db)
-                app[TELEGRAM] = telegram
-                await telegram.connect()
-            channels = {"web": webchat, **({"telegram": telegram} if telegram else {})}
-            inbox.channels.update(channels)
-            replayer = Replayer(inbox, engine.engine_ready, conversations.replay, settings.replay_probe_seconds)
-            replayer.start()
-            # the outbox: web chat on every instance (its citizens' sockets are here), Telegram
-            # only on the scheduler leader (one sender keeps the bot under Telegram's limits)
-            outboxes = Outboxes()
-            web_outbox = OutboxWorker(db=db, settings=settings, channel="web", pusher=webchat,
-                                      recipients=webchat.connected, pace=False, metrics=telemetry)
-            outboxes.workers["web"] = web_outbox
-            webchat.on_connect.append(web_outbox.flush)
-            web_outbox.start()
-            app[OUTBOXES] = outboxes
-            notifier = Notifier(db, catalogs, channels, wake=outboxes.wake)
-            app[NOTIFIER] = notifier
-            desk = None
-            if telegram is not None and telegram.application is not None and settings.dispatch_chat_id:
-                desk = DispatchDesk(telegram.application.bot, settings.dispatch_chat_id, db, catalogs, settings,
-                                    notifier)
-                telegram.desk = desk
-                desk.start()
+            async def stop_sending() -> None:
+                for worker in leader_only:
+                    await worker.stop()
+
+            desk = next((channel.desk for channel in channels.values() if channel.desk is not None), None)
             # the scheduler runs on the one instance holding the leader lease (bot.scheduler)
             leadership = Leadership(settings, db, JobContext(settings=settings, db=db, tracker_db=tracker_db,
-                                                             catalogs=catalogs, desk=desk))
-            app[LEADERSHIP] = leadership
-            if telegram is not None:
-                telegram_outbox = OutboxWorker(db=db, settings=settings, channel="telegram", pusher=telegram,
-                                               metrics=telemetry)
-                outboxes.workers["telegram"] = telegram_outbox
-
-                async def send_telegram_outbox() -> None:
-                    telegram_outbox.start()
-
-                leadership.on_elected.append(send_telegram_outbox)
-                leadership.on_deposed.append(telegram_outbox.stop)
+                                                             catalogs=catalogs, desk=desk),
+                                    on_elected=[send_from_leader], on_deposed=[stop_sending])
+            telemetry.watch_database(db, lambda: leadership.is_leader)
+            replayer = Replayer(inbox, engine.engine_ready, conversations.replay, settings.replay_probe_seconds)
+            app[CATALOGS], app[NEIGHBOURHOODS], app[HTTP], app[DB] = catalogs, neighbourhoods, http, db
+            app[ENGINE], app[CONVERSATIONS], app[CHANNELS] = engine, conversations, channels
+            app[OUTBOXES], app[NOTIFIER], app[LEADERSHIP] = outboxes, notifier, leadership
+            replayer.start()
+            for worker in everywhere:
+                worker.start()
             leadership.start()
             try:
                 yield
@@ -243,48 +212,23 @@ def create_app(settings: Settings) -> web.Application:
                 await replayer.stop()
                 await leadership.stop()
                 await outboxes.stop()
-                if desk is not None:
-                    await desk.stop()
-                if telegram is not None:
-                    await telegram.disconnect()
-                for closing in (limiter, address_limiter, hello_limiter, new_session_limiter):
-                    if closing is not None:
-                        await closing.close()
+                for channel in reversed(channels.values()):
+                    await channel.disconnect()
+                if limiter is not None:
+                    await limiter.close()
         db.dispose()
         tracker_db.dispose()
 
-    async def close_sockets(app: web.Application) -> None:
-        if WEBCHAT in app:
-            await app[WEBCHAT].disconnect()
-
     app.cleanup_ctx.append(lifecycle)
-    app.on_shutdown.append(close_sockets)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/livez", livez)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
-    app.router.add_static("/static/webchat", WEBCHAT_DIR / "static")
-    # routes must exist before start-up; handlers reach the channel through the app key
-    app.router.add_get("/", _via_webchat("page"), name="chat")
-    app.router.add_get("/webchat/ws", _via_webchat("socket"))
-    app.router.add_post("/webchat/upload", _via_webchat("upload"))
+    # routes must exist before start-up; handlers reach the running channels through the app
+    for kind in CHANNEL_TYPES:
+        kind.add_routes(app, settings)
     cases_api.add_routes(app)
     alerts_api.add_routes(app)
     dashboard.setup(app)
     open311.add_routes(app)
-    if settings.telegram_token and settings.telegram_webhook_url:
-        path = urlparse(settings.telegram_webhook_url).path or "/telegram/webhook"
-
-        async def telegram_webhook(request: web.Request) -> web.StreamResponse:
-            return await request.app[TELEGRAM].webhook(request)
-
-        app.router.add_post(path, telegram_webhook)
     return app
-
-
-def _via_webchat(method: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
-    async def handler(request: web.Request) -> web.StreamResponse:
-        return await getattr(request.app[WEBCHAT], method)(request)
-
-    handler.__name__ = f"webchat_{method}"
-    return handler

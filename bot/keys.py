@@ -17,8 +17,7 @@ from common.i18n import Catalogs
 from common.settings import Settings
 
 if TYPE_CHECKING:
-    from bot.channels.telegram.channel import TelegramChannel
-    from bot.channels.webchat.channel import WebChatChannel
+    from bot.channels.base import Channel
     from bot.engine import Conversations, EngineClient
     from bot.notify import Notifier
     from bot.outbox import Outboxes
@@ -32,8 +31,8 @@ CATALOGS = web.AppKey("catalogs", Catalogs)
 NEIGHBOURHOODS = web.AppKey("neighbourhoods", Neighbourhoods)
 ENGINE: web.AppKey[EngineClient] = web.AppKey("engine")
 CONVERSATIONS: web.AppKey[Conversations] = web.AppKey("conversations")
-WEBCHAT: web.AppKey[WebChatChannel] = web.AppKey("webchat")
-TELEGRAM: web.AppKey[TelegramChannel] = web.AppKey("telegram")
+# the running channels by name ("web", "telegram"...): their routes find them here
+CHANNELS: web.AppKey[dict[str, Channel]] = web.AppKey("channels")
 NOTIFIER: web.AppKey[Notifier] = web.AppKey("notifier")
 LEADERSHIP: web.AppKey[Leadership] = web.AppKey("leadership")
 OUTBOXES: web.AppKey[Outboxes] = web.AppKey("outboxes")

@@ -49,11 +49,11 @@ def channel_of(sender_id: str) -> str:
 class Inbox:
     """The durable queue of messages the engine has not taken yet, and where answers go."""
 
-    def __init__(self, db: Engine, lease_seconds: float) -> None:
+    def __init__(self, db: Engine, lease_seconds: float, channels: Mapping[str, Channel]) -> None:
         self._db = db
         self._lease = timedelta(seconds=lease_seconds)
         self._holder = new_holder_id()
-        self.channels: dict[str, Channel] = {}  # filled in by the app once the channels run
+        self.channels = channels  # the app's running channels, by name: where replayed answers go
 
     async def keep(self, message: IncomingMessage, metadata: Mapping[str, Any]) -> bool:
         """Store a message the engine could not take; False when the database is down too."""

@@ -17,7 +17,7 @@ from aiohttp.test_utils import TestServer
 from sqlmodel import select
 
 from bot.app import create_app
-from bot.keys import SETTINGS, TELEGRAM
+from bot.keys import CHANNELS, SETTINGS
 from storage import cases as case_store
 from storage import users
 from storage.db import create_db_engine, session_scope
@@ -162,7 +162,7 @@ async def test_a_429_is_obeyed_and_a_blocked_citizen_is_marked_unreachable(tmp_p
     fake = fake_telegram
     server = await start_bot(tmp_path, fake, aiohttp_server)
     settings = server.app[SETTINGS]
-    channel = server.app[TELEGRAM]
+    channel = server.app[CHANNELS]["telegram"]
 
     fake.add_user(USER)
     fake.fail_next("sendMessage", error_code=429, retry_after=1, times=1)

@@ -19,7 +19,7 @@ from urllib.parse import unquote
 
 from sqlalchemy.engine import URL
 
-from storage.db import _sqlite_file, normalise_database_url
+from storage.db import normalise_database_url, sqlite_file
 
 
 class BackupError(RuntimeError):
@@ -41,7 +41,7 @@ def backup_database(database_url: str | URL, destination: Path) -> str:
 
 
 def _backup_sqlite(url: URL, destination: Path) -> None:
-    source_file = _sqlite_file(url)
+    source_file = sqlite_file(url)
     if source_file is None or not source_file.exists():
         raise BackupError("the SQLite database is not a file on this machine")
     partial = destination.with_name(destination.name + ".partial")

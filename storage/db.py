@@ -39,7 +39,7 @@ def normalise_database_url(database_url: str | URL) -> URL:
     return url
 
 
-def _sqlite_file(url: URL) -> Path | None:
+def sqlite_file(url: URL) -> Path | None:
     """The database file of a SQLite URL, or ``None`` for in-memory and URI-style databases."""
     database = url.database
     if not database or database == ":memory:" or database.startswith("file:"):
@@ -64,7 +64,7 @@ def create_db_engine(database_url: str | URL) -> Engine:
     url = normalise_database_url(database_url)
     backend = url.get_backend_name()
     if backend == "sqlite":
-        db_file = _sqlite_file(url)
+        db_file = sqlite_file(url)
         if db_file is not None:
             db_file.expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(

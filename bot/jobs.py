@@ -25,8 +25,8 @@ from bot.dispatch import LOOK_BACK, DispatchDesk
 from common import outreach
 from common.i18n import Catalogs
 from common.settings import Settings
-from storage import alerts, followups
-from storage import cases as case_store
+from storage import alerts, erasure, followups
+from storage import attachments as attachment_store
 from storage.db import run_storage
 from storage.errors import StorageError
 from storage.models import OUTBOX_FOLLOW_UP, OUTBOX_SURVEY, Case, Reporter, utcnow
@@ -171,7 +171,7 @@ async def _erase_quiet(ctx: JobContext, senders: list[tuple[str, bool]], cutoff:
                 continue
             await asyncio.to_thread(erase_conversation, engine=ctx.tracker_db, sender_id=sender_id)
             if not keep_reporter:
-                await run_storage(ctx.db, case_store.erase_reporter, sender_id=sender_id)
+                await run_storage(ctx.db, erasure.erase_reporter, sender_id=sender_id)
         except (StorageError, SQLAlchemyError) as error:
             log.warning("retention: could not erase, next sweep retries: %s", type(error).__name__)
             continue
@@ -202,7 +202,7 @@ async def purge_stale_attachments() -> int:
     ctx = current()
     older_than = timedelta(seconds=ctx.settings.pending_photos_max_age_seconds)
 
-    purged = await run_storage(ctx.db, case_store.purge_stale_pending_attachments, older_than=older_than)
+    purged = await run_storage(ctx.db, attachment_store.purge_stale_pending_attachments, older_than=older_than)
     if purged:
         log.info("retention: deleted %d photo(s) of reports never filed", purged)
     return purged

@@ -23,7 +23,7 @@ from sqlalchemy import and_, func, or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from storage.cases import record_audit
+from storage.audit import record_audit
 from storage.errors import StorageError
 from storage.models import (
     LOCALES,

@@ -1,178 +1,39 @@
-"""Reading and writing cases, reporters, attachments and the audit log.
+"""Cases: creating them, reading them, and the history of what happened to each.
 
-Every function takes the session first and keyword-only arguments. A function that writes
-commits once, at its end, so a failure part-way leaves nothing behind (it rolls the session
-back and re-raises). ``record_audit`` is the exception: it joins the caller's transaction.
+Every function takes the session and keyword-only arguments. A function that writes commits
+once, at its end (``storage.db.atomic``), so a failure part-way leaves nothing behind; the
+helpers that say they join the caller's transaction (``add_case_event``) never commit.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import datetime
 
-from sqlalchemy import delete, func, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from storage.errors import AttachmentTooLarge, CaseRefExhausted, InvalidStatus, TooManyPendingAttachments
+from storage.attachments import link_pending_attachments
+from storage.audit import record_audit
+from storage.db import atomic
+from storage.errors import CaseRefExhausted, InvalidStatus
 from storage.models import (
     ACTOR_CITIZEN,
     EVENT_CITIZEN_INFO,
     EVENT_CREATED,
-    EVENT_ERASED,
     EVENT_HANDOFF_REQUESTED,
-    EVENT_NOTE_PUBLIC,
     EVENT_STATUS_CHANGED,
     STATUSES,
-    Attachment,
-    AttachmentData,
-    AuditLog,
     Case,
     CaseCreate,
     CaseEvent,
-    PendingMessage,
     Reporter,
-    SurveyResponse,
     utcnow,
 )
 from storage.refs import new_case_ref, normalise_ref
+from storage.reporters import ensure_reporter
 
-MAX_ATTACHMENT_BYTES = 20 * 1024 * 1024
 REF_ATTEMPTS = 20
-ERASED_COORDINATE_DECIMALS = 3  # about 100 m
-
-# Texts the citizen wrote or that were written to them (and may quote them): erased with them.
-CITIZEN_TEXT_EVENT_KINDS = (EVENT_CITIZEN_INFO, EVENT_NOTE_PUBLIC, "chat_citizen", "chat_staff", "citizen_notified")
-
-
-@dataclass(frozen=True)
-class ErasureResult:
-    reporter_found: bool
-    cases_anonymised: int
-    attachments_deleted: int
-
-
-@contextmanager
-def _atomic(session: Session) -> Iterator[None]:
-    """Commit once at the end of the block; roll back everything on any exception."""
-    try:
-        yield
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-
-
-# --------------------------------------------------------------------------- audit
-
-
-def record_audit(
-    *,
-    session: Session,
-    actor: str,
-    action: str,
-    subject_type: str,
-    subject_id: str,
-    detail: Mapping[str, Any] | str | None = None,
-) -> AuditLog:
-    """Add an audit entry to the caller's transaction (no commit).
-
-    ``detail`` is a mapping (stored as JSON) or a JSON string; never put personal data in it.
-    """
-    if isinstance(detail, str):
-        json.loads(detail)  # raises ValueError when it is not JSON
-        detail_text: str | None = detail
-    elif detail is None:
-        detail_text = None
-    else:
-        detail_text = json.dumps(dict(detail), sort_keys=True, ensure_ascii=False, default=str)
-    entry = AuditLog(
-        at=utcnow(),
-        actor=actor,
-        action=action,
-        subject_type=subject_type,
-        subject_id=subject_id,
-        detail=detail_text,
-    )
-    session.add(entry)
-    return entry
-
-
-# --------------------------------------------------------------------------- reporters
-
-
-def _insert_reporter_if_missing(
-    session: Session, *, sender_id: str, channel: str, locale: str
-) -> None:
-    """Insert the reporter unless the sender exists, without failing on a concurrent insert."""
-    now = utcnow()
-    values: dict[str, Any] = {
-        "id": uuid.uuid4(),
-        "channel": channel,
-        "sender_id": sender_id,
-        "locale": locale,
-        "unreachable": False,
-        "created_at": now,
-        "last_seen_at": now,
-    }
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        session.execute(
-            pg_insert(Reporter)
-            .values(**values)
-            .on_conflict_do_nothing(index_elements=["sender_id"])
-        )
-    elif dialect == "sqlite":
-        session.execute(
-            sqlite_insert(Reporter)
-            .values(**values)
-            .on_conflict_do_nothing(index_elements=["sender_id"])
-        )
-    else:  # pragma: no cover - only SQLite and PostgreSQL are supported
-        if _find_reporter(session, sender_id) is None:
-            session.add(Reporter(**values))
-            session.flush()
-
-
-def _find_reporter(session: Session, sender_id: str) -> Reporter | None:
-    return session.exec(select(Reporter).where(Reporter.sender_id == sender_id)).first()
-
-
-def _get_or_create_reporter(
-    session: Session, *, sender_id: str, channel: str, locale: str
-) -> Reporter:
-    reporter = _find_reporter(session, sender_id)
-    if reporter is None:
-        _insert_reporter_if_missing(session, sender_id=sender_id, channel=channel, locale=locale)
-        reporter = _find_reporter(session, sender_id)
-        if reporter is None:  # pragma: no cover - the row was just inserted
-            raise RuntimeError("reporter vanished right after its insertion")
-    reporter.locale = locale
-    reporter.last_seen_at = utcnow()
-    reporter.unreachable = False  # they are writing to us: a block (Telegram 403) was lifted
-    session.add(reporter)
-    return reporter
-
-
-def get_or_create_reporter(
-    *, session: Session, sender_id: str, channel: str, locale: str
-) -> Reporter:
-    """Return the reporter of ``sender_id``, creating it; refresh its locale and last_seen_at."""
-    with _atomic(session):
-        reporter = _get_or_create_reporter(
-            session, sender_id=sender_id, channel=channel, locale=locale
-        )
-    return reporter
-
-
-# --------------------------------------------------------------------------- cases
 
 
 def _ref_is_free(session: Session, ref: str) -> bool:
@@ -187,9 +48,9 @@ def _unique_ref(session: Session) -> str:
     raise CaseRefExhausted(f"no free case reference after {REF_ATTEMPTS} attempts")
 
 
-def _add_event(
-    session: Session,
+def add_case_event(
     *,
+    session: Session,
     case_id: uuid.UUID,
     kind: str,
     actor: str,
@@ -198,6 +59,7 @@ def _add_event(
     to_status: str | None = None,
     text: str | None = None,
 ) -> CaseEvent:
+    """Add an event to a case's history in the caller's transaction (no commit)."""
     event = CaseEvent(
         case_id=case_id,
         at=at or utcnow(),
@@ -218,10 +80,10 @@ def create_case(*, session: Session, case_in: CaseCreate) -> Case:
     Only attachments that ``case_in.sender_id`` uploaded and that are still pending are linked;
     any other id is ignored.
     """
-    with _atomic(session):
+    with atomic(session):
         now = utcnow()
-        reporter = _get_or_create_reporter(
-            session, sender_id=case_in.sender_id, channel=case_in.channel, locale=case_in.locale
+        reporter = ensure_reporter(
+            session=session, sender_id=case_in.sender_id, channel=case_in.channel, locale=case_in.locale
         )
         if case_in.contact_mode == "contact":
             reporter.contact_name = case_in.contact_name
@@ -256,23 +118,12 @@ def create_case(*, session: Session, case_in: CaseCreate) -> Case:
         session.add(case)
         session.flush()
 
-        linked = 0
-        if case_in.attachment_ids:
-            pending = session.exec(
-                select(Attachment).where(
-                    col(Attachment.id).in_(list(dict.fromkeys(case_in.attachment_ids))),
-                    Attachment.owner_sender_id == case_in.sender_id,
-                    col(Attachment.case_id).is_(None),
-                )
-            ).all()
-            for attachment in pending:
-                attachment.case_id = case.id
-                attachment.owner_sender_id = None
-                session.add(attachment)
-            linked = len(pending)
+        linked = link_pending_attachments(
+            session=session, sender_id=case_in.sender_id, attachment_ids=case_in.attachment_ids, case_id=case.id
+        )
 
-        _add_event(
-            session,
+        add_case_event(
+            session=session,
             case_id=case.id,
             kind=EVENT_CREATED,
             actor=ACTOR_CITIZEN,
@@ -340,7 +191,11 @@ def get_case_events(*, session: Session, case_id: uuid.UUID) -> list[CaseEvent]:
     return list(session.exec(statement).all())
 
 
-def _load_case(session: Session, case: Case) -> Case:
+def reload_case(*, session: Session, case: Case) -> Case:
+    """The case as stored now (raises LookupError when it is gone).
+
+    The caller's copy may come from another, closed session.
+    """
     fresh = session.get(Case, case.id)
     if fresh is None:
         raise LookupError(f"case {case.id} no longer exists")
@@ -352,26 +207,26 @@ def request_handoff(*, session: Session, case: Case, actor: str = ACTOR_CITIZEN)
 
     The first request's time is kept; every request adds a ``handoff_requested`` event.
     """
-    with _atomic(session):
-        current = _load_case(session, case)
+    with atomic(session):
+        current = reload_case(session=session, case=case)
         now = utcnow()
         if current.handoff_requested_at is None:
             current.handoff_requested_at = now
         current.updated_at = now
         session.add(current)
-        _add_event(session, case_id=current.id, kind=EVENT_HANDOFF_REQUESTED, actor=actor, at=now)
+        add_case_event(session=session, case_id=current.id, kind=EVENT_HANDOFF_REQUESTED, actor=actor, at=now)
     return current
 
 
 def add_citizen_info(*, session: Session, case: Case, text: str) -> CaseEvent:
     """Add what the citizen says later about a case to its history (erased with them)."""
-    with _atomic(session):
-        current = _load_case(session, case)
+    with atomic(session):
+        current = reload_case(session=session, case=case)
         now = utcnow()
         current.updated_at = now
         session.add(current)
-        event = _add_event(
-            session,
+        event = add_case_event(
+            session=session,
             case_id=current.id,
             kind=EVENT_CITIZEN_INFO,
             actor=ACTOR_CITIZEN,
@@ -381,7 +236,7 @@ def add_citizen_info(*, session: Session, case: Case, text: str) -> CaseEvent:
     return event
 
 
-_STATUS_TIMESTAMPS = {
+STATUS_TIMESTAMPS = {
     "acknowledged": "acknowledged_at",
     "resolved": "resolved_at",
     "closed": "closed_at",
@@ -394,18 +249,18 @@ def change_status(
     """Move a case to ``to_status`` with a ``status_changed`` event and an audit entry."""
     if to_status not in STATUSES:
         raise InvalidStatus(f"unknown status {to_status!r}")
-    with _atomic(session):
-        current = _load_case(session, case)
+    with atomic(session):
+        current = reload_case(session=session, case=case)
         now = utcnow()
         from_status = current.status
         current.status = to_status
         current.updated_at = now
-        stamp = _STATUS_TIMESTAMPS.get(to_status)
+        stamp = STATUS_TIMESTAMPS.get(to_status)
         if stamp is not None and getattr(current, stamp) is None:
             setattr(current, stamp, now)
         session.add(current)
-        _add_event(
-            session,
+        add_case_event(
+            session=session,
             case_id=current.id,
             kind=EVENT_STATUS_CHANGED,
             actor=actor,
@@ -423,193 +278,6 @@ def change_status(
             detail={"from": from_status, "to": to_status},
         )
     return current
-
-
-# --------------------------------------------------------------------------- attachments
-
-
-def add_pending_attachment(
-    *, session: Session, sender_id: str, data: bytes, mime_type: str, sent_sha256: str | None = None,
-    max_pending: int | None = None,
-) -> Attachment:
-    """Store an uploaded file for ``sender_id``'s report in progress.
-
-    ``sent_sha256``: the digest of the file as the citizen sent it, when what is stored differs
-    (metadata removed); the receipt is of that. ``max_pending``: refuse (TooManyPendingAttachments)
-    when the sender already has that many attachments waiting for a report.
-    """
-    if not data:
-        raise ValueError("empty attachment")
-    if len(data) > MAX_ATTACHMENT_BYTES:
-        raise AttachmentTooLarge(f"{len(data)} bytes > {MAX_ATTACHMENT_BYTES}")
-    with _atomic(session):
-        if max_pending is not None and count_pending_attachments(session=session, sender_id=sender_id) >= max_pending:
-            raise TooManyPendingAttachments(f"{max_pending} attachments already wait for a report")
-        attachment = Attachment(
-            owner_sender_id=sender_id,
-            sha256=sent_sha256 or hashlib.sha256(data).hexdigest(),
-            size=len(data),
-            mime_type=mime_type,
-            created_at=utcnow(),
-        )
-        session.add(attachment)
-        session.flush()
-        session.add(AttachmentData(attachment_id=attachment.id, data=bytes(data)))
-    return attachment
-
-
-def count_pending_attachments(*, session: Session, sender_id: str) -> int:
-    """How many of the sender's attachments are not linked to a case yet."""
-    return session.exec(
-        select(func.count()).select_from(Attachment)
-        .where(Attachment.owner_sender_id == sender_id, col(Attachment.case_id).is_(None))
-    ).one()
-
-
-def discard_pending_attachments(*, session: Session, sender_id: str) -> int:
-    """Delete the sender's attachments not yet linked to a case; return how many."""
-    with _atomic(session):
-        count = _delete_attachments(
-            session,
-            (Attachment.owner_sender_id == sender_id, col(Attachment.case_id).is_(None)),
-        )
-    return count
-
-
-def purge_stale_pending_attachments(*, session: Session, older_than: timedelta) -> int:
-    """Delete pending attachments uploaded more than ``older_than`` ago (abandoned reports)."""
-    with _atomic(session):
-        count = _delete_attachments(
-            session,
-            (
-                col(Attachment.case_id).is_(None),
-                col(Attachment.created_at) < utcnow() - older_than,
-            ),
-        )
-    return count
-
-
-def _delete_attachments(session: Session, conditions: Sequence[Any]) -> int:
-    ids = list(session.exec(select(Attachment.id).where(*conditions)).all())
-    if not ids:
-        return 0
-    # Delete the bytes explicitly too, not only through ON DELETE CASCADE.
-    session.execute(delete(AttachmentData).where(col(AttachmentData.attachment_id).in_(ids)))
-    session.execute(
-        delete(Attachment)
-        .where(col(Attachment.id).in_(ids))
-        .execution_options(synchronize_session="fetch")
-    )
-    return len(ids)
-
-
-def get_attachments(*, session: Session, case_id: uuid.UUID) -> list[Attachment]:
-    """A case's attachments (metadata only), oldest first."""
-    statement = (
-        select(Attachment)
-        .where(Attachment.case_id == case_id)
-        .order_by(col(Attachment.created_at), col(Attachment.id))
-    )
-    return list(session.exec(statement).all())
-
-
-def get_attachment_data(*, session: Session, attachment_id: uuid.UUID) -> bytes | None:
-    """The bytes of an attachment, or ``None`` when it does not exist."""
-    row = session.get(AttachmentData, attachment_id)
-    return None if row is None else row.data
-
-
-# --------------------------------------------------------------------------- erasure
-
-
-def _round_coordinate(value: float | None) -> float | None:
-    return None if value is None else round(value, ERASED_COORDINATE_DECIMALS)
-
-
-def erase_reporter(*, session: Session, sender_id: str) -> ErasureResult:
-    """Erase a citizen: delete their reporter row and photos, strip their words from cases.
-
-    Category, neighbourhood, times, status and priority stay for statistics; coordinates
-    are rounded to about 100 m. The audit entry holds counts only, never the sender id.
-    """
-    with _atomic(session):
-        now = utcnow()
-        reporter = _find_reporter(session, sender_id)
-        cases: list[Case] = []
-        if reporter is not None:
-            cases = list(session.exec(select(Case).where(Case.reporter_id == reporter.id)).all())
-        case_ids = [case.id for case in cases]
-
-        attachments_deleted = _delete_attachments(
-            session, (Attachment.owner_sender_id == sender_id,)
-        )
-        if case_ids:
-            attachments_deleted += _delete_attachments(
-                session, (col(Attachment.case_id).in_(case_ids),)
-            )
-            session.execute(
-                update(CaseEvent)
-                .where(
-                    col(CaseEvent.case_id).in_(case_ids),
-                    (col(CaseEvent.kind).in_(CITIZEN_TEXT_EVENT_KINDS))
-                    | (col(CaseEvent.actor) == ACTOR_CITIZEN),
-                )
-                .values(text=None)
-                .execution_options(synchronize_session="fetch")
-            )
-            # the survey's scores stay for statistics; the citizen's own words go
-            session.execute(
-                update(SurveyResponse)
-                .where(col(SurveyResponse.case_id).in_(case_ids))
-                .values(comment=None)
-                .execution_options(synchronize_session="fetch")
-            )
-        for case in cases:
-            case.description = None
-            case.address = None
-            case.occurred_text = None
-            case.latitude = _round_coordinate(case.latitude)
-            case.longitude = _round_coordinate(case.longitude)
-            case.reporter_id = None
-            case.erased_at = now
-            case.updated_at = now
-            session.add(case)
-            _add_event(session, case_id=case.id, kind=EVENT_ERASED, actor=ACTOR_CITIZEN, at=now)
-        # messages kept while the engine was down hold the citizen's words too
-        session.execute(delete(PendingMessage).where(col(PendingMessage.sender_id) == sender_id))
-        session.flush()
-        if reporter is not None:
-            session.delete(reporter)
-
-        result = ErasureResult(
-            reporter_found=reporter is not None,
-            cases_anonymised=len(cases),
-            attachments_deleted=attachments_deleted,
-        )
-        record_audit(
-            session=session,
-            actor=ACTOR_CITIZEN,
-            action="reporter.erased",
-            subject_type="reporter",
-            subject_id="-",
-            detail={
-                "reporter_found": result.reporter_found,
-                "cases_anonymised": result.cases_anonymised,
-                "attachments_deleted": result.attachments_deleted,
-            },
-        )
-    return result
-
-
-def set_reporter_unreachable(*, session: Session, sender_id: str, unreachable: bool = True) -> bool:
-    """Mark a reporter unreachable (they blocked the bot) or reachable again; False if unknown."""
-    with _atomic(session):
-        reporter = _find_reporter(session, sender_id)
-        if reporter is None:
-            return False
-        reporter.unreachable = unreachable
-        session.add(reporter)
-    return True
 
 
 def counts_by_category_and_channel(*, session: Session) -> dict[tuple[str, str], int]:

@@ -12,8 +12,11 @@ from datetime import datetime, timedelta
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
+from storage import attachments as attachment_store
 from storage import cases as case_store
-from storage.cases import _STATUS_TIMESTAMPS, _add_event, _atomic, _load_case, record_audit
+from storage.audit import record_audit
+from storage.cases import add_case_event
+from storage.db import atomic
 from storage.errors import StorageError
 from storage.models import (
     EVENT_NOTE_INTERNAL,
@@ -117,8 +120,8 @@ def check_transition(current: str, wanted: str) -> None:
 def update_case(*, session: Session, case: Case, change: CaseChange, actor: str) -> Case:
     """Apply a dispatcher's change in one transaction; the new history events are put in
     ``change.events`` so the caller can tell the citizen about the public ones."""
-    with _atomic(session):
-        current = _load_case(session, case)
+    with atomic(session):
+        current = case_store.reload_case(session=session, case=case)
         now = utcnow()
         if change.status is not None:
             check_transition(current.status, change.status)
@@ -127,11 +130,11 @@ def update_case(*, session: Session, case: Case, change: CaseChange, actor: str)
                 current.duplicate_of_id = original.id
             previous = current.status
             current.status = change.status
-            stamp = _STATUS_TIMESTAMPS.get(change.status)
+            stamp = case_store.STATUS_TIMESTAMPS.get(change.status)
             if stamp and getattr(current, stamp) is None:
                 setattr(current, stamp, now)
-            change.events.append(_add_event(
-                session, case_id=current.id, kind=EVENT_STATUS_CHANGED, actor=actor, at=now,
+            change.events.append(add_case_event(
+                session=session, case_id=current.id, kind=EVENT_STATUS_CHANGED, actor=actor, at=now,
                 from_status=previous, to_status=change.status,
             ))
         if change.priority is not None:
@@ -141,17 +144,19 @@ def update_case(*, session: Session, case: Case, change: CaseChange, actor: str)
         if change.assignee is not None:
             current.assignee = change.assignee or None
         if change.priority is not None or change.assignee is not None:
-            change.events.append(_add_event(
-                session, case_id=current.id, kind=EVENT_UPDATED, actor=actor, at=now,
+            change.events.append(add_case_event(
+                session=session, case_id=current.id, kind=EVENT_UPDATED, actor=actor, at=now,
                 text=f"priority={current.priority}; assignee={current.assignee or '-'}",
             ))
         if change.public_note:
-            change.events.append(_add_event(
-                session, case_id=current.id, kind=EVENT_NOTE_PUBLIC, actor=actor, at=now, text=change.public_note,
+            change.events.append(add_case_event(
+                session=session, case_id=current.id, kind=EVENT_NOTE_PUBLIC, actor=actor, at=now,
+                text=change.public_note,
             ))
         if change.internal_note:
-            change.events.append(_add_event(
-                session, case_id=current.id, kind=EVENT_NOTE_INTERNAL, actor=actor, at=now, text=change.internal_note,
+            change.events.append(add_case_event(
+                session=session, case_id=current.id, kind=EVENT_NOTE_INTERNAL, actor=actor, at=now,
+                text=change.internal_note,
             ))
         current.updated_at = now
         session.add(current)
@@ -188,9 +193,9 @@ def record_citizen_notification(
     *, session: Session, case_id: uuid.UUID, channel: str, outcome: str, what: str
 ) -> CaseEvent:
     """Which message about the case reached (or did not reach) the citizen, and how."""
-    with _atomic(session):
-        event = _add_event(
-            session, case_id=case_id, kind=EVENT_CITIZEN_NOTIFIED, actor="system", at=utcnow(),
+    with atomic(session):
+        event = add_case_event(
+            session=session, case_id=case_id, kind=EVENT_CITIZEN_NOTIFIED, actor="system", at=utcnow(),
             text=f"{what} via {channel}: {outcome}",
         )
     return event
@@ -283,20 +288,22 @@ def live_case_for_sender(*, session: Session, sender_id: str) -> Case | None:
 
 def set_live(*, session: Session, case: Case, live: bool, actor: str) -> bool:
     """Start or end the live chat; False when it already was so."""
-    with _atomic(session):
-        current = _load_case(session, case)
+    with atomic(session):
+        current = case_store.reload_case(session=session, case=case)
         if is_live(session=session, case=current) == live:
             return False
-        _add_event(session, case_id=current.id, kind=LIVE_STARTED if live else LIVE_ENDED, actor=actor, at=utcnow())
+        add_case_event(session=session, case_id=current.id, kind=LIVE_STARTED if live else LIVE_ENDED, actor=actor,
+                       at=utcnow())
         record_audit(session=session, actor=actor, action="case.live_chat_started" if live else "case.live_chat_ended",
                      subject_type="case", subject_id=str(current.id))
     return True
 
 
 def add_chat_message(*, session: Session, case: Case, text: str, actor: str, from_citizen: bool) -> CaseEvent:
-    with _atomic(session):
-        event = _add_event(session, case_id=case.id, kind=CHAT_FROM_CITIZEN if from_citizen else CHAT_FROM_STAFF,
-                           actor=actor, at=utcnow(), text=text)
+    with atomic(session):
+        event = add_case_event(session=session, case_id=case.id,
+                               kind=CHAT_FROM_CITIZEN if from_citizen else CHAT_FROM_STAFF,
+                               actor=actor, at=utcnow(), text=text)
     return event
 
 
@@ -333,9 +340,9 @@ def read_case_photo(
     case = case_store.get_case_by_ref(session=session, ref=ref)
     if case is None:
         return None
-    found = next((a for a in case_store.get_attachments(session=session, case_id=case.id) if a.id == attachment_id),
-                 None)
-    data = case_store.get_attachment_data(session=session, attachment_id=attachment_id) if found else None
+    attachments = attachment_store.get_attachments(session=session, case_id=case.id)
+    found = next((a for a in attachments if a.id == attachment_id), None)
+    data = attachment_store.get_attachment_data(session=session, attachment_id=attachment_id) if found else None
     if found is None or data is None:
         return None
     record_audit(session=session, actor=actor, action="attachment.read", subject_type="attachment",
@@ -367,7 +374,7 @@ def read_case(*, session: Session, ref: str, reader: str) -> CaseRecord | None:
     case = case_store.get_case_by_ref(session=session, ref=ref)
     if case is None:
         return None
-    attachments = case_store.get_attachments(session=session, case_id=case.id)
+    attachments = attachment_store.get_attachments(session=session, case_id=case.id)
     events = case_store.get_case_events(session=session, case_id=case.id)
     record_audit(session=session, actor=reader, action="case.read", subject_type="case",
                  subject_id=str(case.id), detail={"ref": case.ref})

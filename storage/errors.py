@@ -14,7 +14,7 @@ class CaseRefExhausted(StorageError):
 
 
 class AttachmentTooLarge(StorageError):
-    """An uploaded attachment is larger than ``storage.cases.MAX_ATTACHMENT_BYTES``."""
+    """An uploaded attachment is larger than ``storage.attachments.MAX_ATTACHMENT_BYTES``."""
 
 
 class TooManyPendingAttachments(StorageError):

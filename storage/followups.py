@@ -19,7 +19,9 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
-from storage.cases import _add_event, _atomic, record_audit
+from storage.audit import record_audit
+from storage.cases import add_case_event
+from storage.db import atomic
 from storage.models import (
     ACTOR_SYSTEM,
     CLOSED_STATUSES,
@@ -80,7 +82,7 @@ def mark_escalated(*, session: Session, case_id: uuid.UUID, now: datetime) -> bo
     The conditional update makes this safe against a second sweep running at the same time:
     only one of them gets the row. Returns True if this call escalated the case.
     """
-    with _atomic(session):
+    with atomic(session):
         result = session.execute(
             update(Case)
             .where(col(Case.id) == case_id, col(Case.status) == "new", col(Case.escalated_at).is_(None))
@@ -89,7 +91,7 @@ def mark_escalated(*, session: Session, case_id: uuid.UUID, now: datetime) -> bo
         )
         if not getattr(result, "rowcount", 0):
             return False
-        _add_event(session, case_id=case_id, kind=EVENT_ESCALATED, actor=ACTOR_SYSTEM, at=now)
+        add_case_event(session=session, case_id=case_id, kind=EVENT_ESCALATED, actor=ACTOR_SYSTEM, at=now)
     return True
 
 
@@ -127,9 +129,9 @@ def cases_to_announce(*, session: Session, since: datetime) -> list[Case]:
 
 
 def mark_dispatched(*, session: Session, case_id: uuid.UUID, message_id: int, now: datetime) -> None:
-    with _atomic(session):
-        _add_event(session, case_id=case_id, kind=EVENT_DISPATCHED, actor=ACTOR_SYSTEM, at=now,
-                   text=dispatch_message_text(message_id))
+    with atomic(session):
+        add_case_event(session=session, case_id=case_id, kind=EVENT_DISPATCHED, actor=ACTOR_SYSTEM, at=now,
+                       text=dispatch_message_text(message_id))
 
 
 def dispatch_message_text(message_id: int) -> str:
@@ -137,8 +139,8 @@ def dispatch_message_text(message_id: int) -> str:
 
 
 def mark_escalation_dispatched(*, session: Session, case_id: uuid.UUID, message_id: int, now: datetime) -> None:
-    with _atomic(session):
-        _add_event(session, case_id=case_id, kind=EVENT_ESCALATION_DISPATCHED, actor=ACTOR_SYSTEM, at=now,
+    with atomic(session):
+        add_case_event(session=session, case_id=case_id, kind=EVENT_ESCALATION_DISPATCHED, actor=ACTOR_SYSTEM, at=now,
                    text=dispatch_message_text(message_id))
 
 
@@ -176,7 +178,7 @@ def record_follow_up(*, session: Session, case_id: uuid.UUID, item: OutgoingItem
     if already is not None:
         session.rollback()
         return False
-    _add_event(session, case_id=case_id, kind=EVENT_FOLLOW_UP_SENT, actor=ACTOR_SYSTEM, at=now)
+    add_case_event(session=session, case_id=case_id, kind=EVENT_FOLLOW_UP_SENT, actor=ACTOR_SYSTEM, at=now)
     enqueue(session=session, items=[item])  # commits the event with the outbox row
     return True
 
@@ -211,7 +213,7 @@ def record_survey(*, session: Session, case: Case, item: OutgoingItem, now: date
     if created is None:
         session.rollback()
         return False
-    _add_event(session, case_id=case.id, kind=EVENT_SURVEY_SENT, actor=ACTOR_SYSTEM, at=now)
+    add_case_event(session=session, case_id=case.id, kind=EVENT_SURVEY_SENT, actor=ACTOR_SYSTEM, at=now)
     enqueue(session=session, items=[item])  # commits all three
     return True
 
@@ -296,13 +298,13 @@ def visitors_without_cases(*, session: Session, sender_ids: Sequence[str]) -> li
 
 def record_conversations_purge(*, session: Session, erased: int) -> None:
     """Audit one sweep of idle conversations of visitors without a case (a count only)."""
-    with _atomic(session):
+    with atomic(session):
         record_audit(session=session, actor=ACTOR_SYSTEM, action="retention.conversations_purged",
                      subject_type="conversation", subject_id="-", detail={"conversations_erased": erased})
 
 
 def record_retention_purge(*, session: Session, erased: int) -> None:
     """Audit one retention sweep (a count only: never who)."""
-    with _atomic(session):
+    with atomic(session):
         record_audit(session=session, actor=ACTOR_SYSTEM, action="retention.purged", subject_type="reporter",
                      subject_id="-", detail={"reporters_erased": erased})

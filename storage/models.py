@@ -3,8 +3,7 @@
 Every timestamp is a timezone-aware UTC ``datetime``: ``TZDateTime`` stores UTC and gives back
 aware values on SQLite too, and refuses naive values instead of guessing their zone.
 Enumerated values (category, status, ...) are plain strings in the database; the allowed
-values are listed here and checked by ``CaseCreate`` and the functions in ``storage.cases``
-and ``storage.users``.
+values are listed here and checked by ``CaseCreate`` and the storage functions that write them.
 """
 
 from __future__ import annotations

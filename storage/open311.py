@@ -10,6 +10,7 @@ from sqlalchemy import and_, or_
 from sqlmodel import Session, col, select
 
 from storage import cases as case_store
+from storage.audit import record_audit
 from storage.models import EVENT_NOTE_PUBLIC, Case, CaseCreate, CaseEvent
 
 
@@ -17,7 +18,7 @@ def file_request(*, session: Session, case_in: CaseCreate, actor: str) -> str:
     """Store a posted service request as a case, audited in the name of the key's staff user;
     returns its reference."""
     case = case_store.create_case(session=session, case_in=case_in)
-    case_store.record_audit(session=session, actor=actor, action="open311.request_created", subject_type="case",
+    record_audit(session=session, actor=actor, action="open311.request_created", subject_type="case",
                             subject_id=str(case.id), detail={"ref": case.ref, "service_code": case.category})
     return case.ref
 

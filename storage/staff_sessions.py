@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, or_
 from sqlmodel import Session, col, select
 
-from storage.cases import record_audit
+from storage.audit import record_audit
 from storage.db import atomic
 from storage.models import StaffSession, StaffUser, utcnow
 

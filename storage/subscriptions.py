@@ -14,8 +14,8 @@ from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from storage.cases import get_or_create_reporter
 from storage.models import Reporter, Subscription
+from storage.reporters import get_or_create_reporter
 
 
 def _reporter_id(session: Session, sender_id: str) -> uuid.UUID | None:

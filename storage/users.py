@@ -6,7 +6,7 @@ SHA-256 digest is enough and lets ``user_for_token`` find the user with one inde
 password is chosen by a person, so it is hashed with argon2id. A token is returned once, by
 ``create_user`` or ``rotate_token``, and cannot be recovered afterwards.
 
-Like ``storage.cases``, every function takes keyword-only arguments and a function that writes
+Like the other storage modules, every function takes keyword-only arguments and a function that writes
 commits once, at its end. Audit entries never hold a token, a password or a hash.
 """
 
@@ -23,7 +23,8 @@ from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from storage.cases import _atomic, record_audit
+from storage.audit import record_audit
+from storage.db import atomic
 from storage.errors import UserExists, UserNotFound
 from storage.models import ACTOR_SYSTEM, STAFF_NAME_MAX, STAFF_ROLES, StaffSession, StaffUser, utcnow
 
@@ -111,7 +112,7 @@ def create_user(
     _validate_role(role)
     _validate_locale(locale)
     token = _new_token()
-    with _atomic(session):
+    with atomic(session):
         if _find_user(session, name) is not None:
             raise UserExists(f"a staff user named {name!r} already exists")
         user = StaffUser(name=name, role=role, locale=locale, token_hash=_token_hash(token), created_at=utcnow())
@@ -137,7 +138,7 @@ def rotate_token(*, session: Session, name: str, actor: str = ACTOR_SYSTEM) -> s
     Raises ``UserNotFound``. An inactive user keeps being refused until reactivated.
     """
     token = _new_token()
-    with _atomic(session):
+    with atomic(session):
         user = _require_user(session, name)
         user.token_hash = _token_hash(token)
         session.add(user)
@@ -161,7 +162,7 @@ def set_password(*, session: Session, name: str, password: str, actor: str = ACT
     """
     _validate_password(password)
     password_hash = _hasher.hash(password)  # slow on purpose: done before the transaction
-    with _atomic(session):
+    with atomic(session):
         user = _require_user(session, name)
         user.password_hash = password_hash
         session.add(user)
@@ -182,7 +183,7 @@ def deactivate_user(*, session: Session, name: str, actor: str = ACTOR_SYSTEM) -
 
     Raises ``UserNotFound``; deactivating an inactive user changes nothing.
     """
-    with _atomic(session):
+    with atomic(session):
         user = _require_user(session, name)
         if not user.active:
             return 0
@@ -205,7 +206,7 @@ def set_role(*, session: Session, name: str, role: str, actor: str = ACTOR_SYSTE
     """Give the user another role (it applies to their next request: sessions read the user's
     row every time); returns the previous role. Raises ``ValueError`` and ``UserNotFound``."""
     _validate_role(role)
-    with _atomic(session):
+    with atomic(session):
         user = _require_user(session, name)
         previous = user.role
         if previous != role:
@@ -225,7 +226,7 @@ def set_role(*, session: Session, name: str, role: str, actor: str = ACTOR_SYSTE
 def set_locale(*, session: Session, name: str, locale: str | None, actor: str = ACTOR_SYSTEM) -> None:
     """The language of the user's desk (``None``: the deployment's default)."""
     _validate_locale(locale)
-    with _atomic(session):
+    with atomic(session):
         user = _require_user(session, name)
         user.locale = locale
         session.add(user)
@@ -237,7 +238,7 @@ def link_telegram(*, session: Session, name: str, telegram_id: int | None, actor
     ``UserExists`` when another user has it, ``UserNotFound`` for an unknown name."""
     if telegram_id is not None and not (isinstance(telegram_id, int) and 0 < telegram_id < 2**53):
         raise ValueError(f"{telegram_id!r} is not a Telegram user id (a positive number)")
-    with _atomic(session):
+    with atomic(session):
         user = _require_user(session, name)
         if telegram_id is not None:
             holder = session.exec(select(StaffUser).where(StaffUser.telegram_id == telegram_id)).first()
@@ -310,7 +311,7 @@ def check_password(*, session: Session, name: str, password: str) -> StaffUser |
         return None
     if not _verify(user.password_hash, password):
         return None
-    with _atomic(session):
+    with atomic(session):
         if _hasher.check_needs_rehash(user.password_hash):
             user.password_hash = _hasher.hash(password)
         user.last_login_at = utcnow()

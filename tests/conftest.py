@@ -55,7 +55,7 @@ class Stack:
     actions_log: Path
 
 
-def _wait(url: str, timeout: float, processes: list[subprocess.Popen[bytes]], logs: list[Path]) -> None:
+def wait_until_up(url: str, timeout: float, processes: list[subprocess.Popen[bytes]], logs: list[Path]) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for process, log in zip(processes, logs, strict=True):
@@ -104,8 +104,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         ))
     try:
         logs = [actions_log, engine_log]
-        _wait(f"{settings.action_server_url}/health", 120, processes, logs)
-        _wait(f"{settings.engine_url}/status?token={TEST_RASA_TOKEN}", 300, processes, logs)
+        wait_until_up(f"{settings.action_server_url}/health", 120, processes, logs)
+        wait_until_up(f"{settings.engine_url}/status?token={TEST_RASA_TOKEN}", 300, processes, logs)
         yield Stack(settings=settings, engine_log=engine_log, actions_log=actions_log)
     finally:
         stop(processes, grace=10)

@@ -17,6 +17,7 @@ from aiohttp.test_utils import TestClient
 from sqlmodel import select
 
 from bot.api.openapi import openapi_document
+from storage import attachments as attachment_store
 from storage import cases as case_store
 from storage.db import session_scope
 from storage.models import AuditLog, CaseCreate
@@ -38,7 +39,7 @@ class Desk:
         values = {"sender_id": sender, "channel": "web", "locale": "es", "category": "noise",
                   "description": "música muy alta cada noche", "contact_mode": "chat", **fields}
         with session_scope(self.db) as session:
-            photo = case_store.add_pending_attachment(session=session, sender_id=sender, data=PNG, mime_type="image/png")
+            photo = attachment_store.add_pending_attachment(session=session, sender_id=sender, data=PNG, mime_type="image/png")
             case = case_store.create_case(session=session, case_in=CaseCreate(**values, attachment_ids=[photo.id]))
             return case.ref
 

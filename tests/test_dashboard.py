@@ -26,6 +26,7 @@ from bot.app import create_app
 from bot.dashboard import svg
 from common.geo import Neighbourhoods
 from common.settings import PROJECT_ROOT, Settings
+from storage import attachments as attachment_store
 from storage import cases as case_store
 from storage import users
 from storage.db import create_db_engine, session_scope
@@ -79,7 +80,7 @@ class Desk:
         with session_scope(self.db) as session:
             ids = []
             if photo is not None:
-                ids.append(case_store.add_pending_attachment(session=session, sender_id=sender, data=photo,
+                ids.append(attachment_store.add_pending_attachment(session=session, sender_id=sender, data=photo,
                                                              mime_type="image/png").id)
             case = case_store.create_case(session=session, case_in=CaseCreate(**values, attachment_ids=ids))
             if age is not None:
@@ -343,7 +344,7 @@ async def test_every_desk_route_needs_a_session_and_the_right_role(desk: Desk) -
     ref = desk.new_case(photo=PNG)
     with session_scope(desk.db) as session:
         case = case_store.get_case_by_ref(session=session, ref=ref)
-        photo_id = str(case_store.get_attachments(session=session, case_id=case.id)[0].id)
+        photo_id = str(attachment_store.get_attachments(session=session, case_id=case.id)[0].id)
     anonymous = await desk.client()
     community = await desk.client("community1")
     dispatcher = await desk.client("dispatcher1")

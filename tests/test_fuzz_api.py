@@ -16,6 +16,7 @@ from schemathesis import GenerationMode
 from schemathesis import checks as st_checks
 
 from bot.app import create_app
+from storage import attachments as attachment_store
 from storage import cases as case_store
 from storage import users
 from storage.db import create_db_engine, session_scope
@@ -67,7 +68,7 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[st
     with session_scope(db) as session:
         _, token = users.create_user(session=session, name="fuzzadmin", role="admin")
         for n, category in enumerate(("noise", "theft", "vandalism")):
-            photo = case_store.add_pending_attachment(session=session, sender_id=f"web:fuzz{n}", data=PNG,
+            photo = attachment_store.add_pending_attachment(session=session, sender_id=f"web:fuzz{n}", data=PNG,
                                                       mime_type="image/png")
             refs.append(case_store.create_case(session=session, case_in=CaseCreate(
                 sender_id=f"web:fuzz{n}", channel="web", locale="ca", category=category,

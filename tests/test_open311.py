@@ -14,6 +14,7 @@ from sqlmodel import select
 
 from bot.open311 import routes as open311
 from storage import cases as case_store
+from storage import erasure
 from storage.db import session_scope
 from storage.models import AuditLog, Case, CaseCreate, Reporter, utcnow
 from tests.conftest import start_staff_app
@@ -389,7 +390,7 @@ async def test_unknown_other_and_erased_requests(city: City) -> None:
     assert (await city.one(chatted.ref))["description"] == "Theft"
     assert (await city.one(chatted.ref, staff=True))["description"] == "em van robar"
     with session_scope(city.db) as session:
-        case_store.erase_reporter(session=session, sender_id="web:erased")
+        erasure.erase_reporter(session=session, sender_id="web:erased")
     erased = await city.one(chatted.ref, staff=True)
     assert erased["description"] == "Theft" and erased["lat"] == 41.381 and erased["address"] == "el Raval"
 

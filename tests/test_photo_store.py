@@ -23,6 +23,7 @@ from sqlmodel import col, select
 from bot import jobs
 from bot.app import create_app
 from bot.channels.media import PhotoRejected, strip_metadata
+from storage import attachments as attachment_store
 from storage import cases as case_store
 from storage.db import create_db_engine, session_scope
 from storage.migrate import upgrade_database
@@ -222,11 +223,11 @@ async def test_a_telegram_photo_over_the_maximum_is_not_even_downloaded(tmp_path
 async def test_abandoned_pending_photos_are_purged_by_a_leader_sweep(db: Engine, context: jobs.JobContext) -> None:
     assert "purge_stale_attachments" in jobs.SWEEPS
     with session_scope(db) as session:
-        old = case_store.add_pending_attachment(session=session, sender_id="web:gone", data=PNG,
+        old = attachment_store.add_pending_attachment(session=session, sender_id="web:gone", data=PNG,
                                                 mime_type="image/png")
-        fresh = case_store.add_pending_attachment(session=session, sender_id="web:typing", data=PNG,
+        fresh = attachment_store.add_pending_attachment(session=session, sender_id="web:typing", data=PNG,
                                                   mime_type="image/png")
-        filed = case_store.add_pending_attachment(session=session, sender_id="web:filed", data=PNG,
+        filed = attachment_store.add_pending_attachment(session=session, sender_id="web:filed", data=PNG,
                                                   mime_type="image/png")
         case_store.create_case(session=session, case_in=CaseCreate(
             sender_id="web:filed", channel="web", locale="en", category="vandalism",

@@ -31,7 +31,7 @@ from bench.citizen import SCRIPTS, Frame, Outcome, file_report, hello, say
 from bot.devserver import engine_command, engine_env, lock_store_config, newest_model, stop, write_engine_endpoints
 from common.settings import PROJECT_ROOT, Settings
 from storage.migrate import upgrade_database
-from tests.conftest import TEST_RASA_TOKEN, TEST_SECRET, _wait, free_port, make_settings
+from tests.conftest import TEST_RASA_TOKEN, TEST_SECRET, free_port, make_settings, wait_until_up
 
 POSTGRES = os.environ.get("BARRI_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("BARRI_TEST_REDIS_URL", "redis://127.0.0.1:6379/1")
@@ -207,9 +207,9 @@ def scale_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ScaleStack
                   {**env, "BOT_PORT": str(bot_port), "RASA_PORT": str(engine_port)})
         engines = tuple(f"http://127.0.0.1:{port}" for port in engine_ports)
         bots = tuple(f"http://127.0.0.1:{port}" for port in bot_ports)
-        _wait(f"{base.action_server_url}/health", 120, processes, logs)
+        wait_until_up(f"{base.action_server_url}/health", 120, processes, logs)
         for url in (*engines, *bots):
-            _wait(f"{url}/status?token={TEST_RASA_TOKEN}" if url in engines else f"{url}/healthz", 300, processes, logs)
+            wait_until_up(f"{url}/status?token={TEST_RASA_TOKEN}" if url in engines else f"{url}/healthz", 300, processes, logs)
         yield ScaleStack(bots=bots, engines=engines, app_db=app_db, tracker_db=tracker_db)  # type: ignore[arg-type]
     finally:
         stop(processes, grace=10)

@@ -25,6 +25,7 @@ from bot.scheduler import JOBSTORE_TABLE, LEADER_LEASE, Leadership
 from common.i18n import Catalogs
 from common.settings import Settings
 from storage import cases as case_store
+from storage import reporters as reporter_store
 from storage import users
 from storage.db import create_db_engine, session_scope
 from storage.followups import EVENT_ESCALATION_DISPATCHED
@@ -314,7 +315,7 @@ async def test_follow_up_is_queued_once_in_the_reporters_language(db: Engine, co
     open311 = new_case(db, age=timedelta(seconds=31), channel="open311")
     with session_scope(db) as session:
         case_store.change_status(session=session, case=resolved, to_status="resolved", actor="ana")
-        case_store.set_reporter_unreachable(session=session, sender_id="telegram:42")
+        reporter_store.set_reporter_unreachable(session=session, sender_id="telegram:42")
 
     assert await jobs.send_follow_ups() == 1
     assert await jobs.send_follow_ups() == 0

@@ -18,7 +18,9 @@ from sqlmodel import select
 
 from bot.app import create_app
 from bot.keys import CHANNELS, SETTINGS
+from storage import attachments as attachment_store
 from storage import cases as case_store
+from storage import reporters as reporter_store
 from storage import users
 from storage.db import create_db_engine, session_scope
 from storage.migrate import upgrade_database
@@ -113,7 +115,7 @@ async def test_a_whole_report_through_telegram(stack: Stack, fake_telegram: Fake
         case = case_store.get_case_for_sender(session=session, ref=ref.group(0), sender_id=f"telegram:{USER}")
         assert case is not None and case.channel == "telegram" and case.locale == "ca"
         assert case.neighbourhood_name == "la Vila de Gràcia"
-        assert len(case_store.get_attachments(session=session, case_id=case.id)) == 1
+        assert len(attachment_store.get_attachments(session=session, case_id=case.id)) == 1
     await server.close()
 
 
@@ -175,7 +177,7 @@ async def test_a_429_is_obeyed_and_a_blocked_citizen_is_marked_unreachable(tmp_p
 
     engine = create_db_engine(settings.database_url)
     with session_scope(engine) as session:
-        case_store.get_or_create_reporter(session=session, sender_id="telegram:777", channel="telegram", locale="en")
+        reporter_store.get_or_create_reporter(session=session, sender_id="telegram:777", channel="telegram", locale="en")
     fake.add_user(777)
     fake.block_user(777)
     await channel.respond("telegram:777", [OutgoingMessage(text="news"), OutgoingMessage(text="more news")])

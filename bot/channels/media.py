@@ -9,7 +9,7 @@ import struct
 
 from sqlalchemy import Engine
 
-from storage import cases as case_store
+from storage import attachments as attachment_store
 from storage.db import run_storage
 from storage.errors import TooManyPendingAttachments
 
@@ -49,7 +49,7 @@ async def store_photo(db: Engine, sender_id: str, data: bytes, *, max_bytes: int
 
     stored = await asyncio.to_thread(strip_metadata, data)
     try:
-        attachment = await run_storage(db, case_store.add_pending_attachment, sender_id=sender_id, data=stored,
+        attachment = await run_storage(db, attachment_store.add_pending_attachment, sender_id=sender_id, data=stored,
                                        mime_type=mime, sent_sha256=hashlib.sha256(data).hexdigest(),
                                        max_pending=max_pending)
     except TooManyPendingAttachments:
@@ -59,7 +59,7 @@ async def store_photo(db: Engine, sender_id: str, data: bytes, *, max_bytes: int
 
 async def pending_photos(db: Engine, sender_id: str) -> int:
     """How many photos of this sender wait for a report (so a refused one is not even fetched)."""
-    return await run_storage(db, case_store.count_pending_attachments, sender_id=sender_id)
+    return await run_storage(db, attachment_store.count_pending_attachments, sender_id=sender_id)
 
 
 def photo_payload(attachment_id: str) -> str:

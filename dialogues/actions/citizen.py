@@ -14,7 +14,9 @@ from rasa_sdk.types import DomainDict
 from common.i18n import format_when
 from common.responses import CATEGORY_LABELS, STATUS_LABELS
 from dialogues.actions.base import BarriAction, latest_entities, latest_text
+from storage import attachments as attachment_store
 from storage import cases as case_store
+from storage import erasure
 from storage.desk import set_live
 from storage.errors import StorageError
 from storage.refs import normalise_ref
@@ -167,8 +169,8 @@ class ActionForgetMe(BarriAction):
     ) -> list[EventType]:
         locale = self.locale(tracker)  # before the conversation is gone
         try:
-            result = await self.in_db(case_store.erase_reporter, sender_id=tracker.sender_id)
-            await self.in_db(case_store.discard_pending_attachments, sender_id=tracker.sender_id)
+            result = await self.in_db(erasure.erase_reporter, sender_id=tracker.sender_id)
+            await self.in_db(attachment_store.discard_pending_attachments, sender_id=tracker.sender_id)
         except StorageError:
             log.exception("could not erase a reporter")
             self.say(dispatcher, tracker, "utter_technical_problem")

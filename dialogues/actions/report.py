@@ -31,6 +31,7 @@ from dialogues.actions.base import (
 )
 from dialogues.actions.context import Services
 from dialogues.actions.saying import describe_place, describe_when, place_fields, place_slot
+from storage import attachments as attachment_store
 from storage import cases as case_store
 from storage.errors import StorageError
 from storage.models import CaseCreate, is_channel, is_contact_mode, is_locale, is_location_source
@@ -578,7 +579,7 @@ class ActionSaveCase(ReportAction):
         case_in = self.case_from_slots(tracker, locale)
         try:
             case = await self.in_db(case_store.create_case, case_in=case_in)
-            attachments = await self.in_db(case_store.get_attachments, case_id=case.id)
+            attachments = await self.in_db(attachment_store.get_attachments, case_id=case.id)
         except StorageError:
             log.exception("could not save a case")
             self.say(dispatcher, tracker, "utter_case_not_saved")
@@ -647,7 +648,7 @@ class ActionCancelReport(BarriAction):
             self.say(dispatcher, tracker, "utter_nothing_to_cancel")
             return []
         try:
-            await self.in_db(case_store.discard_pending_attachments, sender_id=tracker.sender_id)
+            await self.in_db(attachment_store.discard_pending_attachments, sender_id=tracker.sender_id)
         except StorageError:
             log.warning("could not discard pending photos; the retention job will")
         self.say(dispatcher, tracker, "utter_report_cancelled")

@@ -21,6 +21,7 @@ from common.settings import PROJECT_ROOT
 from dialogues.actions.citizen import ActionChangeLanguage, ActionCheckStatus, ActionForgetMe, ActionRequestHandoff
 from dialogues.actions.context import Services
 from dialogues.actions.report import ActionSaveCase, ActionStartReport, ValidateReportForm
+from storage import attachments as attachment_store
 from storage import cases as case_store
 from storage.db import session_scope
 from storage.desk import is_live, live_case_for_sender
@@ -187,7 +188,7 @@ async def test_reading_a_time_from_long_messages_keeps_the_action_servers_loop_f
 async def test_save_case_stores_the_report_and_gives_reference_and_photo_hash(services: Services) -> None:
     photo = b"\xff\xd8\xff" + b"jpeg-bytes" * 10
     with session_scope(services.db) as session:
-        attachment = case_store.add_pending_attachment(
+        attachment = attachment_store.add_pending_attachment(
             session=session, sender_id="web:abc", data=photo, mime_type="image/jpeg")
     slots = {
         "incident_type": "vandalism", "description": "they sprayed graffiti on the school door",
@@ -204,7 +205,7 @@ async def test_save_case_stores_the_report_and_gives_reference_and_photo_hash(se
         assert case is not None
         assert (case.category, case.neighbourhood_name, case.priority) == ("vandalism", "Sants", "urgent")
         assert case.occurred_at.isoformat() == "2026-11-24T21:00:00+00:00"
-        assert [a.sha256 for a in case_store.get_attachments(session=session, case_id=case.id)] == [
+        assert [a.sha256 for a in attachment_store.get_attachments(session=session, case_id=case.id)] == [
             hashlib.sha256(photo).hexdigest()]
     texts = [m["text"] for m in dispatcher.messages if m.get("text")]
     receipt = next(t for t in texts if hashlib.sha256(photo).hexdigest() in t)

@@ -18,27 +18,29 @@ from sqlalchemy.exc import IntegrityError, StatementError
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Session, SQLModel, col, select
 
+import storage.attachments as attachments_module
 import storage.cases as cases_module
-from storage.cases import (
-    ErasureResult,
-    add_citizen_info,
+import storage.erasure as erasure_module
+from storage.attachments import (
     add_pending_attachment,
-    change_status,
-    create_case,
     discard_pending_attachments,
-    erase_reporter,
     get_attachment_data,
     get_attachments,
+    purge_stale_pending_attachments,
+)
+from storage.audit import record_audit
+from storage.cases import (
+    add_citizen_info,
+    change_status,
+    create_case,
     get_case_by_ref,
     get_case_events,
     get_case_for_sender,
-    get_or_create_reporter,
     list_cases_for_sender,
-    purge_stale_pending_attachments,
-    record_audit,
     request_handoff,
 )
 from storage.db import session_scope
+from storage.erasure import ErasureResult, erase_reporter
 from storage.errors import AttachmentTooLarge, CaseRefExhausted, InvalidStatus
 from storage.models import (
     Attachment,
@@ -50,6 +52,7 @@ from storage.models import (
     Reporter,
 )
 from storage.refs import REF_PATTERN
+from storage.reporters import get_or_create_reporter
 
 ALICE = "telegram:1001"
 BOB = "web:b0b0b0b0"
@@ -489,7 +492,7 @@ def test_add_pending_attachment(session: Session, new_session: Callable[[], Sess
 def test_add_pending_attachment_limits(session: Session, monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ValueError, match="empty"):
         add_pending_attachment(session=session, sender_id=ALICE, data=b"", mime_type="image/jpeg")
-    monkeypatch.setattr(cases_module, "MAX_ATTACHMENT_BYTES", 10)
+    monkeypatch.setattr(attachments_module, "MAX_ATTACHMENT_BYTES", 10)
     with pytest.raises(AttachmentTooLarge):
         add_pending_attachment(
             session=session, sender_id=ALICE, data=b"x" * 11, mime_type="image/jpeg"
@@ -891,7 +894,7 @@ def test_erasure_failure_leaves_everything(
     def broken_audit(**kwargs: Any) -> AuditLog:
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(cases_module, "record_audit", broken_audit)
+    monkeypatch.setattr(erasure_module, "record_audit", broken_audit)
     with pytest.raises(RuntimeError, match="disk full"):
         erase_reporter(session=session, sender_id=ALICE)
     assert counts(new_session()) == before

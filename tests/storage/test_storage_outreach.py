@@ -8,7 +8,7 @@ import pytest
 from sqlmodel import Session, select
 
 from storage import cases as case_store
-from storage import subscriptions, surveys
+from storage import erasure, subscriptions, surveys
 from storage.models import EVENT_SURVEY_ANSWERED, CaseCreate, CaseEvent, Reporter, Subscription, SurveyResponse
 
 
@@ -62,7 +62,7 @@ def test_subscribers_of_lists_each_reporter_once(session: Session) -> None:
 
 def test_subscriptions_go_with_the_reporter_on_erasure(session: Session) -> None:
     subscriptions.subscribe(session=session, sender_id="web:gone", channel="web", locale="en", neighbourhood_code="01-01")
-    case_store.erase_reporter(session=session, sender_id="web:gone")
+    erasure.erase_reporter(session=session, sender_id="web:gone")
     assert session.exec(select(Subscription)).all() == []
 
 

@@ -47,7 +47,7 @@ from bot.ratelimit import Verdict
 from common.i18n import N_, Catalogs
 from common.responses import ADAPTER_MESSAGES
 from common.settings import SUPPORTED_LOCALES, Settings
-from storage import cases as case_store
+from storage import reporters as reporter_store
 from storage.db import run_storage
 from storage.errors import StorageError
 
@@ -470,6 +470,6 @@ class TelegramChannel(Channel):
 
     async def _mark_unreachable(self, sender_id: str) -> None:
         try:
-            await run_storage(self.db, case_store.set_reporter_unreachable, sender_id=sender_id)
+            await run_storage(self.db, reporter_store.set_reporter_unreachable, sender_id=sender_id)
         except StorageError:
             log.warning("telegram: could not mark a reporter unreachable")

@@ -18,7 +18,6 @@ of the message they are under; the change is recorded, and audited, in that staf
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from datetime import timedelta
 
@@ -28,6 +27,7 @@ from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.error import TelegramError
 
 from bot.notify import Notifier
+from bot.tasks import cancel_and_wait
 from common.i18n import N_, Catalogs
 from common.responses import CATEGORY_LABELS
 from common.settings import Settings
@@ -94,10 +94,7 @@ class DispatchDesk:
         self._task = asyncio.create_task(self._watch(), name="dispatch-desk")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task)
 
     async def _watch(self) -> None:
         while True:

@@ -53,6 +53,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bot.channels.base import Button, DeliveryOutcome, OutgoingMessage
 from bot.observability import Metrics
+from bot.tasks import cancel_and_wait
 from common.logs import configure_logging
 from common.settings import Settings
 from storage import outbox as store
@@ -244,9 +245,7 @@ class OutboxWorker:
         # stay claimed until their lease expires
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(self._task), timeout=timeout)
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
+        await cancel_and_wait(self._task)
         while not self._queue.empty():  # claimed, never tried: give them back at once
             self._queue.get_nowait()
         with contextlib.suppress(TimeoutError):
@@ -254,8 +253,7 @@ class OutboxWorker:
         for task in self._senders:
             task.cancel()
         for task in self._senders:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
         self._task, self._senders = None, []
         held, self._held = list(self._held), set()
         self._lease_ends.clear()

@@ -30,6 +30,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.channels.base import Channel, IncomingMessage, OutgoingMessage
+from bot.tasks import cancel_and_wait
 from storage import inbox as store
 from storage.db import run_storage
 from storage.errors import StorageError
@@ -154,11 +155,8 @@ class Replayer:
         self._task = asyncio.create_task(self._run(), name="barri-replay")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def _run(self) -> None:
         while True:

@@ -35,6 +35,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot import jobs
+from bot.tasks import cancel_and_wait
 from common.settings import Settings
 from storage.db import create_db_engine, run_storage
 from storage.errors import StorageError
@@ -110,11 +111,8 @@ class Leadership:
 
     async def stop(self) -> None:
         """Stop trying; if leader, stop the scheduler and give the lease up for a successor."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         if self.is_leader:
             await self._step_down()
             try:

@@ -1,6 +1,6 @@
 """`barri`: the project's command-line tool.
 
-    barri serve          the bot service (web chat; later Telegram and the desk)
+    barri serve          the bot service (channels, desk, staff API, Open311, outbox, scheduler)
     barri db upgrade     apply the database migrations (a prestart step)
     barri db backup FILE a consistent copy of the database while it runs
     barri user add NAME --role dispatcher|community|admin [--lang en|es|ca]

@@ -80,7 +80,7 @@ def to_outgoing(answer: list[dict[str, Any]]) -> tuple[list[OutgoingMessage], se
     """The engine's REST output as neutral messages, plus the control signals it carried.
 
     Rasa sends a message's custom payload as a separate item: fold an input request
-    ("location", "photo") or a saved-case marker into the message before it.
+    ("location", "photo") into the message before it.
     """
     messages: list[OutgoingMessage] = []
     controls: set[str] = set()

@@ -14,7 +14,7 @@ from common.i18n import N_, Catalogs
 from common.responses import STATUS_LABELS
 from storage.db import run_storage
 from storage.desk import reachable_reporter, record_citizen_notification
-from storage.models import Case, utcnow
+from storage.models import OUTBOX_STATUS, Case, utcnow
 from storage.outbox import OutgoingItem, enqueue
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,7 @@ class Notifier:
             # one row per change of the case: a repeated call for the same change adds nothing
             stamp = (case.updated_at or utcnow()).isoformat()
             item = OutgoingItem(
-                reporter_id=reporter.id, channel=case.channel, kind="status", text="\n\n".join(texts),
+                reporter_id=reporter.id, channel=case.channel, kind=OUTBOX_STATUS, text="\n\n".join(texts),
                 dedupe_key=f"status:{case.id}:{stamp}:{new_status or 'note'}", case_id=case.id,
             )
             await run_storage(self._db, enqueue, items=[item])

@@ -10,8 +10,10 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 
 import yaml
 from shapely import STRtree
@@ -45,15 +47,17 @@ class Neighbourhoods:
         self._items = [item for item, _ in items]
         self._shapes = [geometry for _, geometry in items]
         self._tree = STRtree(self._shapes)
-        by_code = {item.code: item for item in self._items}
+        # the one code -> neighbourhood lookup: everything else asks through by_code / names_by_code
+        self._by_code = {item.code: item for item in self._items}
+        self._names_by_code = MappingProxyType({item.code: item.name for item in self._items})
         names: dict[str, Neighbourhood] = {}
         for item in self._items:
             for form in _name_forms(item.name):
                 names.setdefault(form, item)
         for code, alias_list in (aliases or {}).items():
             for alias in alias_list:
-                if code in by_code:
-                    names[fold(alias)] = by_code[code]
+                if code in self._by_code:
+                    names[fold(alias)] = self._by_code[code]
         # longest first, so "sant gervasi galvany" wins over "sant gervasi"
         self._names = sorted(names.items(), key=lambda pair: -len(pair[0]))
 
@@ -86,7 +90,21 @@ class Neighbourhoods:
         return list(zip(self._items, self._shapes, strict=True))
 
     def by_code(self, code: str | None) -> Neighbourhood | None:
-        return next((item for item in self._items if item.code == code), None)
+        """The neighbourhood with this code ("06-31"), or None."""
+        return None if code is None else self._by_code.get(code)
+
+    def known(self, codes: Iterable[str]) -> tuple[Neighbourhood, ...]:
+        """The neighbourhoods with these codes, in their order; unknown codes are left out."""
+        return tuple(self._by_code[code] for code in codes if code in self._by_code)
+
+    @property
+    def names_by_code(self) -> Mapping[str, str]:
+        """Every neighbourhood's name by its code ("06-31" -> "el Raval"), read-only."""
+        return self._names_by_code
+
+    def name_of(self, code: str) -> str:
+        """The neighbourhood's name, or the code itself when no neighbourhood has it."""
+        return self._names_by_code.get(code, code)
 
     def at(self, latitude: float, longitude: float) -> Neighbourhood | None:
         """The neighbourhood containing the point, or None outside every boundary."""

@@ -309,7 +309,6 @@ class Gazetteer:
         landmarks: Sequence[Landmark] = (),
     ) -> None:
         self.neighbourhoods = neighbourhoods
-        self._by_code = {item.code: item for item in neighbourhoods.all()}
         pairs = [(item, _metres(geometry)) for item, geometry in neighbourhoods.items()]
         self._areas = [geometry for _, geometry in pairs]
         self._area_items = [item for item, _ in pairs]
@@ -485,7 +484,7 @@ class Gazetteer:
 
     def street_in(self, street_name: str, code: str, text: str = "") -> Place:
         """A street the citizen placed in a neighbourhood (the answer to the question)."""
-        neighbourhood = self._by_code.get(code)
+        neighbourhood = self.neighbourhoods.by_code(code)
         street = self._best_street(self._keys.get(name_key(street_name), []), None)
         if neighbourhood is None:
             return self.resolve(text or street_name)
@@ -560,7 +559,7 @@ class Gazetteer:
                                 radius=landmark.radius, tolerance=STATION_TOLERANCE_M if landmark.station else None)
         if landmark.spans:  # a big square in several neighbourhoods
             placed = Place(text=original, source=LANDMARK, label=landmark.label, radius=landmark.radius,
-                           candidates=tuple(self._by_code[c] for c in landmark.spans if c in self._by_code))
+                           candidates=self.neighbourhoods.known(landmark.spans))
         # a building on a boundary street is on one side of it, which the data says
         side = next((c for c in placed.candidates if c.name == landmark.side), None)
         if side is not None:
@@ -717,7 +716,7 @@ class Gazetteer:
 
     def _street_place(self, street: Street, number: int | None, original: str) -> Place:
         codes = sorted(street.crossings)
-        candidates = tuple(self._by_code[c] for c in codes if c in self._by_code)
+        candidates = self.neighbourhoods.known(codes)
         if street.geometry is None or not candidates:
             return Place(source=NOT_LOCATED, label=street.label, text=original, street=street.name)
         if street.is_area:
@@ -764,7 +763,7 @@ class Gazetteer:
             codes |= set(self._crossings(stretch)) if stretch.length > 0 else {
                 item.code for item in self._around(stretch.centroid)
             }
-        candidates = tuple(self._by_code[c] for c in sorted(codes) if c in self._by_code)
+        candidates = self.neighbourhoods.known(sorted(codes))
         label = f"{street.label}, {number}"
         if len(candidates) != 1:
             return Place(text=original, source=STREET_NUMBER, label=label, candidates=candidates,

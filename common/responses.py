@@ -77,7 +77,15 @@ def _type_buttons() -> tuple[Button, ...]:
     )
 
 
-YES_NO = (Button(N_("Yes"), "/affirm"), Button(N_("No"), "/deny"))
+# Buttons offered by several responses, each defined once.
+REPORT_INCIDENT = Button(N_("Report an incident"), "/report_incident")
+CHECK_REPORT = Button(N_("Check my report"), "/check_status")
+HOW_IT_WORKS = Button(N_("How does it work?"), "/faq/how_it_works")
+NO = Button(N_("No"), "/deny")
+CANCEL = Button(N_("Cancel"), "/cancel")
+SEND_REPORT = Button(N_("Send the report"), "/affirm")
+TIME_UNKNOWN = Button(N_("I don't know"), '/inform{"incident_time":"unknown"}')
+MAIN_MENU = (REPORT_INCIDENT, CHECK_REPORT, HOW_IT_WORKS)
 
 RESPONSES: dict[str, Template] = {
     "utter_greet": Template(
@@ -89,11 +97,7 @@ RESPONSES: dict[str, Template] = {
                 "If someone is in danger right now, call 112."
             ),
         ),
-        buttons=(
-            Button(N_("Report an incident"), "/report_incident"),
-            Button(N_("Check my report"), "/check_status"),
-            Button(N_("How does it work?"), "/faq/how_it_works"),
-        ),
+        buttons=MAIN_MENU,
     ),
     "utter_goodbye": Template(N_("Goodbye, take care. You can write to me again at any time.")),
     "utter_youre_welcome": Template(N_("You're welcome. Thank you for helping to keep the neighbourhood safe.")),
@@ -109,25 +113,21 @@ RESPONSES: dict[str, Template] = {
             "in the street and answer questions about them."
         ),
         buttons=(
-            Button(N_("Report an incident"), "/report_incident"),
+            REPORT_INCIDENT,
             Button(N_("What can I report?"), "/faq/what_to_report"),
         ),
     ),
     "utter_fallback": Template(
         N_("Sorry, I didn't understand that. Could you say it in other words? You can also choose:"),
         buttons=(
-            Button(N_("Report an incident"), "/report_incident"),
-            Button(N_("Check my report"), "/check_status"),
+            REPORT_INCIDENT,
+            CHECK_REPORT,
             Button(N_("Talk to a person"), "/human_handoff"),
         ),
     ),
     "utter_default": Template(
         N_("I'm not sure what to do with that. Here is what I can do:"),
-        buttons=(
-            Button(N_("Report an incident"), "/report_incident"),
-            Button(N_("Check my report"), "/check_status"),
-            Button(N_("How does it work?"), "/faq/how_it_works"),
-        ),
+        buttons=MAIN_MENU,
     ),
     "utter_emergency": Template(
         N_("🚨 If someone is in danger now, call 112 immediately. It is free and answers 24 hours a day."),
@@ -136,7 +136,7 @@ RESPONSES: dict[str, Template] = {
         ),
         buttons=(
             Button(N_("Yes, report it"), "/affirm"),
-            Button(N_("No"), "/deny"),
+            NO,
         ),
     ),
     "utter_ask_danger": Template(
@@ -186,7 +186,7 @@ RESPONSES: dict[str, Template] = {
             "harassment, fights, drugs, suspicious activity, dangerous traffic and incivility. "
             "This is not for emergencies: if someone is in danger now, call 112."
         ),
-        buttons=(Button(N_("Report an incident"), "/report_incident"),),
+        buttons=(REPORT_INCIDENT,),
     ),
     "utter_faq/how_it_works": Template(
         N_(
@@ -194,7 +194,7 @@ RESPONSES: dict[str, Template] = {
             "(where, when, a photo if you have one) and give you a reference. Dispatchers "
             "review every report, and you can ask me for its status with the reference."
         ),
-        buttons=(Button(N_("Report an incident"), "/report_incident"),),
+        buttons=(REPORT_INCIDENT,),
     ),
     "utter_ask_description": Template(N_("Tell me what happened, in your own words.")),
     "utter_ask_incident_type": Template(N_("What kind of incident was it?"), buttons=_type_buttons()),
@@ -206,7 +206,7 @@ RESPONSES: dict[str, Template] = {
         N_("When did it happen? For example \"just now\", \"an hour ago\" or \"yesterday at 10 pm\"."),
         buttons=(
             Button(N_("Just now"), '/inform{"incident_time":"now"}'),
-            Button(N_("I don't know"), '/inform{"incident_time":"unknown"}'),
+            TIME_UNKNOWN,
         ),
     ),
     "utter_ask_photos_done": Template(
@@ -243,9 +243,9 @@ RESPONSES: dict[str, Template] = {
         N_("Please check your report:"),
         extra=(N_("{summary}"),),
         buttons=(
-            Button(N_("Send the report"), "/affirm"),
+            SEND_REPORT,
             Button(N_("Change something"), "/deny"),
-            Button(N_("Cancel"), "/cancel"),
+            CANCEL,
         ),
     ),
     "utter_ask_which_field": Template(
@@ -274,7 +274,7 @@ RESPONSES: dict[str, Template] = {
             "Sorry, I could not save your report because of a technical problem. Nothing "
             "was lost: please press \"Send the report\" again in a minute."
         ),
-        buttons=(Button(N_("Send the report"), "/affirm"),),
+        buttons=(SEND_REPORT,),
     ),
     "utter_report_cancelled": Template(N_("All right, I've cancelled the report. Nothing was saved.")),
     "utter_nothing_to_cancel": Template(N_("There is nothing to cancel. How can I help you?")),
@@ -286,7 +286,7 @@ RESPONSES: dict[str, Template] = {
             "I couldn't work out when that was. Try something like \"just now\", "
             "\"yesterday at 10 pm\" or \"on Monday morning\", or press \"I don't know\"."
         ),
-        buttons=(Button(N_("I don't know"), '/inform{"incident_time":"unknown"}'),),
+        buttons=(TIME_UNKNOWN,),
     ),
     "utter_time_in_future": Template(N_("That time is in the future. When did it happen?")),
     "utter_place_too_short": Template(
@@ -327,7 +327,7 @@ RESPONSES: dict[str, Template] = {
     ),
     "utter_photo_not_expected": Template(
         N_("Thanks for the photo. Photos can be added while making a report: do you want to report something?"),
-        buttons=(Button(N_("Report an incident"), "/report_incident"),),
+        buttons=(REPORT_INCIDENT,),
     ),
     "utter_status": Template(
         N_("Report {ref} ({category}), filed on {created}: {status}."),
@@ -342,7 +342,7 @@ RESPONSES: dict[str, Template] = {
     "utter_status_choose": Template(N_("Which report? These are your latest ones:")),
     "utter_status_none": Template(
         N_("You have no reports filed from this chat yet. Do you want to report something?"),
-        buttons=(Button(N_("Report an incident"), "/report_incident"),),
+        buttons=(REPORT_INCIDENT,),
     ),
     "utter_handoff_recorded": Template(
         N_(
@@ -361,7 +361,7 @@ RESPONSES: dict[str, Template] = {
             "A dispatcher can take over once there is a report to look at. Do you want to "
             "report something now? If it is urgent, call 112."
         ),
-        buttons=(Button(N_("Report an incident"), "/report_incident"),),
+        buttons=(REPORT_INCIDENT,),
     ),
     "utter_ask_language": Template(
         N_("Which language do you prefer?"),
@@ -378,7 +378,7 @@ RESPONSES: dict[str, Template] = {
             "conversation. The basic facts of your reports (type, neighbourhood, date) are kept "
             "anonymously for statistics. Do you want to continue?"
         ),
-        buttons=(Button(N_("Yes, erase my data"), "/affirm"), Button(N_("No"), "/deny")),
+        buttons=(Button(N_("Yes, erase my data"), "/affirm"), NO),
     ),
     "utter_forgotten": Template(
         N_("Done: your personal data and our conversation have been erased ({count} reports anonymised)."),
@@ -434,7 +434,7 @@ RESPONSES: dict[str, Template] = {
     ),
     "utter_ask_case_info": Template(
         N_("Write what you want to add to report {ref}, in one message."),
-        buttons=(Button(N_("Cancel"), "/cancel"),),
+        buttons=(CANCEL,),
     ),
     "utter_case_info_added": Template(
         N_("Thank you: I've added it to report {ref}. The dispatchers will see it."),
@@ -442,7 +442,7 @@ RESPONSES: dict[str, Template] = {
     "utter_case_info_cancelled": Template(N_("All right, nothing was added to report {ref}.")),
     "utter_case_info_empty": Template(
         N_("Please write what you want to add in a message (text), or press \"Cancel\"."),
-        buttons=(Button(N_("Cancel"), "/cancel"),),
+        buttons=(CANCEL,),
     ),
     # --- after-resolution survey (the first question is sent through the outbox) ---
     "utter_survey_solved": Template(
@@ -498,9 +498,6 @@ ADAPTER_MESSAGES = {
     "edited": N_("I only read new messages. Please send the correction as a new message."),
     "private_only": N_("Please write to me in a private chat: reports are personal."),
 }
-
-# The sentence confirming a language switch, written in that language itself.
-LANGUAGE_CHANGED = "utter_language_changed"
 
 
 def render(

@@ -393,12 +393,6 @@ def expire_due_alerts(*, session: Session, now: datetime | None = None) -> int:
     return withdrawn
 
 
-def is_withdrawn(*, session: Session, alert_id: uuid.UUID, now: datetime | None = None) -> bool:
-    """True when the alert was cancelled or has expired: its pending messages must not go out."""
-    alert = session.get(Alert, alert_id)
-    return alert is None or alert_state(alert, now) != "active"
-
-
 def withdrawn_alert_ids(*, session: Session, alert_ids: Sequence[uuid.UUID],
                         now: datetime | None = None) -> set[uuid.UUID]:
     """Which of these alerts are cancelled or expired (one query, for the worker's claimed batch)."""

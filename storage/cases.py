@@ -16,14 +16,12 @@ from sqlmodel import Session, col, select
 from storage.attachments import link_pending_attachments
 from storage.audit import record_audit
 from storage.db import atomic
-from storage.errors import CaseRefExhausted, InvalidStatus
+from storage.errors import CaseRefExhausted
 from storage.models import (
     ACTOR_CITIZEN,
     EVENT_CITIZEN_INFO,
     EVENT_CREATED,
     EVENT_HANDOFF_REQUESTED,
-    EVENT_STATUS_CHANGED,
-    STATUSES,
     Case,
     CaseCreate,
     CaseEvent,
@@ -234,50 +232,6 @@ def add_citizen_info(*, session: Session, case: Case, text: str) -> CaseEvent:
             text=text,
         )
     return event
-
-
-STATUS_TIMESTAMPS = {
-    "acknowledged": "acknowledged_at",
-    "resolved": "resolved_at",
-    "closed": "closed_at",
-}
-
-
-def change_status(
-    *, session: Session, case: Case, to_status: str, actor: str, text: str | None = None
-) -> Case:
-    """Move a case to ``to_status`` with a ``status_changed`` event and an audit entry."""
-    if to_status not in STATUSES:
-        raise InvalidStatus(f"unknown status {to_status!r}")
-    with atomic(session):
-        current = reload_case(session=session, case=case)
-        now = utcnow()
-        from_status = current.status
-        current.status = to_status
-        current.updated_at = now
-        stamp = STATUS_TIMESTAMPS.get(to_status)
-        if stamp is not None and getattr(current, stamp) is None:
-            setattr(current, stamp, now)
-        session.add(current)
-        add_case_event(
-            session=session,
-            case_id=current.id,
-            kind=EVENT_STATUS_CHANGED,
-            actor=actor,
-            at=now,
-            from_status=from_status,
-            to_status=to_status,
-            text=text,
-        )
-        record_audit(
-            session=session,
-            actor=actor,
-            action="case.status_changed",
-            subject_type="case",
-            subject_id=str(current.id),
-            detail={"from": from_status, "to": to_status},
-        )
-    return current
 
 
 def counts_by_category_and_channel(*, session: Session) -> dict[tuple[str, str], int]:

@@ -48,6 +48,13 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     "duplicate": frozenset(),
 }
 
+# The moment a case first reaches these statuses is kept on the case itself.
+STATUS_TIMESTAMPS = {
+    "acknowledged": "acknowledged_at",
+    "resolved": "resolved_at",
+    "closed": "closed_at",
+}
+
 
 class IllegalTransition(StorageError):
     """A status change the case's life does not allow; the message says why. ``template``
@@ -130,7 +137,7 @@ def update_case(*, session: Session, case: Case, change: CaseChange, actor: str)
                 current.duplicate_of_id = original.id
             previous = current.status
             current.status = change.status
-            stamp = case_store.STATUS_TIMESTAMPS.get(change.status)
+            stamp = STATUS_TIMESTAMPS.get(change.status)
             if stamp and getattr(current, stamp) is None:
                 setattr(current, stamp, now)
             change.events.append(add_case_event(

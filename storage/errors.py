@@ -21,10 +21,6 @@ class TooManyPendingAttachments(StorageError):
     """The sender already has as many attachments waiting for a report as one report may carry."""
 
 
-class InvalidStatus(StorageError):
-    """A status name that is not one of ``storage.models.STATUSES``."""
-
-
 class UserExists(StorageError):
     """A staff user with this name already exists."""
 

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, or_
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col
 
 from storage.models import Lease, utcnow
 
@@ -65,12 +65,3 @@ def release_lease(*, session: Session, name: str, holder: str) -> bool:
         session.rollback()
         raise
     return bool(getattr(result, "rowcount", 0))
-
-
-def current_holder(*, session: Session, name: str, now: datetime | None = None) -> str | None:
-    """Who holds ``name`` now (``None`` when nobody or when the lease has expired)."""
-    now = now or utcnow()
-    lease = session.exec(select(Lease).where(Lease.name == name)).first()
-    if lease is None or lease.expires_at <= now:
-        return None
-    return lease.holder

@@ -347,7 +347,6 @@ OUTBOX_ALERT = "alert"
 OUTBOX_STATUS = "status"
 OUTBOX_FOLLOW_UP = "follow_up"
 OUTBOX_SURVEY = "survey"
-OUTBOX_CHAT = "chat"
 
 EVENT_ESCALATED = "escalated"
 EVENT_FOLLOW_UP_SENT = "follow_up_sent"

@@ -8,7 +8,6 @@ that language. Subscriptions go with the reporter on erasure (``ondelete=CASCADE
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
 
 from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
@@ -76,17 +75,4 @@ def list_subscriptions(*, session: Session, sender_id: str) -> list[str]:
         .where(Reporter.sender_id == sender_id)
         .order_by(col(Subscription.neighbourhood_code))
     )
-    return list(session.exec(statement).all())
-
-
-def subscribers_of(*, session: Session, neighbourhood_codes: Iterable[str]) -> list[Reporter]:
-    """Every reporter subscribed to at least one of the neighbourhoods, each once.
-
-    Unreachable reporters are included: the caller decides (the delivery report counts them).
-    """
-    codes = sorted(set(neighbourhood_codes))
-    if not codes:
-        return []
-    ids = select(Subscription.reporter_id).where(col(Subscription.neighbourhood_code).in_(codes))
-    statement = select(Reporter).where(col(Reporter.id).in_(ids)).order_by(col(Reporter.created_at), col(Reporter.id))
     return list(session.exec(statement).all())

@@ -47,6 +47,14 @@ _hasher = PasswordHasher(type=Type.ID)
 # --------------------------------------------------------------------------- helpers
 
 
+def _audit(
+    *, session: Session, actor: str, action: str, user: StaffUser, detail: dict[str, object] | None = None
+) -> None:
+    """Record a change to a staff account: who, what, the account's name and ``detail``."""
+    record_audit(session=session, actor=actor, action=action, subject_type="staff_user",
+                 subject_id=str(user.id), detail={"name": user.name, **(detail or {})})
+
+
 def _validate_name(name: str) -> None:
     if not isinstance(name, str) or _NAME_PATTERN.fullmatch(name) is None:
         raise ValueError(
@@ -121,14 +129,7 @@ def create_user(
             session.flush()
         except IntegrityError as exc:  # created concurrently by another session
             raise UserExists(f"a staff user named {name!r} already exists") from exc
-        record_audit(
-            session=session,
-            actor=actor,
-            action="user.created",
-            subject_type="staff_user",
-            subject_id=str(user.id),
-            detail={"name": user.name, "role": user.role},
-        )
+        _audit(session=session, actor=actor, action="user.created", user=user, detail={"role": user.role})
     return user, token
 
 
@@ -142,14 +143,7 @@ def rotate_token(*, session: Session, name: str, actor: str = ACTOR_SYSTEM) -> s
         user = _require_user(session, name)
         user.token_hash = _token_hash(token)
         session.add(user)
-        record_audit(
-            session=session,
-            actor=actor,
-            action="user.token_rotated",
-            subject_type="staff_user",
-            subject_id=str(user.id),
-            detail={"name": user.name},
-        )
+        _audit(session=session, actor=actor, action="user.token_rotated", user=user)
     return token
 
 
@@ -167,14 +161,7 @@ def set_password(*, session: Session, name: str, password: str, actor: str = ACT
         user.password_hash = password_hash
         session.add(user)
         session.execute(delete(StaffSession).where(col(StaffSession.user_id) == user.id))
-        record_audit(
-            session=session,
-            actor=actor,
-            action="user.password_set",
-            subject_type="staff_user",
-            subject_id=str(user.id),
-            detail={"name": user.name},
-        )
+        _audit(session=session, actor=actor, action="user.password_set", user=user)
 
 
 def deactivate_user(*, session: Session, name: str, actor: str = ACTOR_SYSTEM) -> int:
@@ -191,14 +178,7 @@ def deactivate_user(*, session: Session, name: str, actor: str = ACTOR_SYSTEM) -
         session.add(user)
         ended = session.execute(delete(StaffSession).where(col(StaffSession.user_id) == user.id))
         sessions = int(ended.rowcount or 0)  # type: ignore[attr-defined]
-        record_audit(
-            session=session,
-            actor=actor,
-            action="user.deactivated",
-            subject_type="staff_user",
-            subject_id=str(user.id),
-            detail={"name": user.name, "sessions_ended": sessions},
-        )
+        _audit(session=session, actor=actor, action="user.deactivated", user=user, detail={"sessions_ended": sessions})
     return sessions
 
 
@@ -212,14 +192,8 @@ def set_role(*, session: Session, name: str, role: str, actor: str = ACTOR_SYSTE
         if previous != role:
             user.role = role
             session.add(user)
-            record_audit(
-                session=session,
-                actor=actor,
-                action="user.role_changed",
-                subject_type="staff_user",
-                subject_id=str(user.id),
-                detail={"name": user.name, "from": previous, "to": role},
-            )
+            _audit(session=session, actor=actor, action="user.role_changed", user=user,
+                   detail={"from": previous, "to": role})
     return previous
 
 
@@ -246,14 +220,8 @@ def link_telegram(*, session: Session, name: str, telegram_id: int | None, actor
                 raise UserExists(f"Telegram user {telegram_id} is already linked to {holder.name}")
         user.telegram_id = telegram_id
         session.add(user)
-        record_audit(
-            session=session,
-            actor=actor,
-            action="user.telegram_linked" if telegram_id is not None else "user.telegram_unlinked",
-            subject_type="staff_user",
-            subject_id=str(user.id),
-            detail={"name": user.name},
-        )
+        action = "user.telegram_linked" if telegram_id is not None else "user.telegram_unlinked"
+        _audit(session=session, actor=actor, action=action, user=user)
 
 
 def user_for_telegram(*, session: Session, telegram_id: int) -> StaffUser | None:

@@ -6,41 +6,21 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import AsyncIterator
 from datetime import timedelta
-from pathlib import Path
-from typing import Any
 
-import pytest
 from markupsafe import escape
 from sqlalchemy import update
 from sqlmodel import select
 
-from bot.app import create_app
-from storage import users
-from storage.db import create_db_engine, session_scope
-from storage.migrate import upgrade_database
+from storage.db import session_scope
 from storage.models import Alert, Case, OutboxMessage, Reporter, Subscription, SurveyResponse, utcnow
 from storage.outbox import decode_payload
-from tests.conftest import free_port, make_settings
-from tests.test_dashboard import PASSWORD, Desk, csrf_of, sign_in
+from tests.desk import Desk, csrf_of, sign_in
+
+pytest_plugins = ("tests.desk",)  # the desk fixture
 
 SCRIPT = "<script>alert(1)</script>"
 IMG = '"><img src=x onerror=alert(1)>'
-
-
-@pytest.fixture
-async def desk(tmp_path: Path, aiohttp_server: Any, aiohttp_client: Any) -> AsyncIterator[Desk]:
-    settings = make_settings(tmp_path, rasa_port=free_port(), actions_port=free_port())
-    upgrade_database(settings.database_url)
-    db = create_db_engine(settings.database_url)
-    with session_scope(db) as session:
-        for role in users.ROLES:
-            users.create_user(session=session, name=f"{role}1", role=role)
-            users.set_password(session=session, name=f"{role}1", password=PASSWORD)
-    server = await aiohttp_server(create_app(settings))
-    yield Desk(server, settings, db, aiohttp_client)
-    db.dispose()
 
 
 def subscribe(desk: Desk, *codes: str, locale: str = "es") -> uuid.UUID:

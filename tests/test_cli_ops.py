@@ -18,10 +18,10 @@ from sqlalchemy.engine import make_url
 from sqlmodel import col, select
 
 from bot.cli import main
-from storage import cases as case_store
 from storage import outbox, users
 from storage.db import create_db_engine, session_scope
 from storage.models import Alert, AuditLog, Case, CaseEvent, OutboxMessage, Reporter, StaffSession, utcnow
+from tests.cases import move_case
 from tests.conftest import TEST_SECRET
 from tests.postgres import POSTGRES_URL
 
@@ -151,8 +151,8 @@ def _finish(db: Engine, case: Case, ago: timedelta) -> None:
     with session_scope(db) as session:
         current = session.get(Case, case.id)
         assert current is not None
-        case_store.change_status(session=session, case=current, to_status="closed", actor="ana")
-        session.execute(update(Case).where(col(Case.id) == case.id).values(closed_at=when, updated_at=when))
+        move_case(session, current, "closed", actor="ana")
+        session.execute(update(Case).where(col(Case.id) == case.id).values(closed_at=when, resolved_at=when, updated_at=when))
         session.execute(update(CaseEvent).where(col(CaseEvent.case_id) == case.id).values(at=when))
         session.execute(update(Reporter).where(col(Reporter.id) == case.reporter_id).values(last_seen_at=when))
         session.commit()

@@ -24,21 +24,19 @@ from storage import users
 from storage.db import session_scope
 from storage.models import Case, Reporter, StaffUser
 from tests.conftest import TEST_SECRET
-from tests.test_dashboard import (  # noqa: F401 - the fixtures
-    PASSWORD,
+from tests.desk import PASSWORD, Desk, csrf_of
+from tests.test_dashboard import (  # noqa: F401 - browser: the fixture
     PNG,
     RAVAL,
     SAMPLES,
     SCREENSHOTS,
-    Desk,
-    _photo,
     browser,
-    csrf_of,
-    desk,
+    graffiti_photo,
     seed_realistic_desk,
-    sign_in,
     watch,
 )
+
+pytest_plugins = ("tests.desk",)  # the desk fixture
 
 LOCALES = PROJECT_ROOT / "locales"
 MADRID = ZoneInfo("Europe/Madrid")
@@ -98,13 +96,13 @@ def test_the_dispatch_group_is_written_in_dispatch_locale(tmp_path) -> None:
 # --------------------------------------------------------------------------- over HTTP
 
 
-def add_staff(desk: Desk, name: str, locale: str | None, role: str = "dispatcher") -> None:  # noqa: F811
+def add_staff(desk: Desk, name: str, locale: str | None, role: str = "dispatcher") -> None:
     with session_scope(desk.db) as session:
         users.create_user(session=session, name=name, role=role, locale=locale)
         users.set_password(session=session, name=name, password=PASSWORD)
 
 
-async def test_the_sign_in_page_follows_the_browser_and_the_desk_the_account(desk: Desk) -> None:  # noqa: F811
+async def test_the_sign_in_page_follows_the_browser_and_the_desk_the_account(desk: Desk) -> None:
     client = await desk.client()
     page = await client.get("/desk/login", headers={"Accept-Language": "ca-ES,ca;q=0.9,en;q=0.5"})
     html = await page.text()
@@ -196,7 +194,7 @@ async def english_on(page: Page, locale: str, citizen_words: set[str]) -> list[s
 
 
 async def test_a_catalan_dispatcher_meets_no_english_on_the_desk(desk: Desk, browser: Browser) -> None:  # noqa: F811
-    featured = seed_realistic_desk(desk, await _photo(browser))
+    featured = seed_realistic_desk(desk, await graffiti_photo(browser))
     add_staff(desk, "marta", "ca")
     with session_scope(desk.db) as session:
         citizen_words = {value for case in session.exec(select(Case)).all() for value in (

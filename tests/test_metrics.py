@@ -20,8 +20,7 @@ from storage.db import create_db_engine, session_scope
 from storage.migrate import upgrade_database
 from storage.models import CaseCreate
 from tests.conftest import Stack, free_port, make_settings
-from tests.test_retention import report_with_name_and_phone
-from tests.test_webchat import app_settings, hello, say
+from tests.test_webchat import app_settings, hello, report_with_name_and_phone, say
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 

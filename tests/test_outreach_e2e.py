@@ -17,6 +17,7 @@ from storage import subscriptions
 from storage.db import create_db_engine, session_scope
 from storage.models import EVENT_CITIZEN_INFO, EVENT_SURVEY_ANSWERED, CaseCreate, CaseEvent, SurveyResponse
 from storage.surveys import open_survey
+from tests.cases import move_case
 from tests.conftest import Stack
 from tests.test_webchat import app_settings, hello, say
 
@@ -70,7 +71,7 @@ async def test_subscribe_by_buttons_add_information_and_a_survey_by_buttons(stac
     assert said(replies).startswith(f"Thank you: I've added it to report {case.ref}.")
 
     with session_scope(db) as session:
-        case_store.change_status(session=session, case=case, to_status="resolved", actor="dispatcher1")
+        move_case(session, case, "resolved", actor="dispatcher1")
     _, buttons = survey_opening(catalogs, "en", case_ref=case.ref)
     replies = await say(ws, {"type": "button", "payload": buttons[0][1], "title": buttons[0][0]})
     assert said(replies).startswith(f"How satisfied are you with how report {case.ref} was handled?")
@@ -109,7 +110,7 @@ async def test_the_survey_answered_by_typing_from_its_first_question(stack: Stac
         case = case_store.create_case(session=session, case_in=CaseCreate(
             sender_id=welcome["sender"], channel="web", locale="es", category="noise", contact_mode="chat",
             description="Música muy alta cada noche en el bar de abajo", neighbourhood_code="06-31"))
-        case_store.change_status(session=session, case=case, to_status="resolved", actor="dispatcher1")
+        move_case(session, case, "resolved", actor="dispatcher1")
         open_survey(session=session, case=case)  # as the survey sweep does when it queues the question
     replies = await say(ws, {"type": "text", "text": "sí"})
     assert said(replies).startswith(f"¿Hasta qué punto estás satisfecho con cómo se gestionó el aviso {case.ref}?")

@@ -25,7 +25,9 @@ from storage.db import create_db_engine, session_scope
 from storage.migrate import upgrade_database
 from storage.models import Case, StaffSession, StaffUser, utcnow
 from tests.conftest import StaffApp, make_settings, start_staff_app
-from tests.test_dashboard import Desk, csrf_of, desk, sign_in  # noqa: F401 - the desk fixture
+from tests.desk import Desk, csrf_of, sign_in
+
+pytest_plugins = ("tests.desk",)  # the desk fixture
 
 # --------------------------------------------------------------------------- CSV export
 
@@ -98,7 +100,7 @@ async def test_a_community_user_cannot_cancel_another_users_alert(staff: StaffAp
     assert (await staff.client.post(f"/api/v1/alerts/{second['id']}/cancel", headers=auth(staff, "admin"))).status == 200
 
 
-async def test_the_desk_refuses_to_cancel_another_community_users_alert(desk: Desk) -> None:  # noqa: F811
+async def test_the_desk_refuses_to_cancel_another_community_users_alert(desk: Desk) -> None:
     with session_scope(desk.db) as session:
         users.create_user(session=session, name="community2", role="community")
         users.set_password(session=session, name="community2", password="correct horse battery staple")
@@ -123,7 +125,7 @@ async def test_the_desk_refuses_to_cancel_another_community_users_alert(desk: De
 # --------------------------------------------------------------------------- desk sessions and roles
 
 
-async def test_a_password_change_ends_the_users_other_sessions(desk: Desk) -> None:  # noqa: F811
+async def test_a_password_change_ends_the_users_other_sessions(desk: Desk) -> None:
     laptop = await desk.client("dispatcher1")
     phone = await desk.client("dispatcher1")
     colleague = await desk.client("admin1")

@@ -52,8 +52,9 @@ from storage.models import (
     utcnow,
 )
 from storage.outbox import OutgoingItem, enqueue
+from tests.cases import move_case
 from tests.conftest import Stack
-from tests.test_webchat import REF, app_settings, hello, say
+from tests.test_webchat import app_settings, hello, report_with_name_and_phone, say
 
 # tests.scheduling holds shared fixtures (a plugin) and helpers: rewrite its asserts like a conftest's
 pytest.register_assert_rewrite("tests.scheduling")
@@ -95,7 +96,7 @@ def tracker_senders(tracker: Engine) -> set[str]:
 def finish(db: Engine, case: Case, *, status: str = "closed", ago: timedelta) -> None:
     """Close the case and pretend it happened ``ago`` (the reporter not seen since either)."""
     with session_scope(db) as session:
-        case_store.change_status(session=session, case=case, to_status=status, actor="ana")
+        move_case(session, case, status, actor="ana")
         when = utcnow() - ago
         session.execute(update(Case).where(col(Case.id) == case.id).values(
             closed_at=when if status == "closed" else None, resolved_at=when if status == "resolved" else None,
@@ -199,32 +200,6 @@ async def test_idle_conversations_of_visitors_without_a_case_are_erased(db: Engi
 
 
 # --------------------------------------------------------------------------- through the engine
-
-
-async def report_with_name_and_phone(ws: Any, description: str, name: str = NAME,
-                                     phone: str = "+34 612 345 678") -> str:
-    """File a report through the real engine, giving name and phone; returns its reference.
-    (The stack's database is shared: a test that does not erase its citizen gives its own.)"""
-    replies = await say(ws, {"type": "text", "text": f"I want to report that {description} on Carrer de Blai"})
-    for _ in range(10):
-        last = replies[-1]
-        payloads = [b["payload"] for b in last.get("buttons", [])]
-        if any('"photos_done"' in p for p in payloads):
-            replies = await say(ws, {"type": "button", "payload": '/inform{"photos_done":"yes"}', "title": "Continue"})
-        elif any('"contact_mode"' in p for p in payloads):
-            replies = await say(ws, {"type": "button", "payload": '/inform{"contact_mode":"contact"}', "title": "Name"})
-        elif "/affirm" in payloads:
-            replies = await say(ws, {"type": "button", "payload": "/affirm", "title": "Send"})
-            break
-        elif "name" in last["text"].lower() and "phone" not in last["text"].lower():
-            replies = await say(ws, {"type": "text", "text": name})
-        elif "phone" in last["text"].lower():
-            replies = await say(ws, {"type": "text", "text": phone})
-        else:
-            replies = await say(ws, {"type": "text", "text": "yesterday at 9 pm"})
-    found = REF.search(" ".join(r.get("text", "") for r in replies))
-    assert found, replies
-    return found.group(0)
 
 
 def sqlite_dump(url: str) -> str:

@@ -4,10 +4,9 @@ PostgreSQL database, and the sweeps (escalation, follow-up, survey) on SQLite an
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,24 +23,26 @@ from bot.notify import Notifier
 from bot.scheduler import JOBSTORE_TABLE, LEADER_LEASE, Leadership
 from common.i18n import Catalogs
 from common.settings import Settings
-from storage import cases as case_store
 from storage import reporters as reporter_store
 from storage import users
 from storage.db import create_db_engine, session_scope
 from storage.followups import EVENT_ESCALATION_DISPATCHED
-from storage.leases import acquire_lease, current_holder, release_lease
+from storage.leases import acquire_lease, release_lease
 from storage.migrate import alembic_config, upgrade_database
 from storage.models import (
     EVENT_ESCALATED,
     EVENT_FOLLOW_UP_SENT,
     EVENT_SURVEY_SENT,
     Case,
+    Lease,
     SurveyResponse,
     utcnow,
 )
 from storage.outbox import decode_payload
+from tests.cases import move_case
 from tests.conftest import free_port, make_settings
 from tests.telegram_server import FakeTelegram
+from tests.threads import at_once
 
 # tests.scheduling holds shared fixtures (a plugin) and helpers: rewrite its asserts like a conftest's
 pytest.register_assert_rewrite("tests.scheduling")
@@ -49,6 +50,15 @@ pytest_plugins = ("tests.scheduling",)
 from tests.scheduling import TOKEN, events, fresh, new_case, outbox, postgres_schema_url, stored_jobs, wait_for  # noqa: E402
 
 # --------------------------------------------------------------------------- the lease
+
+
+def current_holder(*, session: Session, name: str, now: datetime | None = None) -> str | None:
+    """Who holds ``name`` at ``now`` (``None`` when nobody or when the lease has expired), read
+    straight from the table."""
+    lease = session.exec(select(Lease).where(Lease.name == name)).first()
+    if lease is None or lease.expires_at <= (now or utcnow()):
+        return None
+    return lease.holder
 
 
 def test_lease_is_exclusive_and_taken_over_after_expiry(db: Engine) -> None:
@@ -76,21 +86,15 @@ def test_lease_is_exclusive_and_taken_over_after_expiry(db: Engine) -> None:
 
 def test_only_one_of_many_simultaneous_claims_wins(db: Engine) -> None:
     holders = [f"holder-{n}" for n in range(8)]
-    barrier = threading.Barrier(len(holders))
-    results: dict[str, bool] = {}
 
-    def claim(holder: str) -> None:
+    def claim(n: int) -> bool:
         with Session(db) as session:
-            barrier.wait()
-            results[holder] = acquire_lease(session=session, name="race", holder=holder, ttl=timedelta(seconds=30))
+            return acquire_lease(session=session, name="race", holder=holders[n], ttl=timedelta(seconds=30))
 
-    threads = [threading.Thread(target=claim, args=(holder,)) for holder in holders]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    winners = [holder for holder, won in results.items() if won]
-    assert len(results) == len(holders) and len(winners) == 1
+    results = at_once(claim, len(holders))
+    assert [r for r in results if not isinstance(r, bool)] == []
+    winners = [holder for holder, won in zip(holders, results, strict=True) if won is True]
+    assert len(winners) == 1
     with Session(db) as session:
         assert current_holder(session=session, name="race") == winners[0]
 
@@ -257,7 +261,7 @@ async def test_escalation_marks_overdue_new_cases_once(db: Engine, context: jobs
     urgent_recent = new_case(db, priority="urgent")
     acknowledged = new_case(db, age=timedelta(seconds=61))
     with session_scope(db) as session:
-        case_store.change_status(session=session, case=acknowledged, to_status="acknowledged", actor="ana")
+        move_case(session, acknowledged, "acknowledged", actor="ana")
 
     assert await jobs.escalate_cases() == 2
     assert await jobs.escalate_cases() == 0  # a second run changes nothing
@@ -314,7 +318,7 @@ async def test_follow_up_is_queued_once_in_the_reporters_language(db: Engine, co
     unreachable = new_case(db, age=timedelta(seconds=31), sender="telegram:42", channel="telegram")
     open311 = new_case(db, age=timedelta(seconds=31), channel="open311")
     with session_scope(db) as session:
-        case_store.change_status(session=session, case=resolved, to_status="resolved", actor="ana")
+        move_case(session, resolved, "resolved", actor="ana")
         reporter_store.set_reporter_unreachable(session=session, sender_id="telegram:42")
 
     assert await jobs.send_follow_ups() == 1
@@ -340,7 +344,7 @@ async def test_survey_after_resolution_is_queued_once(db: Engine, context: jobs.
     still_open = new_case(db)
     with session_scope(db) as session:
         for case in (resolved_long_ago, resolved_now, anonymous):
-            case_store.change_status(session=session, case=case, to_status="resolved", actor="ana")
+            move_case(session, case, "resolved", actor="ana")
         session.execute(update(Case).where(col(Case.id).in_([resolved_long_ago.id, anonymous.id]))
                         .values(resolved_at=utcnow() - timedelta(seconds=11)))
         session.commit()

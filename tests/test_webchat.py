@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -171,17 +172,13 @@ async def test_healthz_is_ok_when_everything_answers(stack: Stack, aiohttp_clien
     assert await response.json() == {"status": "ok", "engine": "ok", "actions": "ok", "database": "ok"}
 
 
-@pytest.mark.engine
-async def test_forget_me_erases_the_conversation_in_the_engine_and_the_case_text(stack: Stack, aiohttp_client) -> None:
-    import sqlite3
 
-    settings = app_settings(stack)
-    client = await aiohttp_client(create_app(settings))
-    ws, welcome = await hello(client, locale="en-GB")
-    sender = welcome["sender"]
-    secret_words = "my neighbour Jordi Vilanova keeps dealing drugs from flat 3B"
-    replies = await say(ws, {"type": "text", "text": f"I want to report that {secret_words} on Carrer de Blai"})
-    for _ in range(8):
+async def report_with_name_and_phone(ws: Any, description: str, name: str = "Montserrat Ferrer",
+                                     phone: str = "+34 612 345 678") -> str:
+    """File a report through the real engine, giving name and phone; returns its reference.
+    (The stack's database is shared: a test that does not erase its citizen gives its own.)"""
+    replies = await say(ws, {"type": "text", "text": f"I want to report that {description} on Carrer de Blai"})
+    for _ in range(10):
         last = replies[-1]
         payloads = [b["payload"] for b in last.get("buttons", [])]
         if any('"photos_done"' in p for p in payloads):
@@ -192,12 +189,26 @@ async def test_forget_me_erases_the_conversation_in_the_engine_and_the_case_text
             replies = await say(ws, {"type": "button", "payload": "/affirm", "title": "Send"})
             break
         elif "name" in last["text"].lower() and "phone" not in last["text"].lower():
-            replies = await say(ws, {"type": "text", "text": "Montserrat Ferrer"})
+            replies = await say(ws, {"type": "text", "text": name})
         elif "phone" in last["text"].lower():
-            replies = await say(ws, {"type": "text", "text": "+34 612 345 678"})
+            replies = await say(ws, {"type": "text", "text": phone})
         else:
             replies = await say(ws, {"type": "text", "text": "yesterday at 9 pm"})
-    assert REF.search(" ".join(r["text"] for r in replies))
+    found = REF.search(" ".join(r.get("text", "") for r in replies))
+    assert found, replies
+    return found.group(0)
+
+
+@pytest.mark.engine
+async def test_forget_me_erases_the_conversation_in_the_engine_and_the_case_text(stack: Stack, aiohttp_client) -> None:
+    import sqlite3
+
+    settings = app_settings(stack)
+    client = await aiohttp_client(create_app(settings))
+    ws, welcome = await hello(client, locale="en-GB")
+    sender = welcome["sender"]
+    secret_words = "my neighbour Jordi Vilanova keeps dealing drugs from flat 3B"
+    await report_with_name_and_phone(ws, secret_words)
 
     def tracker_rows() -> int:
         path = settings.tracker_store_url.removeprefix("sqlite:///")

@@ -42,18 +42,18 @@ def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment else None
 
 
+def _neighbourhood_json(code: str, places: Neighbourhoods) -> dict[str, str | None]:
+    place = places.by_code(code)
+    return {"code": code, "name": place.name if place else None, "district": place.district if place else None}
+
+
 def alert_json(alert: Alert, report: DeliveryReport, places: Neighbourhoods) -> dict[str, Any]:
-    known = {item.code: item for item in places.all()}
     return {
         "id": str(alert.id),
         "created_by": alert.created_by,
         "created_at": _iso(alert.created_at),
         "severity": alert.severity,
-        "neighbourhoods": [
-            {"code": code, "name": known[code].name if code in known else None,
-             "district": known[code].district if code in known else None}
-            for code in alert_store.alert_codes(alert)
-        ],
+        "neighbourhoods": [_neighbourhood_json(code, places) for code in alert_store.alert_codes(alert)],
         "texts": alert_store.alert_texts(alert),
         "expires_at": _iso(alert.expires_at),
         "cancelled_at": _iso(alert.cancelled_at),
@@ -89,7 +89,7 @@ async def post_alert(request: web.Request) -> web.Response:
         return error(400, f"Idempotency-Key must be 1 to {alert_store.IDEMPOTENCY_KEY_MAX} printable characters")
     user = staff_of(request)
     places = request.app[NEIGHBOURHOODS]
-    names = {item.code: item.name for item in places.all()}
+    names = places.names_by_code
     compose = AlertComposer(request.app[CATALOGS])
     default_locale = request.app[SETTINGS].default_locale
     alert_in = AlertIn(neighbourhood_codes=body.neighbourhoods, severity=body.severity, texts=body.texts,

@@ -9,7 +9,6 @@ Payloads (all under Telegram's 64 bytes):
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from rasa_sdk import Tracker
@@ -22,8 +21,6 @@ from common.i18n import N_
 from dialogues.actions.base import BarriAction, channel_of, latest_entities, latest_intent, latest_text
 from storage import subscriptions as subscription_store
 from storage.errors import StorageError
-
-log = logging.getLogger(__name__)
 
 ALL = "all"
 PLACE_SHOWN_MAX = 60  # an unknown place is quoted back, shortened
@@ -38,9 +35,6 @@ def district_code(neighbourhood: Neighbourhood) -> str:
 
 class AlertsAction(BarriAction):
     """What subscribing, unsubscribing and listing share: places and buttons."""
-
-    def by_code(self) -> dict[str, Neighbourhood]:
-        return {item.code: item for item in self.services.neighbourhoods.all()}
 
     def district_buttons(self) -> list[dict[str, str]]:
         districts: dict[str, str] = {}
@@ -64,7 +58,7 @@ class AlertsAction(BarriAction):
         entities = latest_entities(tracker)
         code = entities.get("neighbourhood_code")
         if code:
-            return self.by_code().get(str(code)), None, ()
+            return self.services.neighbourhoods.by_code(str(code)), None, ()
         places = self.services.neighbourhoods
         latitude, longitude = entities.get("latitude"), entities.get("longitude")
         if latitude is not None and longitude is not None:
@@ -132,9 +126,7 @@ class ActionSubscribeAlerts(AlertsAction):
                 neighbourhood_code=found.code,
             )
         except StorageError:
-            log.exception("could not subscribe")
-            self.say(dispatcher, tracker, "utter_technical_problem")
-            return []
+            return self.storage_failed(dispatcher, tracker, "subscribe")
         self.say(
             dispatcher, tracker, "utter_alerts_subscribed" if added else "utter_alerts_already_subscribed",
             neighbourhood=found.name,
@@ -167,15 +159,12 @@ class ActionUnsubscribeAlerts(AlertsAction):
                 return []
             codes = await self.in_db(subscription_store.list_subscriptions, sender_id=tracker.sender_id)
         except StorageError:
-            log.exception("could not unsubscribe")
-            self.say(dispatcher, tracker, "utter_technical_problem")
-            return []
+            return self.storage_failed(dispatcher, tracker, "unsubscribe")
         if not codes:
             self.say(dispatcher, tracker, "utter_alerts_none")
             return []
-        names = self.by_code()
         buttons = [
-            {"title": names[code].name if code in names else code,
+            {"title": self.services.neighbourhoods.name_of(code),
              "payload": f'/unsubscribe_alerts{{"neighbourhood_code":"{code}"}}'}
             for code in codes
         ]
@@ -195,14 +184,11 @@ class ActionListSubscriptions(AlertsAction):
         try:
             codes = await self.in_db(subscription_store.list_subscriptions, sender_id=tracker.sender_id)
         except StorageError:
-            log.exception("could not list subscriptions")
-            self.say(dispatcher, tracker, "utter_technical_problem")
-            return []
+            return self.storage_failed(dispatcher, tracker, "list subscriptions")
         if not codes:
             self.say(dispatcher, tracker, "utter_alerts_none")
             return []
-        names = self.by_code()
-        listed = ", ".join(names[code].name if code in names else code for code in codes)
+        listed = ", ".join(self.services.neighbourhoods.name_of(code) for code in codes)
         buttons: list[dict[str, Any]] = [
             {"title": self.t(tracker, ANOTHER_NEIGHBOURHOOD), "payload": "/subscribe_alerts"},
             {"title": self.t(tracker, STOP_ALERTS), "payload": "/unsubscribe_alerts"},

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, TypeVar
 
 from rasa_sdk import Action, Tracker
+from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 
 from common.responses import render
@@ -107,6 +109,13 @@ class BarriAction(Action):
             buttons=buttons if buttons is not None else message.get("buttons", []),
             json_message=message.get("custom"),
         )
+
+    def storage_failed(self, dispatcher: CollectingDispatcher, tracker: Tracker, doing: str) -> list[EventType]:
+        """Log the storage error being handled (``doing``: "subscribe") and tell the citizen it
+        went wrong on our side; no events, for the actions that simply stop there."""
+        logging.getLogger(type(self).__module__).exception("could not %s", doing)
+        self.say(dispatcher, tracker, "utter_technical_problem")
+        return []
 
     async def in_db(self, work: Callable[..., T], **kwargs: Any) -> T:
         """Run a storage function in a worker thread with its own session."""

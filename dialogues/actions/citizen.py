@@ -3,7 +3,6 @@ a person, another language, and erasing their data."""
 
 from __future__ import annotations
 
-import logging
 import re
 
 from rasa_sdk import Tracker
@@ -20,8 +19,6 @@ from storage import erasure
 from storage.desk import set_live
 from storage.errors import StorageError
 from storage.refs import normalise_ref
-
-log = logging.getLogger(__name__)
 
 _DASHED_REF = re.compile(r"\b([0-9A-Za-z]{3})-([0-9A-Za-z]{3})\b")
 _PLAIN_REF = re.compile(r"\b([0-9A-Za-z]{3})\s?([0-9A-Za-z]{3})\b")
@@ -79,9 +76,7 @@ class ActionCheckStatus(BarriAction):
                 return []
             cases = await self.in_db(case_store.list_cases_for_sender, sender_id=tracker.sender_id)
         except StorageError:
-            log.exception("could not read cases")
-            self.say(dispatcher, tracker, "utter_technical_problem")
-            return []
+            return self.storage_failed(dispatcher, tracker, "read cases")
         if not cases:
             self.say(dispatcher, tracker, "utter_status_none")
         elif len(cases) == 1:
@@ -151,9 +146,7 @@ class ActionRequestHandoff(BarriAction):
             # from now on the citizen's typed messages go to the dispatchers, not to the assistant
             await self.in_db(set_live, case=case, live=True, actor="citizen")
         except StorageError:
-            log.exception("could not record a hand-off request")
-            self.say(dispatcher, tracker, "utter_technical_problem")
-            return []
+            return self.storage_failed(dispatcher, tracker, "record a hand-off request")
         self.say(dispatcher, tracker, "utter_handoff_recorded", ref=case.ref)
         return []
 
@@ -172,9 +165,7 @@ class ActionForgetMe(BarriAction):
             result = await self.in_db(erasure.erase_reporter, sender_id=tracker.sender_id)
             await self.in_db(attachment_store.discard_pending_attachments, sender_id=tracker.sender_id)
         except StorageError:
-            log.exception("could not erase a reporter")
-            self.say(dispatcher, tracker, "utter_technical_problem")
-            return []
+            return self.storage_failed(dispatcher, tracker, "erase a reporter")
         self.say(dispatcher, tracker, "utter_forgotten", locale=locale, count=result.cases_anonymised)
         # The engine keeps the conversation until this turn ends: the bot service erases it
         # from the tracker store when it sees this control message.

@@ -9,7 +9,6 @@ or answer its survey.
 
 from __future__ import annotations
 
-import logging
 import re
 from datetime import timedelta
 from typing import Any
@@ -38,8 +37,6 @@ from storage import cases as case_store
 from storage import surveys as survey_store
 from storage.errors import StorageError
 from storage.models import DESCRIPTION_MAX, SurveyResponse
-
-log = logging.getLogger(__name__)
 
 CASE_INFO_SLOTS = ("case_info_ref", "case_info")
 ADDED = "added"
@@ -124,8 +121,7 @@ class ActionStartCaseInfo(BarriAction):
                 return reset[1:] + [SlotSet("case_info_ref", case.ref)]
             cases = await self.in_db(case_store.list_cases_for_sender, sender_id=tracker.sender_id)
         except StorageError:
-            log.exception("could not read cases")
-            self.say(dispatcher, tracker, "utter_technical_problem")
+            self.storage_failed(dispatcher, tracker, "read cases")
             return reset
         open_cases = [c for c in cases if c.status not in ("resolved", "closed", "rejected", "duplicate")]
         if len(open_cases) == 1:
@@ -184,8 +180,7 @@ class ValidateCaseInfoForm(FormValidationAction):
                 return {"case_info": None, "case_info_ref": None, "requested_slot": None}
             await self._speaker.in_db(case_store.add_citizen_info, case=case, text=text)
         except StorageError:
-            log.exception("could not add information to a case")
-            self._speaker.say(dispatcher, tracker, "utter_technical_problem")
+            self._speaker.storage_failed(dispatcher, tracker, "add information to a case")
             return {"case_info": None}
         return {"case_info": ADDED}
 
@@ -253,8 +248,7 @@ class ActionStartSurvey(BarriAction):
             self.say(dispatcher, tracker, "utter_survey_already_answered", ref=ref)
             return reset
         except StorageError:
-            log.exception("could not store a survey answer")
-            self.say(dispatcher, tracker, "utter_technical_problem")
+            self.storage_failed(dispatcher, tracker, "store a survey answer")
             return reset
         return [SlotSet(SURVEY_CASE, ref)] + [SlotSet(k, v) for k, v in survey_slots(survey).items()]
 
@@ -368,8 +362,7 @@ class ValidateSurveyForm(FormValidationAction):
             self._speaker.say(dispatcher, tracker, "utter_survey_not_found", ref=ref)
             return {SURVEY_CASE: None, "requested_slot": None}
         except StorageError:
-            log.exception("could not store a survey answer")
-            self._speaker.say(dispatcher, tracker, "utter_technical_problem")
+            self._speaker.storage_failed(dispatcher, tracker, "store a survey answer")
             return {slot: None}
         return survey_slots(survey)
 

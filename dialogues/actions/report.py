@@ -594,7 +594,6 @@ class ActionSaveCase(ReportAction):
             self.say(dispatcher, tracker, "utter_case_saved_urgent")
         for number, attachment in enumerate(attachments, start=1):
             self.say(dispatcher, tracker, "utter_photo_receipt", number=number, sha256=attachment.sha256)
-        dispatcher.utter_message(json_message={"case_saved": case.ref})
         return reset_report_slots() + [SlotSet("urgent", None)]
 
     def case_from_slots(self, tracker: Tracker, locale: str) -> CaseCreate:

@@ -30,10 +30,11 @@ from dialogues.actions.followup import (
 from storage import cases as case_store
 from storage import subscriptions
 from storage.db import session_scope
-from storage.models import EVENT_CITIZEN_INFO, EVENT_SURVEY_ANSWERED, CaseCreate, CaseEvent, SurveyResponse
+from storage.models import EVENT_CITIZEN_INFO, EVENT_SURVEY_ANSWERED, CaseEvent, SurveyResponse
 from storage.surveys import open_survey
 from tests.actions.conftest import NOW
 from tests.actions.test_actions import make_tracker
+from tests.cases import file_case
 
 DOMAIN_DIR = Path(__file__).resolve().parents[2] / "dialogues" / "domain"
 
@@ -56,15 +57,7 @@ def text(services: Services, name: str, locale: str = "en", **args: Any) -> str:
 
 def new_case(services: Services, sender: str, status: str = "resolved") -> str:
     with session_scope(services.db) as session:
-        case = case_store.create_case(
-            session=session,
-            case_in=CaseCreate(sender_id=sender, channel="web", locale="en", category="vandalism",
-                               description="Someone smashed the bus stop glass", neighbourhood_code="01-01",
-                               contact_mode="chat"),
-        )
-        if status != "new":
-            case_store.change_status(session=session, case=case, to_status=status, actor="dispatcher1")
-        return case.ref
+        return file_case(session, sender, status=status).ref
 
 
 def codes(services: Services, sender: str) -> list[str]:

@@ -171,14 +171,14 @@ def test_delivery_report_cancel_and_expiry(session: Session, compose: AlertCompo
         "sent": 2, "pending": 1, "failed": 1, "unreachable": 1, "cancelled": 1, "total": 6}
     assert alerts.cancel_alert(session=session, alert_id=created.alert.id, actor="admin1", any_author=True)[1] == 0
     assert alerts.cancel_alert(session=session, alert_id=uuid.uuid4(), actor="admin1") is None
-    assert alerts.is_withdrawn(session=session, alert_id=created.alert.id)
+    assert alerts.withdrawn_alert_ids(session=session, alert_ids=[created.alert.id]) == {created.alert.id}
 
     # expiry: the scheduler withdraws what an expired alert has not sent yet
     later = make(session, compose, codes=("01-01",), expires_at=utcnow() + timedelta(minutes=5))
     assert alerts.expire_due_alerts(session=session) == 0
-    assert not alerts.is_withdrawn(session=session, alert_id=later.alert.id)
+    assert alerts.withdrawn_alert_ids(session=session, alert_ids=[later.alert.id]) == set()
     in_an_hour = utcnow() + timedelta(hours=1)
-    assert alerts.is_withdrawn(session=session, alert_id=later.alert.id, now=in_an_hour)
+    assert alerts.withdrawn_alert_ids(session=session, alert_ids=[later.alert.id], now=in_an_hour) == {later.alert.id}
     ids = [created.alert.id, later.alert.id, uuid.uuid4()]
     assert alerts.withdrawn_alert_ids(session=session, alert_ids=ids) == {created.alert.id}
     assert alerts.withdrawn_alert_ids(session=session, alert_ids=ids, now=in_an_hour) == set(ids[:2])

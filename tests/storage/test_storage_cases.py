@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta, timezone
@@ -31,7 +30,6 @@ from storage.attachments import (
 from storage.audit import record_audit
 from storage.cases import (
     add_citizen_info,
-    change_status,
     create_case,
     get_case_by_ref,
     get_case_events,
@@ -40,8 +38,9 @@ from storage.cases import (
     request_handoff,
 )
 from storage.db import session_scope
+from storage.desk import CaseChange, IllegalTransition, update_case
 from storage.erasure import ErasureResult, erase_reporter
-from storage.errors import AttachmentTooLarge, CaseRefExhausted, InvalidStatus
+from storage.errors import AttachmentTooLarge, CaseRefExhausted
 from storage.models import (
     Attachment,
     AttachmentData,
@@ -53,6 +52,7 @@ from storage.models import (
 )
 from storage.refs import REF_PATTERN
 from storage.reporters import get_or_create_reporter
+from tests.threads import at_once
 
 ALICE = "telegram:1001"
 BOB = "web:b0b0b0b0"
@@ -122,27 +122,12 @@ def test_get_or_create_reporter_creates_then_updates(
 
 
 def test_get_or_create_reporter_is_safe_under_concurrency(engine: Engine) -> None:
-    results: list[uuid.UUID] = []
-    errors: list[BaseException] = []
-    barrier = threading.Barrier(6)
+    def reporter_id(_: int) -> uuid.UUID:
+        with session_scope(engine) as session:
+            return get_or_create_reporter(session=session, sender_id=BOB, channel="web", locale="en").id
 
-    def worker() -> None:
-        try:
-            barrier.wait()
-            with session_scope(engine) as session:
-                reporter = get_or_create_reporter(
-                    session=session, sender_id=BOB, channel="web", locale="en"
-                )
-                results.append(reporter.id)
-        except BaseException as exc:  # collected and re-raised in the main thread
-            errors.append(exc)
-
-    threads = [threading.Thread(target=worker) for _ in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+    results = at_once(reporter_id, 6)
+    assert [r for r in results if isinstance(r, BaseException)] == []
     assert len(results) == 6
     assert len(set(results)) == 1
     with session_scope(engine) as session:
@@ -588,30 +573,30 @@ def test_request_handoff(
     assert stored.handoff_requested_at == first_at
 
 
-def test_change_status(session: Session, new_session: Callable[[], Session]) -> None:
+def test_status_changes_stamp_the_case_and_its_history(session: Session, new_session: Callable[[], Session]) -> None:
     case = create_case(session=session, case_in=case_input())
-    acknowledged = change_status(
-        session=session, case=case, to_status="acknowledged", actor="agent.ferrer"
+    acknowledged = update_case(
+        session=session, case=case, change=CaseChange(status="acknowledged"), actor="agent.ferrer"
     )
     assert acknowledged.status == "acknowledged"
     assert acknowledged.acknowledged_at is not None
-    resolved = change_status(
-        session=session, case=case, to_status="resolved", actor="agent.ferrer", text="Reparat"
-    )
+    resolved = update_case(session=session, case=case, change=CaseChange(status="resolved"), actor="agent.ferrer")
     assert resolved.resolved_at is not None
     assert resolved.acknowledged_at == acknowledged.acknowledged_at
-    with pytest.raises(InvalidStatus):
-        change_status(session=session, case=case, to_status="lost", actor="agent.ferrer")
+    update_case(session=session, case=case, change=CaseChange(public_note="Reparat"), actor="agent.ferrer")
+    with pytest.raises(IllegalTransition, match="unknown status 'lost'"):
+        update_case(session=session, case=case, change=CaseChange(status="lost"), actor="agent.ferrer")
 
     other = new_session()
     events = get_case_events(session=other, case_id=case.id)
     assert [(e.kind, e.actor, e.from_status, e.to_status, e.text) for e in events] == [
         ("created", "citizen", None, "new", None),
         ("status_changed", "agent.ferrer", "new", "acknowledged", None),
-        ("status_changed", "agent.ferrer", "acknowledged", "resolved", "Reparat"),
+        ("status_changed", "agent.ferrer", "acknowledged", "resolved", None),
+        ("note_public", "agent.ferrer", None, None, "Reparat"),
     ]
     actions = other.exec(select(AuditLog.action).order_by(col(AuditLog.at))).all()
-    assert actions == ["case.created", "case.status_changed", "case.status_changed"]
+    assert actions == ["case.created", "case.updated", "case.updated", "case.updated"]  # one per dispatcher change
 
 
 def test_record_audit_joins_the_callers_transaction(
@@ -739,7 +724,7 @@ def _alice_reports_everything(session: Session) -> tuple[Case, Case]:
         ),
     )
     add_citizen_info(session=session, case=first, text="Ho ha tornat a fer el meu veí del tercer")
-    change_status(session=session, case=first, to_status="acknowledged", actor="agent.ferrer")
+    update_case(session=session, case=first, change=CaseChange(status="acknowledged"), actor="agent.ferrer")
     session.add(
         CaseEvent(
             case_id=first.id,

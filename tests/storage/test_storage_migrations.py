@@ -109,3 +109,28 @@ def test_alembic_check_ignores_foreign_tables(migrated_url: str) -> None:
     finally:
         engine.dispose()
     command.check(alembic_config(migrated_url))  # raises when autogenerate finds differences
+
+
+def test_migration_creates_staff_users_as_in_the_models(migrated_url: str) -> None:
+    assert _diff(migrated_url) == []
+    engine = create_db_engine(migrated_url)
+    try:
+        indexes = {i["name"]: i["unique"] for i in inspect(engine).get_indexes("staff_users")}
+        assert indexes == {"ix_staff_users_name": True, "ix_staff_users_token_hash": True,
+                           "ix_staff_users_telegram_id": True}
+        assert inspect(engine).get_pk_constraint("staff_users")["name"] == "pk_staff_users"
+    finally:
+        engine.dispose()
+
+
+def test_staff_users_revision_downgrades_and_upgrades(migrated_url: str) -> None:
+    command.downgrade(alembic_config(migrated_url), "0001")
+    engine = create_db_engine(migrated_url)
+    try:
+        tables = set(inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+    assert "staff_users" not in tables
+    assert "cases" in tables
+    upgrade_database(migrated_url)
+    assert _diff(migrated_url) == []

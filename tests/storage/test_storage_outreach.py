@@ -7,21 +7,14 @@ from collections.abc import Callable
 import pytest
 from sqlmodel import Session, select
 
-from storage import cases as case_store
-from storage import erasure, subscriptions, surveys
-from storage.models import EVENT_SURVEY_ANSWERED, CaseCreate, CaseEvent, Reporter, Subscription, SurveyResponse
+from storage import alerts, erasure, subscriptions, surveys
+from storage.models import EVENT_SURVEY_ANSWERED, Case, CaseEvent, Reporter, Subscription, SurveyResponse
+from tests.cases import file_case
 
 
-def new_case(session: Session, sender: str, *, status: str = "resolved"):  # noqa: ANN201
-    case = case_store.create_case(
-        session=session,
-        case_in=CaseCreate(sender_id=sender, channel="web", locale="es", category="noise",
-                           description="Música muy alta cada noche", neighbourhood_code="06-31",
-                           contact_mode="chat"),
-    )
-    if status != "new":
-        case = case_store.change_status(session=session, case=case, to_status=status, actor="dispatcher1")
-    return case
+def new_case(session: Session, sender: str, *, status: str = "resolved") -> Case:
+    return file_case(session, sender, status=status, locale="es", category="noise",
+                     description="Música muy alta cada noche", neighbourhood_code="06-31")
 
 
 def test_subscribe_creates_the_reporter_once_and_is_idempotent(session: Session) -> None:
@@ -49,15 +42,15 @@ def test_unsubscribe_one_and_all(session: Session) -> None:
     assert session.exec(select(Subscription)).all() == []
 
 
-def test_subscribers_of_lists_each_reporter_once(session: Session) -> None:
+def test_subscribers_are_listed_each_once(session: Session) -> None:
     subscriptions.subscribe(session=session, sender_id="web:a", channel="web", locale="en", neighbourhood_code="01-01")
     subscriptions.subscribe(session=session, sender_id="web:a", channel="web", locale="en", neighbourhood_code="01-02")
     subscriptions.subscribe(session=session, sender_id="telegram:7", channel="telegram", locale="ca",
                             neighbourhood_code="01-02")
     subscriptions.subscribe(session=session, sender_id="web:c", channel="web", locale="es", neighbourhood_code="06-31")
-    found = subscriptions.subscribers_of(session=session, neighbourhood_codes=["01-01", "01-02"])
-    assert sorted(r.sender_id for r in found) == ["telegram:7", "web:a"]
-    assert subscriptions.subscribers_of(session=session, neighbourhood_codes=[]) == []
+    found = alerts.subscribers_by_reporter(session=session, codes=["01-01", "01-02"])
+    assert sorted(r.sender_id for r, _ in found) == ["telegram:7", "web:a"]
+    assert alerts.subscribers_by_reporter(session=session, codes=[]) == []
 
 
 def test_subscriptions_go_with_the_reporter_on_erasure(session: Session) -> None:

@@ -4,25 +4,20 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC
 from typing import Any
 
 import pytest
-from alembic import command
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
 from argon2 import PasswordHasher
-from sqlalchemy import String, func, inspect
+from sqlalchemy import String, func
 from sqlalchemy.engine import Engine
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Session, SQLModel, col, select
 
 import storage.users as users_module
-from storage.db import create_db_engine, session_scope
+from storage.db import session_scope
 from storage.errors import StorageError, UserExists, UserNotFound
-from storage.migrate import alembic_config, upgrade_database
 from storage.models import AuditLog, StaffUser
 from storage.users import (
     PASSWORD_MIN_LENGTH,
@@ -36,6 +31,7 @@ from storage.users import (
     set_password,
     user_for_token,
 )
+from tests.threads import at_once
 
 PASSWORD = "correct horse battery staple"
 
@@ -159,28 +155,14 @@ def test_duplicate_name_raced_past_the_check_is_refused(
 
 
 def test_concurrent_creation_makes_one_user(engine: Engine) -> None:
-    outcomes: list[str] = []
-    errors: list[BaseException] = []
-    barrier = threading.Barrier(6)
+    def create(_: int) -> str:
+        with session_scope(engine) as session:
+            create_user(session=session, name="same", role="admin")
+        return "created"
 
-    def worker() -> None:
-        try:
-            barrier.wait()
-            with session_scope(engine) as session:
-                create_user(session=session, name="same", role="admin")
-            outcomes.append("created")
-        except UserExists:
-            outcomes.append("exists")
-        except BaseException as exc:  # collected and re-raised in the main thread
-            errors.append(exc)
-
-    threads = [threading.Thread(target=worker) for _ in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
-    assert sorted(outcomes) == ["created"] + ["exists"] * 5
+    outcomes = at_once(create, 6)
+    assert [o for o in outcomes if isinstance(o, BaseException) and not isinstance(o, UserExists)] == []
+    assert sorted("exists" if isinstance(o, UserExists) else o for o in outcomes) == ["created"] + ["exists"] * 5
     with session_scope(engine) as session:
         assert count(session, StaffUser) == 1
         assert count(session, AuditLog) == 1
@@ -449,41 +431,3 @@ def test_audit_never_holds_secrets(session: Session, new_session: Callable[[], S
             assert secret not in (entry.detail or ""), entry.action
             assert secret not in entry.subject_id
     assert find_in_database(other, first, second, PASSWORD) == []
-
-
-# --------------------------------------------------------------------------- migration
-
-
-def _diff(url: str) -> list[object]:
-    engine = create_db_engine(url)
-    try:
-        with engine.connect() as connection:
-            context = MigrationContext.configure(connection, opts={"compare_type": True})
-            return list(compare_metadata(context, SQLModel.metadata))
-    finally:
-        engine.dispose()
-
-
-def test_migration_creates_staff_users_as_in_the_models(migrated_url: str) -> None:
-    assert _diff(migrated_url) == []
-    engine = create_db_engine(migrated_url)
-    try:
-        indexes = {i["name"]: i["unique"] for i in inspect(engine).get_indexes("staff_users")}
-        assert indexes == {"ix_staff_users_name": True, "ix_staff_users_token_hash": True,
-                           "ix_staff_users_telegram_id": True}
-        assert inspect(engine).get_pk_constraint("staff_users")["name"] == "pk_staff_users"
-    finally:
-        engine.dispose()
-
-
-def test_staff_users_revision_downgrades_and_upgrades(migrated_url: str) -> None:
-    command.downgrade(alembic_config(migrated_url), "0001")
-    engine = create_db_engine(migrated_url)
-    try:
-        tables = set(inspect(engine).get_table_names())
-    finally:
-        engine.dispose()
-    assert "staff_users" not in tables
-    assert "cases" in tables
-    upgrade_database(migrated_url)
-    assert _diff(migrated_url) == []

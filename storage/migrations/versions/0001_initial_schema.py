@@ -1,10 +1,4 @@
-"""Initial schema: reporters, cases, case events, attachments, audit log.
-
-Revision ID: 0001
-Revises:
-Create Date: 2026-11-29
-
-"""
+"""Initial schema: reporters, cases, case events, attachments, audit log."""
 
 from collections.abc import Sequence
 
@@ -15,8 +9,6 @@ from alembic import op
 # revision identifiers, used by Alembic.
 revision: str = "0001"
 down_revision: str | Sequence[str] | None = None
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

@@ -1,10 +1,4 @@
-"""Staff users: API token and password hashes for dispatchers, community workers and admins.
-
-Revision ID: 0002
-Revises: 0001
-Create Date: 2026-11-29
-
-"""
+"""Staff users: API token and password hashes for dispatchers, community workers and admins."""
 
 from collections.abc import Sequence
 
@@ -15,8 +9,6 @@ from alembic import op
 # revision identifiers, used by Alembic.
 revision: str = "0002"
 down_revision: str | Sequence[str] | None = "0001"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

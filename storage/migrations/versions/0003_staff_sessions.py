@@ -1,10 +1,4 @@
-"""Staff sessions: dashboard sign-ins (only a hash of the cookie value is stored).
-
-Revision ID: 0003
-Revises: 0002
-Create Date: 2026-11-30
-
-"""
+"""Staff sessions: dashboard sign-ins (only a hash of the cookie value is stored)."""
 
 from collections.abc import Sequence
 
@@ -15,8 +9,6 @@ from alembic import op
 # revision identifiers, used by Alembic.
 revision: str = "0003"
 down_revision: str | Sequence[str] | None = "0002"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

@@ -1,11 +1,5 @@
 """Follow-ups, alerts and retention: subscriptions, alerts, the outbox, surveys, leases,
-and the escalation mark on cases.
-
-Revision ID: 0004
-Revises: 0003
-Create Date: 2026-11-29
-
-"""
+and the escalation mark on cases."""
 
 from collections.abc import Sequence
 
@@ -15,8 +9,6 @@ from alembic import op
 
 revision: str = "0004"
 down_revision: str | Sequence[str] | None = "0003"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 String = sqlmodel.sql.sqltypes.AutoString
 Stamp = sa.DateTime(timezone=True)

@@ -1,10 +1,4 @@
-"""Citizen messages kept while the engine is down, replayed in order when it is back.
-
-Revision ID: 0005
-Revises: 0004
-Create Date: 2026-11-29
-
-"""
+"""Citizen messages kept while the engine is down, replayed in order when it is back."""
 
 from collections.abc import Sequence
 
@@ -14,8 +8,6 @@ from alembic import op
 
 revision: str = "0005"
 down_revision: str | Sequence[str] | None = "0004"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 String = sqlmodel.sql.sqltypes.AutoString
 

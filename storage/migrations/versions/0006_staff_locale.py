@@ -1,10 +1,4 @@
-"""Each staff account has the language of its desk.
-
-Revision ID: 0006
-Revises: 0005
-Create Date: 2026-12-07
-
-"""
+"""Each staff account has the language of its desk."""
 
 from collections.abc import Sequence
 
@@ -14,8 +8,6 @@ from alembic import op
 
 revision: str = "0006"
 down_revision: str | Sequence[str] | None = "0005"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

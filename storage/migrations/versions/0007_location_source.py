@@ -1,11 +1,5 @@
 """How a case's place was found (location_source) and how approximate its point is
-(location_radius, metres), for the desk, the map and duplicate detection (issue #11).
-
-Revision ID: 0007
-Revises: 0006
-Create Date: 2026-12-07
-
-"""
+(location_radius, metres), for the desk, the map and duplicate detection (issue #11)."""
 
 from collections.abc import Sequence
 
@@ -15,8 +9,6 @@ from alembic import op
 
 revision: str = "0007"
 down_revision: str | Sequence[str] | None = "0006"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 String = sqlmodel.sql.sqltypes.AutoString
 

@@ -1,11 +1,5 @@
 """Staff users linked to their Telegram account: the dispatch group's buttons act only for
-members linked to a staff account (`barri user link-telegram NAME TELEGRAM_ID`).
-
-Revision ID: 0008
-Revises: 0007
-Create Date: 2026-12-07
-
-"""
+members linked to a staff account (`barri user link-telegram NAME TELEGRAM_ID`)."""
 
 from collections.abc import Sequence
 
@@ -14,8 +8,6 @@ from alembic import op
 
 revision: str = "0008"
 down_revision: str | Sequence[str] | None = "0007"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

@@ -24,6 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from storage.audit import record_audit
+from storage.db import atomic
 from storage.errors import StorageError
 from storage.models import (
     LOCALES,
@@ -337,7 +338,7 @@ def cancel_alert(
     Only its author may, unless ``any_author`` (admins): raises ``NotTheAuthor`` otherwise.
     Cancelling twice is harmless: the second call withdraws nothing and keeps the first time.
     """
-    try:
+    with atomic(session):
         alert = session.get(Alert, alert_id, with_for_update=True)
         if alert is None:
             return None
@@ -349,10 +350,6 @@ def cancel_alert(
         withdrawn = _withdraw_pending(session, [alert.id])
         record_audit(session=session, actor=actor, action="alert.cancelled", subject_type="alert",
                      subject_id=str(alert.id), detail={"withdrawn": withdrawn})
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
     return alert, withdrawn
 
 
@@ -374,7 +371,7 @@ def expire_due_alerts(*, session: Session, now: datetime | None = None) -> int:
     ``withdrawn_alert_ids`` (expired or cancelled), so nothing stale goes out between two runs.
     """
     now = now or utcnow()
-    try:
+    with atomic(session):
         due = list(session.exec(
             select(Alert.id)
             .join(OutboxMessage, col(OutboxMessage.alert_id) == col(Alert.id))
@@ -386,10 +383,6 @@ def expire_due_alerts(*, session: Session, now: datetime | None = None) -> int:
         for alert_id in due:
             record_audit(session=session, actor="system", action="alert.expired", subject_type="alert",
                          subject_id=str(alert_id), detail={})
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
     return withdrawn
 
 

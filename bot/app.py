@@ -163,7 +163,7 @@ def create_app(settings: Settings) -> web.Application:
             conversations = Conversations(engine, catalogs, erase, LiveChat(db), rate_limiter=limiter, inbox=inbox,
                                           metrics=telemetry)
             parts = ChannelParts(settings=settings, catalogs=catalogs, db=db, tracker_db=tracker_db,
-                                 conversations=conversations, notifier=notifier)
+                                 conversations=conversations, notifier=notifier, http=http)
             for kind in CHANNEL_TYPES:
                 channel = kind.create(parts)
                 if channel is not None:
@@ -172,17 +172,15 @@ def create_app(settings: Settings) -> web.Application:
             # the outbox: on every instance for channels whose citizens are connected here (the web
             # chat's sockets), else only on the scheduler leader (one sender keeps the bot under
             # the platform's limits)
-            everywhere, leader_only = [], []
+            everywhere: list[OutboxWorker] = []
+            leader_only: list[OutboxWorker] = []
             for name, channel in channels.items():
                 here = channel.sends_where_connected
                 worker = OutboxWorker(db=db, settings=settings, channel=name, pusher=channel, metrics=telemetry,
                                       recipients=channel.connected if here else None, pace=not here)
                 outboxes.workers[name] = worker
-                if here:
-                    channel.on_citizen_connected(worker.flush)
-                    everywhere.append(worker)
-                else:
-                    leader_only.append(worker)
+                channel.use_outbox(worker)
+                (everywhere if here else leader_only).append(worker)
 
             async def send_from_leader() -> None:
                 for worker in leader_only:

@@ -9,10 +9,11 @@ A channel lives in its own folder (``bot/channels/<name>/``) and is listed once,
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Collection, Coroutine
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+import aiohttp
 from aiohttp import web
 from sqlalchemy import Engine
 
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from bot.dispatch import DispatchDesk
     from bot.engine import Conversations
     from bot.notify import Notifier
+    from bot.outbox import OutboxWorker
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,7 @@ class ChannelParts:
     tracker_db: Engine  # the engine's tracker store: whether a conversation still exists
     conversations: Conversations  # the hub: where incoming messages go
     notifier: Notifier  # tells citizens what happened to their cases
+    http: aiohttp.ClientSession  # the app's one HTTP client, for platforms reached over HTTP
 
 
 class Channel(abc.ABC):
@@ -84,7 +87,7 @@ class Channel(abc.ABC):
     name: str
     # Where the outbox (bot.outbox) sends this channel's messages from: False, only the
     # scheduler leader (one sender keeps within the platform's limits); True, every instance,
-    # to the citizens connected to it (``connected``), at once (``on_citizen_connected``).
+    # to the citizens connected to it (``connected``).
     sends_where_connected: bool = False
     # The dispatchers' group on this platform that announces new and escalated cases, if any
     desk: DispatchDesk | None = None
@@ -114,8 +117,9 @@ class Channel(abc.ABC):
         """The citizens reachable from this instance (for ``sends_where_connected`` channels)."""
         return ()
 
-    def on_citizen_connected(self, hook: Callable[[str], Coroutine[Any, Any, object]]) -> None:
-        """Call ``hook(sender_id)`` when a citizen connects (``sends_where_connected`` channels)."""
+    def use_outbox(self, worker: OutboxWorker) -> None:
+        """The outbox worker that sends this channel's messages, once the app has made it (to
+        flush it when a citizen connects, say)."""
         return None
 
     async def push(self, sender_id: str, message: OutgoingMessage) -> DeliveryOutcome:

@@ -28,6 +28,7 @@ from bot.channels.base import Channel, ChannelParts, DeliveryOutcome, IncomingMe
 from bot.channels.media import PhotoRejected, location_payload, pending_photos, photo_payload, store_photo
 from bot.engine import Conversations
 from bot.keys import CHANNELS
+from bot.outbox import OutboxWorker
 from bot.ratelimit import RateLimiter, Verdict, create_rate_limiter
 from common.i18n import LANGUAGE_NAMES, Catalogs
 from common.netaddr import client_address
@@ -173,8 +174,8 @@ class WebChatChannel(Channel):
         """The citizens with an open socket on this instance."""
         return [sender_id for sender_id, sockets in self.sockets.items() if sockets]
 
-    def on_citizen_connected(self, hook: Callable[[str], Coroutine[Any, Any, object]]) -> None:
-        self.on_connect.append(hook)
+    def use_outbox(self, worker: OutboxWorker) -> None:
+        self.on_connect.append(worker.flush)  # what waited for a citizen goes when they come back
 
     async def push(self, sender_id: str, message: OutgoingMessage) -> DeliveryOutcome:
         """An outbox message to every open tab of the citizen; `offline` when none is open here."""

@@ -1,5 +1,2 @@
-"""Code both processes use: the bot service (``bot/``) and the action server (``dialogues/``).
-
-Settings, catalogs and citizen-facing texts, neighbourhoods, places, language, time phrases and
-logging. Nothing here imports ``bot`` or ``dialogues``.
-"""
+"""What the bot service and the action server share: settings, catalogs and the texts citizens
+read, neighbourhoods and places, language, time phrases, logging. Imports neither bot nor dialogues."""

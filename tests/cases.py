@@ -6,13 +6,15 @@ state production could not reach."""
 from __future__ import annotations
 
 from collections import deque
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlmodel import Session
+from sqlalchemy import func
+from sqlmodel import Session, SQLModel, select
 
 from storage.cases import create_case
 from storage.desk import TRANSITIONS, CaseChange, update_case
-from storage.models import Case, CaseCreate
+from storage.models import Attachment, AttachmentData, AuditLog, Case, CaseCreate, CaseEvent, Reporter
 
 
 def path_to(current: str, wanted: str) -> list[str]:
@@ -52,3 +54,44 @@ def file_case(session: Session, sender_id: str, *, status: str = "new", actor: s
     }
     case = create_case(session=session, case_in=CaseCreate(sender_id=sender_id, **values))
     return move_case(session, case, status, actor=actor)
+
+
+# Two citizens and a photo for the storage tests
+ALICE = "telegram:1001"
+BOB = "web:b0b0b0b0"
+
+PHOTO = b"\xff\xd8\xff\xe0 not really a jpeg \x00\x01\x02"
+
+
+def case_input(sender_id: str = ALICE, **overrides: Any) -> CaseCreate:
+    """A whole report (Catalan, with place and time) as the action server would file it."""
+    values: dict[str, Any] = {
+        "sender_id": sender_id,
+        "channel": "telegram" if sender_id.startswith("telegram:") else "web",
+        "locale": "ca",
+        "category": "vandalism",
+        "description": "Han trencat la marquesina de l'autobús",
+        "address": "Carrer de Mallorca 401, Barcelona",
+        "latitude": 41.403629,
+        "longitude": 2.174356,
+        "neighbourhood_code": "02-06",
+        "neighbourhood_name": "la Sagrada Família",
+        "district_name": "Eixample",
+        "occurred_at": datetime(2026, 3, 14, 22, 30, tzinfo=timezone(timedelta(hours=1))),
+        "occurred_text": "ahir a la nit",
+    }
+    values.update(overrides)
+    return CaseCreate(**values)
+
+
+def count(session: Session, model: type[SQLModel]) -> int:
+    """How many rows the table of ``model`` holds."""
+    return session.exec(select(func.count()).select_from(model)).one()
+
+
+def counts(session: Session) -> dict[str, int]:
+    """The row counts of the tables a report writes to, by model name."""
+    return {
+        model.__name__: count(session, model)
+        for model in (Reporter, Case, CaseEvent, Attachment, AttachmentData, AuditLog)
+    }

@@ -2,7 +2,8 @@
 
 SQLite is used for development and small deployments; the bot service and the action server
 may write the same file, hence WAL and a generous busy timeout. PostgreSQL is reached through
-psycopg 3. Sessions are synchronous: async callers run them in a thread.
+psycopg 3. Sessions are synchronous: async callers run storage functions in a thread with
+``run_storage``.
 """
 
 from __future__ import annotations

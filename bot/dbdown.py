@@ -2,8 +2,9 @@
 
 Handlers call storage through ``storage.db.run_storage`` (a ``session_scope``), which raises
 ``DatabaseUnavailable``; a query run outside it raises SQLAlchemy's ``OperationalError`` or
-``InterfaceError``. Both are answered here in the route's own error format, with ``Retry-After``; nothing needs a restart afterwards
-(PostgreSQL connections are checked before use, ``pool_pre_ping``).
+``InterfaceError``. Both are answered here in the route's own error format, with
+``Retry-After``; nothing needs a restart afterwards (PostgreSQL connections are checked
+before use, ``pool_pre_ping``).
 """
 
 from __future__ import annotations

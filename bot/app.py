@@ -4,84 +4,66 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
-from urllib.parse import urlparse
+from collections.abc import AsyncIterator
 
 import aiohttp
-import aiohttp_jinja2
-import jinja2
 from aiohttp import web
-from sqlalchemy.exc import SQLAlchemyError
 
-from bot import dashboard, open311
+from bot import dashboard
 from bot.api import alerts as alerts_api
 from bot.api import cases as cases_api
 from bot.api.auth import require
-from bot.channels.socketio.channel import SOCKETIO_PATH, SocketIOChannel, close_server, create_server
-from bot.channels.socketio.web import WebChannels
+from bot.channels.base import Channel, ChannelParts
+from bot.channels.shared import SharedChannel
+from bot.channels.socketio.channel import SocketIOChannel
 from bot.channels.telegram.channel import TelegramChannel
 from bot.channels.webchat.channel import WebChatChannel
 from bot.channels.whatsapp.channel import WhatsAppChannel
 from bot.dbdown import database_errors
-from bot.dispatch import DispatchDesk
 from bot.embed import routes as embed
 from bot.engine import Conversations, EngineClient
+from bot.headers import security_headers
 from bot.jobs import JobContext
 from bot.keys import (
     CATALOGS,
+    CHANNELS,
     CONVERSATIONS,
     DB,
     ENGINE,
     HTTP,
     LEADERSHIP,
+    NEIGHBOURHOODS,
     NOTIFIER,
     OUTBOXES,
     SETTINGS,
-    TELEGRAM,
-    WEBCHAT,
-    WHATSAPP,
 )
 from bot.limits import body_limits
 from bot.livechat import LiveChat
 from bot.notify import Notifier
 from bot.observability import METRICS, Metrics, echo_request_id, metrics_response, request_ids
+from bot.open311 import routes as open311
 from bot.outbox import Outboxes, OutboxWorker
 from bot.ratelimit import create_rate_limiter
 from bot.replay import Inbox, Replayer
 from bot.scheduler import Leadership
+from common.geo import Neighbourhoods
 from common.i18n import Catalogs
 from common.language import warm_up
 from common.settings import Settings
-from storage.db import create_db_engine, ping, session_scope
-from storage.errors import DatabaseUnavailable, StorageError
-from storage.inbox import has_pending
-from storage.tracker import conversation_last_active, erase_conversation
+from storage.db import create_db_engine, ping
+from storage.errors import DatabaseUnavailable
+from storage.tracker import erase_conversation
 
 log = logging.getLogger(__name__)
 
-WEBCHAT_DIR = Path(__file__).parent / "channels" / "webchat"
-
-CONTENT_SECURITY_POLICY = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
-    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+# The messaging channels, each in its own folder under bot/channels/ (see bot.channels.base):
+# adding a channel is its folder and one line here.
+CHANNEL_TYPES: tuple[type[Channel], ...] = (
+    WebChatChannel,
+    SocketIOChannel,
+    TelegramChannel,
+    WhatsAppChannel,
 )
-
-
-# a year: browsers that saw the site over https never try plain http for it again
-STRICT_TRANSPORT_SECURITY = "max-age=31536000; includeSubDomains"
-
-
-async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
-    """On every response, as it is sent: error pages (404, 405, 413, 500) never pass through
-    a middleware's return value, so this is a response-prepare signal."""
-    response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    response.headers.setdefault("Referrer-Policy", "no-referrer")
-    response.headers.setdefault("X-Frame-Options", "DENY")
-    if request.app[SETTINGS].public_url.startswith("https://"):
-        response.headers.setdefault("Strict-Transport-Security", STRICT_TRANSPORT_SECURITY)
-
 
 async def _database_ok(request: web.Request) -> bool:
     try:
@@ -130,6 +112,7 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 def create_app(settings: Settings) -> web.Application:
+    """The bot service, its parts built in the order they depend on each other (see ``lifecycle``)."""
     settings.require("secret_key", "rasa_token")
     app = web.Application(
         middlewares=[request_ids, database_errors, body_limits],
@@ -139,21 +122,13 @@ def create_app(settings: Settings) -> web.Application:
     app[METRICS] = telemetry = Metrics()
     app.on_response_prepare.append(security_headers)
     app.on_response_prepare.append(echo_request_id)
-    # the Rasa widget's endpoint: attached now (routes exist before start-up), handlers once the hub runs
-    socketio_server = create_server(settings)
-    socketio_server.attach(app, socketio_path=SOCKETIO_PATH)
-    aiohttp_jinja2.setup(
-        app,
-        loader=jinja2.FileSystemLoader(str(WEBCHAT_DIR / "templates")),
-        autoescape=jinja2.select_autoescape(default=True),
-    )
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         catalogs = await asyncio.to_thread(Catalogs.load, settings.locales_dir, settings.default_locale)
         await asyncio.to_thread(warm_up)
+        neighbourhoods = await asyncio.to_thread(Neighbourhoods.from_geojson, settings.neighbourhoods_geojson)
         db = create_db_engine(settings.database_url)
         tracker_db = create_db_engine(settings.tracker_store_url)
-        telemetry.watch_database(db, lambda: LEADERSHIP in app and app[LEADERSHIP].is_leader)
         async with aiohttp.ClientSession() as http:
             engine = EngineClient(
                 http, settings.engine_url, settings.action_server_url, settings.rasa_token,
@@ -165,106 +140,64 @@ def create_app(settings: Settings) -> web.Application:
 
             limiter = create_rate_limiter(settings.redis_url, settings.max_messages_per_minute,
                                           settings.rate_limit_window_seconds)
+            # the running channels by name, filled below: what the inbox and the notifier deliver through
+            channels: dict[str, Channel] = {}
+            outboxes = Outboxes()
+            notifier = Notifier(db, catalogs, channels, wake=outboxes.wake)
             # messages written while the engine is down are kept and replayed (bot.replay)
-            inbox = Inbox(db, lease_seconds=2 * settings.engine_timeout_seconds + 10)
+            inbox = Inbox(db, lease_seconds=2 * settings.engine_timeout_seconds + 10, channels=channels)
             conversations = Conversations(engine, catalogs, erase, LiveChat(db), rate_limiter=limiter, inbox=inbox,
                                           metrics=telemetry)
-            address_limiter = create_rate_limiter(settings.redis_url, settings.max_messages_per_minute_per_address,
-                                                  settings.rate_limit_window_seconds, scope="address")
-            hello_limiter = create_rate_limiter(settings.redis_url, settings.max_hellos_per_minute_per_address,
-                                                settings.rate_limit_window_seconds, scope="hello")
-            new_session_limiter = create_rate_limiter(
-                settings.redis_url, settings.max_new_sessions_per_minute_per_address,
-                settings.rate_limit_window_seconds, scope="session")
-            async def conversation_exists(sender_id: str) -> bool:
-                """Whether the engine still has this conversation (or messages of it wait to be
-                replayed); a database that does not answer erases nothing from anyone's page."""
-                def check() -> bool:
-                    if conversation_last_active(tracker=tracker_db, sender_id=sender_id) is not None:
-                        return True
-                    with session_scope(db) as session:
-                        return has_pending(session=session, sender_id=sender_id)
+            parts = ChannelParts(settings=settings, catalogs=catalogs, db=db, tracker_db=tracker_db,
+                                 conversations=conversations, notifier=notifier, http=http, app=app)
+            running: dict[str, Channel] = {}  # every adapter by its name: their routes find them
+            serving: dict[str, list[Channel]] = {}
+            for kind in CHANNEL_TYPES:
+                channel = kind.create(parts)
+                if channel is not None:
+                    await channel.connect()
+                    running[channel.name] = channel
+                    serving.setdefault(channel.serves, []).append(channel)
+            # one channel per kind of sender id (the web page and the Rasa widget both serve web:…)
+            for serves, adapters in serving.items():
+                channels[serves] = adapters[0] if len(adapters) == 1 else SharedChannel(serves, adapters)
+            # the outbox: on every instance for channels whose citizens are connected here (the web
+            # chat's sockets), else only on the scheduler leader (one sender keeps the bot under
+            # the platform's limits)
+            everywhere: list[OutboxWorker] = []
+            leader_only: list[OutboxWorker] = []
+            for name, channel in channels.items():
+                here = channel.sends_where_connected
+                pace = channel.outbox_pace()
+                worker = OutboxWorker(db=db, settings=settings, channel=name, pusher=channel, metrics=telemetry,
+                                      recipients=channel.connected if here else None, pace=not here,
+                                      rate_per_second=pace.get("rate_per_second"),
+                                      per_chat_interval=pace.get("per_chat_interval"))
+                outboxes.workers[name] = worker
+                channel.use_outbox(worker)
+                (everywhere if here else leader_only).append(worker)
 
-                try:
-                    return await asyncio.to_thread(check)
-                except (StorageError, SQLAlchemyError):
-                    return True
+            async def send_from_leader() -> None:
+                for worker in leader_only:
+                    worker.start()
 
-            webchat = WebChatChannel(settings, catalogs, conversations, db, address_limiter=address_limiter,
-                                     hello_limiter=hello_limiter, new_session_limiter=new_session_limiter,
-                                     conversation_exists=conversation_exists)
-            app[CATALOGS] = catalogs
-            app[HTTP] = http
-            app[DB] = db
-            app[ENGINE] = engine
-            app[CONVERSATIONS] = conversations
-            app[WEBCHAT] = webchat
-            await webchat.connect()
-            socketio = SocketIOChannel(socketio_server, settings, catalogs, conversations,
-                                       address_limiter=address_limiter, hello_limiter=hello_limiter,
-                                       new_session_limiter=new_session_limiter)
-            web_channels = WebChannels(webchat, socketio)  # both serve web:… citizens
-            telegram = None
-            if settings.telegram_token:
-                telegram = TelegramChannel(settings, catalogs, conversations, db)
-                app[TELEGRAM] = telegram
-                await telegram.connect()
-            whatsapp = None
-            if settings.whatsapp_enabled:
-                whatsapp = WhatsAppChannel(settings, catalogs, conversations, db, http)
-                app[WHATSAPP] = whatsapp
-                await whatsapp.connect()
-            channels = {"web": web_channels, **({"telegram": telegram} if telegram else {}),
-                        **({"whatsapp": whatsapp} if whatsapp else {})}
-            inbox.channels.update(channels)
-            replayer = Replayer(inbox, engine.engine_ready, conversations.replay, settings.replay_probe_seconds)
-            replayer.start()
-            # the outbox: web chat on every instance (its citizens' sockets are here), Telegram
-            # only on the scheduler leader (one sender keeps the bot under Telegram's limits)
-            outboxes = Outboxes()
-            web_outbox = OutboxWorker(db=db, settings=settings, channel="web", pusher=web_channels,
-                                      recipients=web_channels.connected, pace=False, metrics=telemetry)
-            outboxes.workers["web"] = web_outbox
-            webchat.on_connect.append(web_outbox.flush)
-            socketio.on_connect.append(web_outbox.flush)
-            web_outbox.start()
-            app[OUTBOXES] = outboxes
-            notifier = Notifier(db, catalogs, channels, wake=outboxes.wake)
-            app[NOTIFIER] = notifier
-            desk = None
-            if telegram is not None and telegram.application is not None and settings.dispatch_chat_id:
-                desk = DispatchDesk(telegram.application.bot, settings.dispatch_chat_id, db, catalogs, settings,
-                                    notifier)
-                telegram.desk = desk
-                desk.start()
+            async def stop_sending() -> None:
+                for worker in leader_only:
+                    await worker.stop()
+
+            desk = next((channel.desk for channel in channels.values() if channel.desk is not None), None)
             # the scheduler runs on the one instance holding the leader lease (bot.scheduler)
             leadership = Leadership(settings, db, JobContext(settings=settings, db=db, tracker_db=tracker_db,
-                                                             catalogs=catalogs, desk=desk))
-            app[LEADERSHIP] = leadership
-            if telegram is not None:
-                telegram_outbox = OutboxWorker(db=db, settings=settings, channel="telegram", pusher=telegram,
-                                               metrics=telemetry)
-                outboxes.workers["telegram"] = telegram_outbox
-
-                async def send_telegram_outbox() -> None:
-                    telegram_outbox.start()
-
-                leadership.on_elected.append(send_telegram_outbox)
-                leadership.on_deposed.append(telegram_outbox.stop)
-            if whatsapp is not None:
-                # like Telegram's: one sender keeps the number under WhatsApp's limits
-                whatsapp_outbox = OutboxWorker(
-                    db=db, settings=settings, channel="whatsapp", pusher=whatsapp, metrics=telemetry,
-                    rate_per_second=settings.whatsapp_rate_per_second,
-                    per_chat_interval=settings.whatsapp_per_user_interval_seconds)
-                outboxes.workers["whatsapp"] = whatsapp_outbox
-                whatsapp.wake = whatsapp_outbox.wake
-
-                async def send_whatsapp_outbox() -> None:
-                    whatsapp_outbox.start()
-
-                leadership.on_elected.append(send_whatsapp_outbox)
-                leadership.on_deposed.append(whatsapp_outbox.stop)
+                                                             catalogs=catalogs, desk=desk),
+                                    on_elected=[send_from_leader], on_deposed=[stop_sending])
+            telemetry.watch_database(db, lambda: leadership.is_leader)
+            replayer = Replayer(inbox, engine.engine_ready, conversations.replay, settings.replay_probe_seconds)
+            app[CATALOGS], app[NEIGHBOURHOODS], app[HTTP], app[DB] = catalogs, neighbourhoods, http, db
+            app[ENGINE], app[CONVERSATIONS], app[CHANNELS] = engine, conversations, running
+            app[OUTBOXES], app[NOTIFIER], app[LEADERSHIP] = outboxes, notifier, leadership
+            replayer.start()
+            for worker in everywhere:
+                worker.start()
             leadership.start()
             try:
                 yield
@@ -272,62 +205,24 @@ def create_app(settings: Settings) -> web.Application:
                 await replayer.stop()
                 await leadership.stop()
                 await outboxes.stop()
-                if desk is not None:
-                    await desk.stop()
-                if telegram is not None:
-                    await telegram.disconnect()
-                if whatsapp is not None:
-                    await whatsapp.disconnect()
-                for closing in (limiter, address_limiter, hello_limiter, new_session_limiter):
-                    if closing is not None:
-                        await closing.close()
+                for channel in reversed(running.values()):
+                    await channel.disconnect()
+                if limiter is not None:
+                    await limiter.close()
         db.dispose()
         tracker_db.dispose()
 
-    async def close_sockets(app: web.Application) -> None:
-        if WEBCHAT in app:
-            await app[WEBCHAT].disconnect()
-        await close_server(socketio_server)
-
     app.cleanup_ctx.append(lifecycle)
-    app.on_shutdown.append(close_sockets)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/livez", livez)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
-    app.router.add_static("/static/webchat", WEBCHAT_DIR / "static")
-    # routes must exist before start-up; handlers reach the channel through the app key
-    app.router.add_get("/", embed.framable(_via_webchat("page"), CONTENT_SECURITY_POLICY), name="chat")
-    app.router.add_get("/webchat/ws", _via_webchat("socket"))
-    app.router.add_post("/webchat/upload", _via_webchat("upload"))
+    # routes must exist before start-up; handlers reach the running channels through the app
+    for kind in CHANNEL_TYPES:
+        kind.add_routes(app, settings)
     embed.add_routes(app)
     cases_api.add_routes(app)
     alerts_api.add_routes(app)
     dashboard.setup(app)
     open311.add_routes(app)
-    if settings.telegram_token and settings.telegram_webhook_url:
-        path = urlparse(settings.telegram_webhook_url).path or "/telegram/webhook"
-
-        async def telegram_webhook(request: web.Request) -> web.StreamResponse:
-            return await request.app[TELEGRAM].webhook(request)
-
-        app.router.add_post(path, telegram_webhook)
-    if settings.whatsapp_enabled:
-
-        async def whatsapp_verify(request: web.Request) -> web.StreamResponse:
-            return await request.app[WHATSAPP].verify(request)
-
-        async def whatsapp_webhook(request: web.Request) -> web.StreamResponse:
-            return await request.app[WHATSAPP].webhook(request)
-
-        app.router.add_get("/whatsapp/webhook", whatsapp_verify)
-        app.router.add_post("/whatsapp/webhook", whatsapp_webhook)
     return app
-
-
-def _via_webchat(method: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
-    async def handler(request: web.Request) -> web.StreamResponse:
-        return await getattr(request.app[WEBCHAT], method)(request)
-
-    handler.__name__ = f"webchat_{method}"
-    return handler

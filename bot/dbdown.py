@@ -1,9 +1,10 @@
 """While the database does not answer, requests fail cleanly with 503 instead of a 500.
 
-Handlers use ``storage.db.session_scope``, which raises ``DatabaseUnavailable``; a query run
-outside it raises SQLAlchemy's ``OperationalError``/``InterfaceError``. Both are answered here
-in the route's own error format, with ``Retry-After``; nothing needs a restart afterwards
-(PostgreSQL connections are checked before use, ``pool_pre_ping``).
+Handlers call storage through ``storage.db.run_storage`` (a ``session_scope``), which raises
+``DatabaseUnavailable``; a query run outside it raises SQLAlchemy's ``OperationalError`` or
+``InterfaceError``. Both are answered here in the route's own error format, with
+``Retry-After``; nothing needs a restart afterwards (PostgreSQL connections are checked
+before use, ``pool_pre_ping``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from aiohttp import web
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from bot.observability import METRICS
-from bot.open311 import render_error
+from bot.open311.format import render_error
 from storage.errors import DatabaseUnavailable
 
 log = logging.getLogger(__name__)

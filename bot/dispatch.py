@@ -18,26 +18,24 @@ of the message they are under; the change is recorded, and audited, in that staf
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from datetime import timedelta
 
 from sqlalchemy import Engine
-from sqlmodel import col, select
+from sqlmodel import Session
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.error import TelegramError
 
 from bot.notify import Notifier
+from bot.tasks import cancel_and_wait
 from common.i18n import N_, Catalogs
 from common.responses import CATEGORY_LABELS
 from common.settings import Settings
 from storage import followups, users
-from storage.cases import add_case_event
-from storage.db import atomic, session_scope
+from storage.db import run_storage
 from storage.desk import CaseChange, IllegalTransition, update_case
 from storage.errors import StorageError
-from storage.followups import EVENT_DISPATCHED, dispatch_message_text
-from storage.models import Case, CaseEvent, utcnow
+from storage.models import Case, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -46,23 +44,6 @@ LOOK_BACK = timedelta(days=2)
 DESK_CASE_PATH = "/desk/cases/"  # the case's page in the dispatcher desk (bot.dashboard)
 ACTIONS = ("ack", "take")
 ACTORS = ("dispatcher", "admin")  # staff roles that may change cases
-
-
-def undispatched_cases(db: Engine) -> list[Case]:
-    with session_scope(db) as session:
-        announced = select(CaseEvent.case_id).where(CaseEvent.kind == EVENT_DISPATCHED)
-        query = (
-            select(Case)
-            .where(col(Case.created_at) >= utcnow() - LOOK_BACK, col(Case.id).not_in(announced))
-            .order_by((col(Case.priority) == "urgent").desc(), col(Case.created_at))
-        )
-        return list(session.exec(query).all())
-
-
-def mark_dispatched(db: Engine, case: Case, message_id: int) -> None:
-    with session_scope(db) as session, atomic(session):
-        add_case_event(session=session, case_id=case.id, kind=EVENT_DISPATCHED, actor="system", at=utcnow(),
-                   text=dispatch_message_text(message_id))
 
 
 def dispatch_text(case: Case, catalogs: Catalogs, settings: Settings) -> str:
@@ -113,10 +94,7 @@ class DispatchDesk:
         self._task = asyncio.create_task(self._watch(), name="dispatch-desk")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task)
 
     async def _watch(self) -> None:
         while True:
@@ -128,12 +106,13 @@ class DispatchDesk:
 
     async def announce_new_cases(self) -> int:
         sent = 0
-        for case in await asyncio.to_thread(undispatched_cases, self.db):
+        for case in await run_storage(self.db, followups.cases_to_announce, since=utcnow() - LOOK_BACK):
             message = await self.bot.send_message(
                 self.chat_id, dispatch_text(case, self.catalogs, self.settings),
                 reply_markup=self._buttons(case.ref),
             )
-            await asyncio.to_thread(mark_dispatched, self.db, case, message.message_id)
+            await run_storage(self.db, followups.mark_dispatched, case_id=case.id, message_id=message.message_id,
+                              now=utcnow())
             sent += 1
         return sent
 
@@ -156,26 +135,25 @@ class DispatchDesk:
         callback data comes from the member's app and can be forged)."""
         action, _, ref = data.removeprefix(DESK_PREFIX).partition(":")
 
-        def apply() -> tuple[Case, str | None, str]:
+        def apply(*, session: Session) -> tuple[Case, str | None, str]:
             if action not in ACTIONS:
                 raise ButtonRefused(self._("Unknown action: nothing was changed."))
-            with session_scope(self.db) as session:
-                staff = users.user_for_telegram(session=session, telegram_id=telegram_id)
-                if staff is None or staff.role not in ACTORS:
-                    raise ButtonRefused(self._("Only dispatchers may use these buttons. An admin can link your "
-                                               "Telegram account (id {id}) to yours with: "
-                                               "barri user link-telegram NAME {id}", id=telegram_id))
-                case = followups.case_of_dispatch_message(session=session, message_id=message_id)
-                if case is None or case.ref != ref:
-                    raise ButtonRefused(self._("This button does not belong to that case: nothing was changed."))
-                change = CaseChange(status="acknowledged") if action == "ack" else CaseChange(assignee=staff.name)
-                if action == "take" and case.status == "new":
-                    change.status = "acknowledged"
-                return update_case(session=session, case=case, change=change, actor=staff.name), change.status, \
-                    staff.name
+            staff = users.user_for_telegram(session=session, telegram_id=telegram_id)
+            if staff is None or staff.role not in ACTORS:
+                raise ButtonRefused(self._("Only dispatchers may use these buttons. An admin can link your "
+                                           "Telegram account (id {id}) to yours with: "
+                                           "barri user link-telegram NAME {id}", id=telegram_id))
+            case = followups.case_of_dispatch_message(session=session, message_id=message_id)
+            if case is None or case.ref != ref:
+                raise ButtonRefused(self._("This button does not belong to that case: nothing was changed."))
+            change = CaseChange(status="acknowledged") if action == "ack" else CaseChange(assignee=staff.name)
+            if action == "take" and case.status == "new":
+                change.status = "acknowledged"
+            return update_case(session=session, case=case, change=change, actor=staff.name), change.status, \
+                staff.name
 
         try:
-            case, new_status, who = await asyncio.to_thread(apply)
+            case, new_status, who = await run_storage(self.db, apply)
         except ButtonRefused as refused:
             log.warning("dispatch: a button was refused (%s)", "unknown action" if action not in ACTIONS
                         else "not a linked dispatcher or not this message's case")

@@ -27,7 +27,7 @@ from common.i18n import Catalogs
 from common.settings import Settings
 from storage import alerts, erasure, followups, whatsapp
 from storage import attachments as attachment_store
-from storage.db import session_scope
+from storage.db import run_storage
 from storage.errors import StorageError
 from storage.models import OUTBOX_FOLLOW_UP, OUTBOX_SURVEY, Case, Reporter, utcnow
 from storage.outbox import OutgoingItem
@@ -81,16 +81,9 @@ async def escalate_cases() -> int:
     ctx = current()
     s = ctx.settings
 
-    def mark() -> int:
-        now = utcnow()
-        with session_scope(ctx.db) as session:
-            overdue = followups.cases_to_escalate(
-                session=session, now=now, after=timedelta(seconds=s.escalate_after_seconds),
-                urgent_after=timedelta(seconds=s.escalate_urgent_after_seconds),
-            )
-            return sum(followups.mark_escalated(session=session, case_id=case.id, now=now) for case in overdue)
-
-    escalated = await asyncio.to_thread(mark)
+    escalated = await run_storage(ctx.db, followups.escalate_overdue, now=utcnow(),
+                                  after=timedelta(seconds=s.escalate_after_seconds),
+                                  urgent_after=timedelta(seconds=s.escalate_urgent_after_seconds))
     if escalated:
         log.info("escalated %d case(s)", escalated)
     if ctx.desk is not None:
@@ -99,23 +92,15 @@ async def escalate_cases() -> int:
 
 
 async def _dispatch_escalations(ctx: JobContext, desk: DispatchDesk) -> None:
-    def pending() -> list[Case]:
-        with session_scope(ctx.db) as session:
-            return followups.escalations_to_dispatch(session=session, since=utcnow() - LOOK_BACK)
-
-    def mark(case: Case, message_id: int) -> None:
-        with session_scope(ctx.db) as session:
-            followups.mark_escalation_dispatched(session=session, case_id=case.id, message_id=message_id,
-                                                 now=utcnow())
-
-    for case in await asyncio.to_thread(pending):
+    for case in await run_storage(ctx.db, followups.escalations_to_dispatch, since=utcnow() - LOOK_BACK):
         waited = int((utcnow() - case.created_at).total_seconds() // 60)
         try:
             message_id = await desk.announce_escalated(case, waited)
         except TelegramError as error:
             log.warning("escalation not sent to the dispatch chat, next sweep retries: %s", type(error).__name__)
             return
-        await asyncio.to_thread(mark, case, message_id)
+        await run_storage(ctx.db, followups.mark_escalation_dispatched, case_id=case.id, message_id=message_id,
+                          now=utcnow())
 
 
 # --------------------------------------------------------------------------- follow-ups
@@ -133,18 +118,11 @@ async def send_follow_ups() -> int:
     ctx = current()
     after = timedelta(seconds=ctx.settings.follow_up_after_seconds)
 
-    def run() -> int:
-        now = utcnow()
-        sent = 0
-        with session_scope(ctx.db) as session:
-            due = followups.follow_ups_due(session=session, now=now, after=after)
-        for case, reporter in due:
-            item = _follow_up_item(ctx, case, reporter)
-            with session_scope(ctx.db) as session:
-                sent += followups.record_follow_up(session=session, case_id=case.id, item=item, now=now)
-        return sent
-
-    sent = await asyncio.to_thread(run)
+    now = utcnow()
+    sent = 0
+    for case, reporter in await run_storage(ctx.db, followups.follow_ups_due, now=now, after=after):
+        item = _follow_up_item(ctx, case, reporter)
+        sent += await run_storage(ctx.db, followups.record_follow_up, case_id=case.id, item=item, now=now)
     if sent:
         log.info("queued %d follow-up(s)", sent)
     return sent
@@ -164,19 +142,13 @@ async def send_surveys() -> int:
     ctx = current()
     s = ctx.settings
 
-    def run() -> int:
-        now = utcnow()
-        sent = 0
-        with session_scope(ctx.db) as session:
-            due = followups.surveys_due(session=session, now=now, delay=timedelta(seconds=s.survey_delay_seconds),
-                                        window=timedelta(seconds=s.survey_window_seconds))
-        for case, reporter in due:
-            item = _survey_item(ctx, case, reporter)
-            with session_scope(ctx.db) as session:
-                sent += followups.record_survey(session=session, case=case, item=item, now=now)
-        return sent
-
-    sent = await asyncio.to_thread(run)
+    now = utcnow()
+    sent = 0
+    due = await run_storage(ctx.db, followups.surveys_due, now=now, delay=timedelta(seconds=s.survey_delay_seconds),
+                            window=timedelta(seconds=s.survey_window_seconds))
+    for case, reporter in due:
+        item = _survey_item(ctx, case, reporter)
+        sent += await run_storage(ctx.db, followups.record_survey, case=case, item=item, now=now)
     if sent:
         log.info("queued %d survey(s)", sent)
     return sent
@@ -185,7 +157,7 @@ async def send_surveys() -> int:
 # --------------------------------------------------------------------------- retention
 
 
-def _erase_quiet(ctx: JobContext, senders: list[tuple[str, bool]], cutoff: datetime) -> int:
+async def _erase_quiet(ctx: JobContext, senders: list[tuple[str, bool]], cutoff: datetime) -> int:
     """Erase each sender's engine conversation and, unless kept (``True``: they follow alerts),
     their personal data; skip whoever spoke to the assistant after ``cutoff`` (the clock
     restarts). How many were erased. The conversation goes first: if the second step fails,
@@ -193,13 +165,13 @@ def _erase_quiet(ctx: JobContext, senders: list[tuple[str, bool]], cutoff: datet
     erased = 0
     for sender_id, keep_reporter in senders:
         try:
-            last_active = conversation_last_active(tracker=ctx.tracker_db, sender_id=sender_id)
+            last_active = await asyncio.to_thread(conversation_last_active, tracker=ctx.tracker_db,
+                                                  sender_id=sender_id)
             if last_active is not None and last_active > cutoff:
                 continue
-            erase_conversation(engine=ctx.tracker_db, sender_id=sender_id)
+            await asyncio.to_thread(erase_conversation, engine=ctx.tracker_db, sender_id=sender_id)
             if not keep_reporter:
-                with session_scope(ctx.db) as session:
-                    erasure.erase_reporter(session=session, sender_id=sender_id)
+                await run_storage(ctx.db, erasure.erase_reporter, sender_id=sender_id)
         except (StorageError, SQLAlchemyError) as error:
             log.warning("retention: could not erase, next sweep retries: %s", type(error).__name__)
             continue
@@ -214,17 +186,11 @@ async def purge_expired_reporters() -> int:
     ctx = current()
     retention = timedelta(days=ctx.settings.retention_days)
 
-    def run() -> int:
-        now = utcnow()
-        with session_scope(ctx.db) as session:
-            due = followups.reporters_past_retention(session=session, now=now, retention=retention)
-        erased = _erase_quiet(ctx, [(sender_id, False) for sender_id in due], now - retention)
-        if erased:
-            with session_scope(ctx.db) as session:
-                followups.record_retention_purge(session=session, erased=erased)
-        return erased
-
-    erased = await asyncio.to_thread(run)
+    now = utcnow()
+    due = await run_storage(ctx.db, followups.reporters_past_retention, now=now, retention=retention)
+    erased = await _erase_quiet(ctx, [(sender_id, False) for sender_id in due], now - retention)
+    if erased:
+        await run_storage(ctx.db, followups.record_retention_purge, erased=erased)
     if erased:
         log.info("retention: erased %d reporter(s)", erased)
     return erased
@@ -236,11 +202,7 @@ async def purge_stale_attachments() -> int:
     ctx = current()
     older_than = timedelta(seconds=ctx.settings.pending_photos_max_age_seconds)
 
-    def run() -> int:
-        with session_scope(ctx.db) as session:
-            return attachment_store.purge_stale_pending_attachments(session=session, older_than=older_than)
-
-    purged = await asyncio.to_thread(run)
+    purged = await run_storage(ctx.db, attachment_store.purge_stale_pending_attachments, older_than=older_than)
     if purged:
         log.info("retention: deleted %d photo(s) of reports never filed", purged)
     return purged
@@ -255,18 +217,12 @@ async def purge_idle_conversations() -> int:
     ctx = current()
     retention = timedelta(days=ctx.settings.retention_days)
 
-    def run() -> int:
-        cutoff = utcnow() - retention
-        idle = idle_conversations(tracker=ctx.tracker_db, before=cutoff)
-        with session_scope(ctx.db) as session:
-            visitors = followups.visitors_without_cases(session=session, sender_ids=idle)
-        erased = _erase_quiet(ctx, visitors[:followups.BATCH], cutoff)
-        if erased:
-            with session_scope(ctx.db) as session:
-                followups.record_conversations_purge(session=session, erased=erased)
-        return erased
-
-    erased = await asyncio.to_thread(run)
+    cutoff = utcnow() - retention
+    idle = await asyncio.to_thread(idle_conversations, tracker=ctx.tracker_db, before=cutoff)
+    visitors = await run_storage(ctx.db, followups.visitors_without_cases, sender_ids=idle)
+    erased = await _erase_quiet(ctx, visitors[:followups.BATCH], cutoff)
+    if erased:
+        await run_storage(ctx.db, followups.record_conversations_purge, erased=erased)
     if erased:
         log.info("retention: erased %d idle conversation(s) without a case", erased)
     return erased
@@ -278,11 +234,7 @@ async def purge_idle_whatsapp_numbers() -> int:
     ctx = current()
     before = utcnow() - timedelta(days=ctx.settings.retention_days)
 
-    def run() -> int:
-        with session_scope(ctx.db) as session:
-            return whatsapp.purge_idle_contacts(session=session, before=before)
-
-    purged = await asyncio.to_thread(run)
+    purged = await run_storage(ctx.db, whatsapp.purge_idle_contacts, before=before)
     if purged:
         log.info("retention: deleted %d idle WhatsApp number(s)", purged)
     return purged
@@ -296,11 +248,7 @@ async def expire_alerts() -> int:
     them when it claims rows; this keeps the delivery reports right)."""
     ctx = current()
 
-    def run() -> int:
-        with session_scope(ctx.db) as session:
-            return alerts.expire_due_alerts(session=session)
-
-    withdrawn = await asyncio.to_thread(run)
+    withdrawn = await run_storage(ctx.db, alerts.expire_due_alerts)
     if withdrawn:
         log.info("alerts: %d unsent message(s) of expired alerts withdrawn", withdrawn)
     return withdrawn

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from bot.keys import SETTINGS
-from bot.open311 import render_error
+from bot.open311.format import render_error
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

@@ -4,14 +4,13 @@ reach the assistant, so the citizen is never stuck."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from sqlalchemy import Engine
 
 from bot.channels.base import IncomingMessage
-from storage.db import session_scope
-from storage.desk import add_chat_message, live_case_for_sender
+from storage.db import run_storage
+from storage.desk import take_citizen_message
 from storage.errors import StorageError
 
 log = logging.getLogger(__name__)
@@ -26,16 +25,8 @@ class LiveChat:
         if message.text.startswith("/"):
             return False
 
-        def route() -> bool:
-            with session_scope(self._db) as session:
-                case = live_case_for_sender(session=session, sender_id=message.sender_id)
-                if case is None:
-                    return False
-                add_chat_message(session=session, case=case, text=message.text, actor="citizen", from_citizen=True)
-                return True
-
         try:
-            return await asyncio.to_thread(route)
+            return await run_storage(self._db, take_citizen_message, sender_id=message.sender_id, text=message.text)
         except StorageError:
             # the database is down: the assistant answers instead of a silent loss
             log.warning("live chat check failed; the message goes to the assistant")

@@ -4,9 +4,7 @@ language, and recording it on the case. Status changes and public notes go throu
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import uuid
 from collections.abc import Callable, Mapping
 
 from sqlalchemy import Engine
@@ -14,9 +12,9 @@ from sqlalchemy import Engine
 from bot.channels.base import Channel, OutgoingMessage
 from common.i18n import N_, Catalogs
 from common.responses import STATUS_LABELS
-from storage.db import session_scope
-from storage.desk import record_citizen_notification
-from storage.models import OUTBOX_STATUS, Case, Reporter, utcnow
+from storage.db import run_storage
+from storage.desk import reachable_reporter, record_citizen_notification
+from storage.models import OUTBOX_STATUS, Case, utcnow
 from storage.outbox import OutgoingItem, enqueue
 
 log = logging.getLogger(__name__)
@@ -42,8 +40,8 @@ class Notifier:
             return "nothing to tell"
         if case.contact_mode == "anonymous":
             return "not sent: the citizen chose no contact"
-        reporter_id = await asyncio.to_thread(self._reachable_reporter, case)
-        if reporter_id is None:
+        reporter = await run_storage(self._db, reachable_reporter, case=case)
+        if reporter is None:
             return "not sent: the citizen's data was erased"
         locale = case.locale
         texts = []
@@ -58,47 +56,25 @@ class Notifier:
             # one row per change of the case: a repeated call for the same change adds nothing
             stamp = (case.updated_at or utcnow()).isoformat()
             item = OutgoingItem(
-                reporter_id=reporter_id, channel=case.channel, kind=OUTBOX_STATUS, text="\n\n".join(texts),
+                reporter_id=reporter.id, channel=case.channel, kind=OUTBOX_STATUS, text="\n\n".join(texts),
                 dedupe_key=f"status:{case.id}:{stamp}:{new_status or 'note'}", case_id=case.id,
             )
-            await asyncio.to_thread(self._enqueue, item)
+            await run_storage(self._db, enqueue, items=[item])
             if self._wake is not None:
                 self._wake(case.channel)
             outcome = "queued"
         what = "status " + new_status if new_status else "public note"
-        await asyncio.to_thread(self._record, case, outcome, what)
+        await run_storage(self._db, record_citizen_notification, case_id=case.id, channel=case.channel,
+                          outcome=outcome, what=what)
         return outcome
 
     async def chat(self, case: Case, text: str | None) -> str:
         """A dispatcher's live message (or, with None, the hand-back notice) to the citizen."""
-        sender_id = await asyncio.to_thread(self._sender_of, case)
+        reporter = await run_storage(self._db, reachable_reporter, case=case)
         channel = self._channels.get(case.channel)
-        if sender_id is None or channel is None:
+        if reporter is None or channel is None:
             return "not sent: the citizen cannot be reached"
         message = (self._catalogs.gettext(FROM_DISPATCHER, case.locale, ref=case.ref, text=text) if text
                    else self._catalogs.gettext(BACK_TO_ASSISTANT, case.locale, ref=case.ref))
-        delivered = await channel.respond(sender_id, [OutgoingMessage(text=message)])
+        delivered = await channel.respond(reporter.sender_id, [OutgoingMessage(text=message)])
         return "delivered" if delivered else "not delivered (citizen not reachable now)"
-
-    def _reachable_reporter(self, case: Case) -> uuid.UUID | None:
-        if case.reporter_id is None:
-            return None
-        with session_scope(self._db) as session:
-            reporter = session.get(Reporter, case.reporter_id)
-            return reporter.id if reporter and not reporter.unreachable else None
-
-    def _enqueue(self, item: OutgoingItem) -> None:
-        with session_scope(self._db) as session:
-            enqueue(session=session, items=[item])
-
-    def _sender_of(self, case: Case) -> str | None:
-        if case.reporter_id is None:
-            return None
-        with session_scope(self._db) as session:
-            reporter = session.get(Reporter, case.reporter_id)
-            return reporter.sender_id if reporter and not reporter.unreachable else None
-
-    def _record(self, case: Case, outcome: str, what: str) -> None:
-        with session_scope(self._db) as session:
-            record_citizen_notification(session=session, case_id=case.id, channel=case.channel, outcome=outcome,
-                                        what=what)

@@ -49,7 +49,7 @@ from collections import deque
 from collections.abc import Callable, Collection
 from datetime import UTC, datetime, timedelta
 from datetime import time as dt_time
-from typing import Any, Protocol, TypeVar
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine
@@ -57,17 +57,17 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bot.channels.base import Button, DeliveryOutcome, OutgoingMessage
 from bot.observability import Metrics
+from bot.tasks import cancel_and_wait
 from common.logs import configure_logging
 from common.settings import Settings
 from storage import outbox as store
-from storage.db import create_db_engine, session_scope
+from storage.db import create_db_engine, run_storage
 from storage.errors import StorageError
 from storage.models import utcnow
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
-T = TypeVar("T")
 
 DB_ERRORS = (SQLAlchemyError, StorageError)
 # the metric's result label of a delivery outcome (status, whether Telegram asked to wait)
@@ -259,9 +259,7 @@ class OutboxWorker:
         # stay claimed until their lease expires
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(self._task), timeout=timeout)
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
+        await cancel_and_wait(self._task)
         while not self._queue.empty():  # claimed, never tried: give them back at once
             self._queue.get_nowait()
         with contextlib.suppress(TimeoutError):
@@ -269,14 +267,13 @@ class OutboxWorker:
         for task in self._senders:
             task.cancel()
         for task in self._senders:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
         self._task, self._senders = None, []
         held, self._held = list(self._held), set()
         self._lease_ends.clear()
         if held:
             try:
-                await self._db(store.release, message_ids=held, owner=self.owner)
+                await run_storage(self.db, store.release, message_ids=held, owner=self.owner)
             except DB_ERRORS:
                 log.warning("outbox %s: could not give back %d rows; their lease will expire", self.channel, len(held))
         log.info("outbox %s: stopped (%s); %d claimed rows given back", self.channel,
@@ -313,13 +310,14 @@ class OutboxWorker:
             if not sender_ids:
                 return 0
         elif until is not None and time.monotonic() - self._last_defer >= self.settings.outbox_poll_seconds:
-            moved = await self._db(store.defer_non_urgent, channel=self.channel, until=until)
+            moved = await run_storage(self.db, store.defer_non_urgent, channel=self.channel, until=until)
             self._last_defer = time.monotonic()
             if moved:
                 log.info("outbox %s: quiet hours, %d messages wait until %s", self.channel, moved, until.isoformat())
         claiming = time.monotonic()
-        rows = await self._db(store.claim_due, channel=self.channel, owner=self.owner, lease_seconds=self.lease,
-                              limit=limit, now=now, sender_ids=sender_ids, urgent_only=until is not None)
+        rows = await run_storage(self.db, store.claim_due, channel=self.channel, owner=self.owner,
+                                 lease_seconds=self.lease, limit=limit, now=now, sender_ids=sender_ids,
+                                 urgent_only=until is not None)
         for row in rows:
             self._held.add(row.id)
             self._lease_ends[row.id] = claiming + self.lease
@@ -355,8 +353,8 @@ class OutboxWorker:
         while True:
             claiming = time.monotonic()
             try:
-                rows = await self._db(store.claim_due, channel=self.channel, owner=self.owner,
-                                      lease_seconds=self.lease, limit=20, now=self.clock(), sender_ids=[sender_id])
+                rows = await run_storage(self.db, store.claim_due, channel=self.channel, owner=self.owner,
+                                         lease_seconds=self.lease, limit=20, now=self.clock(), sender_ids=[sender_id])
             except DB_ERRORS:
                 log.warning("outbox %s: database unavailable; the live loop will retry", self.channel)
                 return delivered
@@ -380,8 +378,8 @@ class OutboxWorker:
             return "stopped"  # not tried: given back by stop()
         if time.monotonic() > self._lease_ends.get(row.id, 0.0) - self.lease / 3:  # held long (flood waits)
             renewing = time.monotonic()
-            if not await self._db(store.renew_lease, message_id=row.id, owner=self.owner, lease_seconds=self.lease,
-                                  now=self.clock()):
+            if not await run_storage(self.db, store.renew_lease, message_id=row.id, owner=self.owner,
+                                     lease_seconds=self.lease, now=self.clock()):
                 return "lost"  # the lease ran out meanwhile and another worker has the row
             self._lease_ends[row.id] = renewing + self.lease
         buttons = tuple(Button(title, payload) for title, payload in row.buttons)
@@ -400,26 +398,27 @@ class OutboxWorker:
                 self.pacer.hold(row.sender_id, outcome.retry_after)
             elif self.pacer is not None:
                 self.pacer.flood(row.sender_id, outcome.retry_after)
-            await self._db(store.retry_later, message_id=row.id, owner=self.owner, count_attempt=False,
-                           not_before=self.clock() + timedelta(seconds=outcome.retry_after), error=outcome.error)
+            await run_storage(self.db, store.retry_later, message_id=row.id, owner=self.owner, count_attempt=False,
+                              not_before=self.clock() + timedelta(seconds=outcome.retry_after), error=outcome.error)
         elif outcome.status == "retry" and attempts < self.settings.outbox_max_attempts:
             self.stats["retried"] += 1
             delay = min(self.settings.outbox_retry_max_seconds,
                         self.settings.outbox_retry_base_seconds * 2 ** (attempts - 1))
-            await self._db(store.retry_later, message_id=row.id, owner=self.owner,
-                           not_before=self.clock() + timedelta(seconds=delay), error=outcome.error)
+            await run_storage(self.db, store.retry_later, message_id=row.id, owner=self.owner,
+                              not_before=self.clock() + timedelta(seconds=delay), error=outcome.error)
         elif outcome.status == "retry" or outcome.status == "failed":
             self.stats["failed"] += 1
             log.warning("outbox %s: a %s message failed after %d attempts: %s", self.channel, row.kind, attempts,
                         outcome.error)
-            await self._db(store.mark_failed, message_id=row.id, owner=self.owner, error=outcome.error or "failed")
+            await run_storage(self.db, store.mark_failed, message_id=row.id, owner=self.owner,
+                              error=outcome.error or "failed")
         elif outcome.status == "unreachable":
             self.stats["unreachable"] += 1
-            await self._db(store.mark_unreachable, message_id=row.id, owner=self.owner,
-                           error=outcome.error or "blocked")
+            await run_storage(self.db, store.mark_unreachable, message_id=row.id, owner=self.owner,
+                              error=outcome.error or "blocked")
         else:  # offline: nothing was tried; it waits for the citizen's next visit
-            await self._db(store.retry_later, message_id=row.id, owner=self.owner, not_before=self.clock(),
-                           count_attempt=False)
+            await run_storage(self.db, store.retry_later, message_id=row.id, owner=self.owner, not_before=self.clock(),
+                              count_attempt=False)
         return outcome.status
 
     async def _record_sent(self, message_id: uuid.UUID, platform_id: str | None = None) -> None:
@@ -428,8 +427,8 @@ class OutboxWorker:
         deadline = time.monotonic() + self.lease / 2
         while True:
             try:
-                await self._db(store.mark_sent, message_id=message_id, now=self.clock(),
-                               platform_message_id=platform_id)
+                await run_storage(self.db, store.mark_sent, message_id=message_id, now=self.clock(),
+                                  platform_message_id=platform_id)
                 return
             except DB_ERRORS:
                 if time.monotonic() > deadline:
@@ -437,13 +436,6 @@ class OutboxWorker:
                     return
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
-
-    async def _db(self, function: Callable[..., T], **kwargs: Any) -> T:
-        def call() -> T:
-            with session_scope(self.db) as session:
-                return function(session=session, **kwargs)
-
-        return await asyncio.to_thread(call)
 
 
 class Outboxes:

@@ -30,11 +30,11 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.channels.base import Channel, IncomingMessage, OutgoingMessage
-from bot.scheduler import new_holder_id
+from bot.tasks import cancel_and_wait
 from storage import inbox as store
-from storage.db import session_scope
+from storage.db import run_storage
 from storage.errors import StorageError
-from storage.leases import acquire_lease, release_lease
+from storage.leases import acquire_lease, new_holder_id, release_lease
 
 log = logging.getLogger(__name__)
 
@@ -50,35 +50,26 @@ def channel_of(sender_id: str) -> str:
 class Inbox:
     """The durable queue of messages the engine has not taken yet, and where answers go."""
 
-    def __init__(self, db: Engine, lease_seconds: float) -> None:
+    def __init__(self, db: Engine, lease_seconds: float, channels: Mapping[str, Channel]) -> None:
         self._db = db
         self._lease = timedelta(seconds=lease_seconds)
         self._holder = new_holder_id()
-        self.channels: dict[str, Channel] = {}  # filled in by the app once the channels run
+        self.channels = channels  # the app's running channels, by name: where replayed answers go
 
     async def keep(self, message: IncomingMessage, metadata: Mapping[str, Any]) -> bool:
         """Store a message the engine could not take; False when the database is down too."""
 
-        def write() -> None:
-            with session_scope(self._db) as session:
-                store.keep_message(session=session, sender_id=message.sender_id,
-                                   channel=channel_of(message.sender_id), text=message.text,
-                                   metadata=dict(metadata))
-
         try:
-            await asyncio.to_thread(write)
+            await run_storage(self._db, store.keep_message, sender_id=message.sender_id,
+                              channel=channel_of(message.sender_id), text=message.text, metadata=dict(metadata))
         except (StorageError, SQLAlchemyError) as error:
             log.warning("could not keep a message for replay: %s", type(error).__name__)
             return False
         return True
 
     async def senders(self) -> list[str]:
-        def read() -> list[str]:
-            with session_scope(self._db) as session:
-                return store.pending_senders(session=session)
-
         try:
-            return await asyncio.to_thread(read)
+            return await run_storage(self._db, store.pending_senders)
         except (StorageError, SQLAlchemyError) as error:
             log.warning("could not read the kept messages: %s", type(error).__name__)
             return []
@@ -90,12 +81,8 @@ class Inbox:
         still down, or another instance is replaying them right now).
         """
 
-        def waiting() -> bool:
-            with session_scope(self._db) as session:
-                return store.has_pending(session=session, sender_id=sender_id)
-
         try:
-            if not await asyncio.to_thread(waiting):
+            if not await run_storage(self._db, store.has_pending, sender_id=sender_id):
                 return True
         except (StorageError, SQLAlchemyError):
             # database down: nothing can be replayed now, and new messages still reach the engine
@@ -107,13 +94,13 @@ class Inbox:
             return False
         finally:
             with contextlib.suppress(StorageError, SQLAlchemyError):
-                await asyncio.to_thread(self._release, sender_id)
+                await run_storage(self._db, release_lease, name=_lease_name(sender_id), holder=self._holder)
 
     async def _replay(self, sender_id: str, turn: Turn, engine_down: type[Exception]) -> bool:
         while True:
-            if not await asyncio.to_thread(self._claim, sender_id):
+            if not await self._claim(sender_id):
                 return False  # another instance is replaying this sender
-            rows = await asyncio.to_thread(self._rows, sender_id)
+            rows = await run_storage(self._db, store.pending_for, sender_id=sender_id)
             if not rows:
                 return True
             for row in rows:
@@ -124,9 +111,10 @@ class Inbox:
                     answers = await turn(message, metadata)
                 except engine_down:
                     return False
-                await asyncio.to_thread(self._forget, row.id)
+                if row.id is not None:
+                    await run_storage(self._db, store.forget_message, message_id=row.id)
                 await self._deliver(sender_id, row.channel, answers)
-                await asyncio.to_thread(self._claim, sender_id)  # renew for the next one
+                await self._claim(sender_id)  # renew for the next one
 
     async def _deliver(self, sender_id: str, channel_name: str, answers: list[OutgoingMessage]) -> None:
         channel = self.channels.get(channel_name)
@@ -137,23 +125,9 @@ class Inbox:
             # conversation continue when they come back
             log.info("a replayed answer found no open %s conversation", channel_name)
 
-    def _claim(self, sender_id: str) -> bool:
-        with session_scope(self._db) as session:
-            return acquire_lease(session=session, name=_lease_name(sender_id), holder=self._holder, ttl=self._lease)
-
-    def _release(self, sender_id: str) -> None:
-        with session_scope(self._db) as session:
-            release_lease(session=session, name=_lease_name(sender_id), holder=self._holder)
-
-    def _rows(self, sender_id: str) -> list[store.PendingMessage]:
-        with session_scope(self._db) as session:
-            return store.pending_for(session=session, sender_id=sender_id)
-
-    def _forget(self, message_id: int | None) -> None:
-        if message_id is None:
-            return
-        with session_scope(self._db) as session:
-            store.forget_message(session=session, message_id=message_id)
+    async def _claim(self, sender_id: str) -> bool:
+        return await run_storage(self._db, acquire_lease, name=_lease_name(sender_id), holder=self._holder,
+                                 ttl=self._lease)
 
 
 def _lease_name(sender_id: str) -> str:
@@ -181,11 +155,8 @@ class Replayer:
         self._task = asyncio.create_task(self._run(), name="barri-replay")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def _run(self) -> None:
         while True:

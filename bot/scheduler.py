@@ -24,10 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import socket
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, timedelta
 
@@ -38,10 +35,11 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot import jobs
+from bot.tasks import cancel_and_wait
 from common.settings import Settings
-from storage.db import create_db_engine, session_scope
+from storage.db import create_db_engine, run_storage
 from storage.errors import StorageError
-from storage.leases import acquire_lease, release_lease
+from storage.leases import acquire_lease, new_holder_id, release_lease
 
 log = logging.getLogger(__name__)
 
@@ -49,11 +47,6 @@ LEADER_LEASE = "scheduler"
 JOBSTORE_TABLE = "apscheduler_jobs"
 
 Hook = Callable[[], Awaitable[None]]
-
-
-def new_holder_id() -> str:
-    """Unique per ``Leadership``: host, process and a random part (two apps in one process differ)."""
-    return f"{socket.gethostname()[:32]}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
 
 
 def create_scheduler(settings: Settings) -> AsyncIOScheduler:
@@ -118,15 +111,12 @@ class Leadership:
 
     async def stop(self) -> None:
         """Stop trying; if leader, stop the scheduler and give the lease up for a successor."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         if self.is_leader:
             await self._step_down()
             try:
-                await asyncio.to_thread(self._release)
+                await self._release()
             except (StorageError, SQLAlchemyError) as error:
                 log.warning("could not release the scheduler lease (it will expire): %s", type(error).__name__)
 
@@ -141,7 +131,7 @@ class Leadership:
     async def tick(self) -> None:
         """One round: take or renew the lease, then start or stop the scheduler to match."""
         try:
-            won = await asyncio.to_thread(self._acquire)
+            won = await run_storage(self.db, acquire_lease, name=LEADER_LEASE, holder=self.holder, ttl=self._ttl)
         except (StorageError, SQLAlchemyError) as error:
             log.warning("scheduler lease: database error: %s", type(error).__name__)
             # without news from the database, the lease is ours only until it would expire
@@ -157,13 +147,8 @@ class Leadership:
             log.warning("lost the scheduler lease: stopping the scheduler")
             await self._step_down()
 
-    def _acquire(self) -> bool:
-        with session_scope(self.db) as session:
-            return acquire_lease(session=session, name=LEADER_LEASE, holder=self.holder, ttl=self._ttl)
-
-    def _release(self) -> None:
-        with session_scope(self.db) as session:
-            release_lease(session=session, name=LEADER_LEASE, holder=self.holder)
+    async def _release(self) -> None:
+        await run_storage(self.db, release_lease, name=LEADER_LEASE, holder=self.holder)
 
     async def _take_over(self) -> None:
         log.info("this instance is now the scheduler leader")
@@ -180,7 +165,7 @@ class Leadership:
                 await asyncio.sleep(0)
             jobs.uninstall(self.context)
             with contextlib.suppress(StorageError, SQLAlchemyError):
-                await asyncio.to_thread(self._release)
+                await self._release()
             return
         self.scheduler = scheduler
         for hook in self.on_elected:

@@ -24,6 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from storage.audit import record_audit
+from storage.db import atomic
 from storage.errors import StorageError
 from storage.models import (
     LOCALES,
@@ -297,6 +298,12 @@ def delivery_report(*, session: Session, alert_id: uuid.UUID) -> DeliveryReport:
     return delivery_reports(session=session, alert_ids=[alert_id])[alert_id]
 
 
+def alert_with_report(*, session: Session, alert_id: uuid.UUID) -> tuple[Alert, DeliveryReport] | None:
+    """The alert and how far its delivery got, or None when there is no such alert."""
+    alert = get_alert(session=session, alert_id=alert_id)
+    return None if alert is None else (alert, delivery_report(session=session, alert_id=alert_id))
+
+
 def list_alerts(
     *, session: Session, limit: int = 50, offset: int = 0
 ) -> tuple[list[tuple[Alert, DeliveryReport]], int]:
@@ -331,7 +338,7 @@ def cancel_alert(
     Only its author may, unless ``any_author`` (admins): raises ``NotTheAuthor`` otherwise.
     Cancelling twice is harmless: the second call withdraws nothing and keeps the first time.
     """
-    try:
+    with atomic(session):
         alert = session.get(Alert, alert_id, with_for_update=True)
         if alert is None:
             return None
@@ -343,11 +350,17 @@ def cancel_alert(
         withdrawn = _withdraw_pending(session, [alert.id])
         record_audit(session=session, actor=actor, action="alert.cancelled", subject_type="alert",
                      subject_id=str(alert.id), detail={"withdrawn": withdrawn})
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
     return alert, withdrawn
+
+
+def cancel_alert_with_report(
+    *, session: Session, alert_id: uuid.UUID, actor: str, any_author: bool = False
+) -> tuple[Alert, int, DeliveryReport] | None:
+    """``cancel_alert``, with the delivery report as it stands after the cancellation."""
+    done = cancel_alert(session=session, alert_id=alert_id, actor=actor, any_author=any_author)
+    if done is None:
+        return None
+    return done[0], done[1], delivery_report(session=session, alert_id=alert_id)
 
 
 def expire_due_alerts(*, session: Session, now: datetime | None = None) -> int:
@@ -358,7 +371,7 @@ def expire_due_alerts(*, session: Session, now: datetime | None = None) -> int:
     ``withdrawn_alert_ids`` (expired or cancelled), so nothing stale goes out between two runs.
     """
     now = now or utcnow()
-    try:
+    with atomic(session):
         due = list(session.exec(
             select(Alert.id)
             .join(OutboxMessage, col(OutboxMessage.alert_id) == col(Alert.id))
@@ -370,10 +383,6 @@ def expire_due_alerts(*, session: Session, now: datetime | None = None) -> int:
         for alert_id in due:
             record_audit(session=session, actor="system", action="alert.expired", subject_type="alert",
                          subject_id=str(alert_id), detail={})
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
     return withdrawn
 
 

@@ -2,16 +2,18 @@
 
 SQLite is used for development and small deployments; the bot service and the action server
 may write the same file, hence WAL and a generous busy timeout. PostgreSQL is reached through
-psycopg 3. Sessions are synchronous: async callers run them in a thread.
+psycopg 3. Sessions are synchronous: async callers run storage functions in a thread with
+``run_storage``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import URL, Engine, make_url
@@ -21,6 +23,8 @@ from sqlmodel import Session, create_engine
 from storage.errors import DatabaseUnavailable
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 POSTGRES_CONNECT_TIMEOUT_S = 5
@@ -130,3 +134,14 @@ def ping(engine: Engine) -> None:
         raise DatabaseUnavailable(
             f"database at {engine.url!r} is unavailable: {type(exc).__name__}"
         ) from exc
+
+
+async def run_storage(engine: Engine, work: Callable[..., T], /, **kwargs: Any) -> T:
+    """``work(session=..., **kwargs)`` in a worker thread, in its own ``session_scope``: how
+    async code (the bot service, the action server) calls a storage function off the loop."""
+
+    def run() -> T:
+        with session_scope(engine) as session:
+            return work(session=session, **kwargs)
+
+    return await asyncio.to_thread(run)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -21,8 +22,10 @@ from storage.models import (
     EVENT_NOTE_INTERNAL,
     EVENT_NOTE_PUBLIC,
     EVENT_STATUS_CHANGED,
+    OPEN_STATUSES,
     PRIORITIES,
     STATUSES,
+    Attachment,
     Case,
     CaseEvent,
     Reporter,
@@ -185,6 +188,14 @@ def _duplicate_target(session: Session, case: Case, ref: str | None) -> Case:
     return original
 
 
+def reachable_reporter(*, session: Session, case: Case) -> Reporter | None:
+    """The case's reporter, unless erased or known to be unreachable (nothing can be sent to them)."""
+    if case.reporter_id is None:
+        return None
+    reporter = session.get(Reporter, case.reporter_id)
+    return reporter if reporter is not None and not reporter.unreachable else None
+
+
 def record_citizen_notification(
     *, session: Session, case_id: uuid.UUID, channel: str, outcome: str, what: str
 ) -> CaseEvent:
@@ -202,7 +213,6 @@ DUPLICATE_RADIUS_METRES = 150.0
 # a landmark); a street or a stretch of numbers is hundreds of metres long.
 PRECISE_RADIUS_METRES = 100
 DUPLICATE_WINDOW_HOURS = 48
-OPEN_STATUSES = ("new", "acknowledged", "in_progress")
 
 
 def distance_metres(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
@@ -304,12 +314,30 @@ def add_chat_message(*, session: Session, case: Case, text: str, actor: str, fro
     return event
 
 
+def take_citizen_message(*, session: Session, sender_id: str, text: str) -> bool:
+    """Add the citizen's message to the case of their live chat; False when they are in none."""
+    case = live_case_for_sender(session=session, sender_id=sender_id)
+    if case is None:
+        return False
+    add_chat_message(session=session, case=case, text=text, actor="citizen", from_citizen=True)
+    return True
+
+
 def chat_messages(*, session: Session, case: Case) -> list[CaseEvent]:
     return list(session.exec(
         select(CaseEvent).where(CaseEvent.case_id == case.id,
                                 col(CaseEvent.kind).in_((*CHAT_KINDS, *_LIVE_KINDS)))
         .order_by(col(CaseEvent.at))
     ).all())
+
+
+def chat_of_case(*, session: Session, ref: str, after: datetime) -> list[CaseEvent] | None:
+    """The chat messages of case ``ref`` written after ``after``; None when there is no such case."""
+    case = case_store.get_case_by_ref(session=session, ref=ref)
+    if case is None:
+        return None
+    return [event for event in chat_messages(session=session, case=case)
+            if event.kind in CHAT_KINDS and event.at > after]
 
 
 def read_case_photo(
@@ -327,3 +355,108 @@ def read_case_photo(
     record_audit(session=session, actor=actor, action="attachment.read", subject_type="attachment",
                  subject_id=str(attachment_id), detail={"ref": case.ref, "via": via})
     return found.mime_type, data
+
+
+# --------------------------------------------------------------------------- what the API and the desk share
+
+
+class ChatRefused(StorageError):
+    """The citizen of this case cannot be written to; the message says why."""
+
+
+@dataclass(frozen=True)
+class CaseRecord:
+    """A case as a dispatcher reads it: its photos, its history, the reporter's contact
+    details when they asked to be contacted, and the references of likely duplicates."""
+
+    case: Case
+    attachments: list[Attachment]
+    events: list[CaseEvent]
+    contact: Reporter | None
+    duplicates: list[str]
+
+
+def read_case(*, session: Session, ref: str, reader: str) -> CaseRecord | None:
+    """Case ``ref`` for ``reader``; the read, and the read of the contact details, are audited."""
+    case = case_store.get_case_by_ref(session=session, ref=ref)
+    if case is None:
+        return None
+    attachments = attachment_store.get_attachments(session=session, case_id=case.id)
+    events = case_store.get_case_events(session=session, case_id=case.id)
+    record_audit(session=session, actor=reader, action="case.read", subject_type="case",
+                 subject_id=str(case.id), detail={"ref": case.ref})
+    contact = None
+    if case.contact_mode == "contact" and case.reporter_id is not None:
+        contact = session.get(Reporter, case.reporter_id)
+        if contact is not None:
+            record_audit(session=session, actor=reader, action="case.read_contact",
+                         subject_type="case", subject_id=str(case.id), detail={"ref": case.ref})
+    duplicates = [other.ref for other in likely_duplicates(session=session, case=case)]
+    return CaseRecord(case=case, attachments=attachments, events=events, contact=contact, duplicates=duplicates)
+
+
+def original_case(*, session: Session, case: Case) -> Case | None:
+    """The case this one duplicates, if it was closed as a duplicate."""
+    return session.get(Case, case.duplicate_of_id) if case.duplicate_of_id else None
+
+
+def update_case_by_ref(
+    *, session: Session, ref: str, change: CaseChange | Callable[[Case], CaseChange], actor: str
+) -> tuple[Case, CaseChange] | None:
+    """``update_case`` on case ``ref``: the case after the change and the change made; None when
+    there is no such case. ``change`` may be worked out from the case as it stands (a form that
+    sends every field changes only those that differ)."""
+    case = case_store.get_case_by_ref(session=session, ref=ref)
+    if case is None:
+        return None
+    wanted = change(case) if callable(change) else change
+    return update_case(session=session, case=case, change=wanted, actor=actor), wanted
+
+
+def export_cases(*, session: Session, filters: CaseFilters, limit: int, offset: int, actor: str, action: str,
+                 query: dict[str, str]) -> list[Case]:
+    """The cases of an export; the export is audited with its count and query (never its contents)."""
+    cases, _ = list_cases(session=session, filters=filters, limit=limit, offset=offset)
+    record_audit(session=session, actor=actor, action=action, subject_type="cases", subject_id="-",
+                 detail={"count": len(cases), "query": query})
+    return cases
+
+
+@dataclass(frozen=True)
+class CaseChat:
+    live: bool  # a dispatcher has the conversation: the citizen's messages come to the case
+    messages: list[CaseEvent]  # the chat and its live_started / live_ended marks, oldest first
+
+
+def conversation_of(*, session: Session, case: Case) -> CaseChat:
+    return CaseChat(live=is_live(session=session, case=case), messages=chat_messages(session=session, case=case))
+
+
+def read_chat(*, session: Session, ref: str, reader: str) -> tuple[Case, CaseChat] | None:
+    """The case's conversation with its reporter, audited; None when there is no such case."""
+    case = case_store.get_case_by_ref(session=session, ref=ref)
+    if case is None:
+        return None
+    record_audit(session=session, actor=reader, action="case.read_chat", subject_type="case", subject_id=str(case.id))
+    return case, conversation_of(session=session, case=case)
+
+
+def start_live_chat(*, session: Session, ref: str, text: str, actor: str) -> Case | None:
+    """A dispatcher writes to the citizen: the chat becomes live and the message is recorded.
+    None when there is no such case; ChatRefused when the citizen cannot be written to."""
+    case = case_store.get_case_by_ref(session=session, ref=ref)
+    if case is None:
+        return None
+    if case.contact_mode == "anonymous" and case.handoff_requested_at is None:
+        raise ChatRefused("the citizen chose no contact and did not ask for a person")
+    if case.reporter_id is None:
+        raise ChatRefused("the citizen's data was erased")
+    set_live(session=session, case=case, live=True, actor=actor)
+    add_chat_message(session=session, case=case, text=text, actor=actor, from_citizen=False)
+    return case
+
+
+def end_live_chat(*, session: Session, ref: str, actor: str) -> tuple[Case, bool] | None:
+    """Hand the conversation back to the assistant: (case, whether it was live), or None."""
+    case = case_store.get_case_by_ref(session=session, ref=ref)
+    return None if case is None else (case, set_live(session=session, case=case, live=False, actor=actor))

@@ -24,6 +24,7 @@ from storage.cases import add_case_event
 from storage.db import atomic
 from storage.models import (
     ACTOR_SYSTEM,
+    CLOSED_STATUSES,
     EVENT_ESCALATED,
     EVENT_FOLLOW_UP_SENT,
     EVENT_STATUS_CHANGED,
@@ -41,8 +42,6 @@ from storage.outbox import OutgoingItem, enqueue
 EVENT_DISPATCHED = "dispatched"
 EVENT_ESCALATION_DISPATCHED = "escalation_dispatched"
 
-# Statuses after which the reporter is not followed up and the retention clock runs.
-FINISHED_STATUSES = ("resolved", "closed", "rejected", "duplicate")
 # Channels on which Barri can write to a citizen first (Open311 clients have no chat).
 CHAT_CHANNELS = ("web", "telegram", "whatsapp")
 BATCH = 200  # cases per sweep; the next run takes the rest
@@ -96,6 +95,12 @@ def mark_escalated(*, session: Session, case_id: uuid.UUID, now: datetime) -> bo
     return True
 
 
+def escalate_overdue(*, session: Session, now: datetime, after: timedelta, urgent_after: timedelta) -> int:
+    """Escalate every case past its deadline (``cases_to_escalate``); how many this call escalated."""
+    overdue = cases_to_escalate(session=session, now=now, after=after, urgent_after=urgent_after)
+    return sum(mark_escalated(session=session, case_id=case.id, now=now) for case in overdue)
+
+
 def escalations_to_dispatch(*, session: Session, since: datetime) -> list[Case]:
     """Escalated cases, still new, not yet re-sent to the dispatch chat (escalated after ``since``)."""
     dispatched = select(CaseEvent.case_id).where(col(CaseEvent.kind) == EVENT_ESCALATION_DISPATCHED)
@@ -110,6 +115,23 @@ def escalations_to_dispatch(*, session: Session, since: datetime) -> list[Case]:
         .limit(BATCH)
     )
     return list(session.exec(query).all())
+
+
+def cases_to_announce(*, session: Session, since: datetime) -> list[Case]:
+    """Cases created after ``since`` not yet announced in the dispatch chat, urgent ones first."""
+    announced = select(CaseEvent.case_id).where(col(CaseEvent.kind) == EVENT_DISPATCHED)
+    query = (
+        select(Case)
+        .where(col(Case.created_at) >= since, col(Case.id).not_in(announced))
+        .order_by((col(Case.priority) == "urgent").desc(), col(Case.created_at))
+    )
+    return list(session.exec(query).all())
+
+
+def mark_dispatched(*, session: Session, case_id: uuid.UUID, message_id: int, now: datetime) -> None:
+    with atomic(session):
+        add_case_event(session=session, case_id=case_id, kind=EVENT_DISPATCHED, actor=ACTOR_SYSTEM, at=now,
+                       text=dispatch_message_text(message_id))
 
 
 def dispatch_message_text(message_id: int) -> str:
@@ -140,7 +162,7 @@ def follow_ups_due(*, session: Session, now: datetime, after: timedelta) -> list
     done = select(CaseEvent.case_id).where(col(CaseEvent.kind) == EVENT_FOLLOW_UP_SENT)
     query = _reachable(select(Case, Reporter)).where(
         col(Case.created_at) <= now - after,
-        col(Case.status).not_in(FINISHED_STATUSES),
+        col(Case.status).not_in(CLOSED_STATUSES),
         col(Case.id).not_in(done),
     ).order_by(col(Case.created_at)).limit(BATCH)
     return [(case, reporter) for case, reporter in session.exec(query).all()]
@@ -229,7 +251,7 @@ def retention_due(*, session: Session, now: datetime, retention: timedelta, limi
     due: list[RetentionDue] = []
     for reporter in reporters:
         cases = session.exec(select(Case).where(col(Case.reporter_id) == reporter.id)).all()
-        if not cases or any(case.status not in FINISHED_STATUSES for case in cases):
+        if not cases or any(case.status not in CLOSED_STATUSES for case in cases):
             continue
         finished = dict(
             session.execute(
@@ -237,7 +259,7 @@ def retention_due(*, session: Session, now: datetime, retention: timedelta, limi
                 .where(
                     col(CaseEvent.case_id).in_([case.id for case in cases]),
                     col(CaseEvent.kind) == EVENT_STATUS_CHANGED,
-                    col(CaseEvent.to_status).in_(FINISHED_STATUSES),
+                    col(CaseEvent.to_status).in_(CLOSED_STATUSES),
                 )
                 .group_by(col(CaseEvent.case_id))
             ).all()

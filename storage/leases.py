@@ -11,6 +11,9 @@ Expiry is judged by the clock of the process asking; keep the instances' clocks 
 
 from __future__ import annotations
 
+import os
+import socket
+import uuid
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, or_
@@ -18,7 +21,13 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col
 
+from storage.db import atomic
 from storage.models import Lease, utcnow
+
+
+def new_holder_id() -> str:
+    """A lease holder's name: host, process and a random part (two holders in one process differ)."""
+    return f"{socket.gethostname()[:32]}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
 
 
 def acquire_lease(
@@ -37,23 +46,13 @@ def acquire_lease(
         # the row is only touched when it is ours or abandoned
         where=or_(col(Lease.holder) == holder, col(Lease.expires_at) <= now),
     ).returning(col(Lease.holder))
-    try:
+    with atomic(session):
         won = session.execute(upsert).first() is not None
-        session.commit()
-    except Exception:
-        session.rollback()
-        raise
     return won
 
 
 def release_lease(*, session: Session, name: str, holder: str) -> bool:
     """Give the lease up at once if ``holder`` has it (so a successor need not wait)."""
-    try:
-        result = session.execute(
-            delete(Lease).where(col(Lease.name) == name, col(Lease.holder) == holder)
-        )
-        session.commit()
-    except Exception:
-        session.rollback()
-        raise
+    with atomic(session):
+        result = session.execute(delete(Lease).where(col(Lease.name) == name, col(Lease.holder) == holder))
     return bool(getattr(result, "rowcount", 0))

@@ -58,6 +58,10 @@ LOCALES: tuple[str, ...] = get_args(Locale)
 CATEGORIES: tuple[str, ...] = get_args(Category)
 CONTACT_MODES: tuple[str, ...] = get_args(ContactMode)
 STATUSES: tuple[str, ...] = get_args(Status)
+# Open: still the desk's to act on. Closed (finished): resolved or ended otherwise; the
+# reporter is not followed up any more and the retention clock runs.
+OPEN_STATUSES: tuple[str, ...] = ("new", "acknowledged", "in_progress")
+CLOSED_STATUSES: tuple[str, ...] = ("resolved", "closed", "rejected", "duplicate")
 PRIORITIES: tuple[str, ...] = get_args(Priority)
 STAFF_ROLES: tuple[str, ...] = get_args(StaffRole)
 
@@ -291,7 +295,7 @@ class StaffUser(SQLModel, table=True):
 
 
 class StaffSession(SQLModel, table=True):
-    """A sign-in to the dispatcher dashboard (see ``bot.dashboard.sessions``).
+    """A sign-in to the dispatcher dashboard (see ``storage.staff_sessions``).
 
     Only the SHA-256 hex digest of the cookie value is kept; a session ends on logout, when
     its user is deactivated or deleted, or when it has been idle for too long.

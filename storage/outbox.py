@@ -20,6 +20,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col
 
+from storage.db import atomic
 from storage.models import Alert, OutboxMessage, Reporter, utcnow
 
 # Inserting in chunks keeps statements under SQLite's bound-parameter limit.
@@ -79,7 +80,7 @@ def enqueue(*, session: Session, items: Iterable[OutgoingItem]) -> int:
     dialect = session.get_bind().dialect.name
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
     added = 0
-    try:
+    with atomic(session):
         for start in range(0, len(rows), INSERT_CHUNK):
             chunk = rows[start : start + INSERT_CHUNK]
             statement = (
@@ -88,10 +89,6 @@ def enqueue(*, session: Session, items: Iterable[OutgoingItem]) -> int:
                 .returning(col(OutboxMessage.id))
             )
             added += len(session.execute(statement).all())  # rowcount is 0 on psycopg here
-        session.commit()
-    except Exception:
-        session.rollback()
-        raise
     return added
 
 
@@ -191,10 +188,9 @@ def claim_due(
                 attempts=col(OutboxMessage.attempts) + 1)  # a claim is an attempt (a crash counts too)
         .returning(col(OutboxMessage.id))
     )
-    try:
+    with atomic(session):
         ids = [row[0] for row in session.execute(statement).all()]
         if not ids:
-            session.commit()
             return []
         rows = session.execute(
             select(OutboxMessage, col(Reporter.sender_id), col(Reporter.unreachable), col(Alert.cancelled_at),
@@ -231,22 +227,14 @@ def claim_due(
                 .values(status=UNREACHABLE, lease_owner=None, lease_until=None,
                         last_error="the citizen blocked the bot earlier")
             )
-        session.commit()
-    except Exception:
-        session.rollback()
-        raise
     order = {row_id: index for index, row_id in enumerate(ids)}
     claimed.sort(key=lambda row: order[row.id])
     return claimed
 
 
 def _run(session: Session, statement: Any) -> int:
-    try:
+    with atomic(session):
         count = session.execute(statement).rowcount  # type: ignore[attr-defined]
-        session.commit()
-    except Exception:
-        session.rollback()
-        raise
     return int(count or 0)
 
 
@@ -323,10 +311,9 @@ def mark_unreachable(*, session: Session, message_id: uuid.UUID, owner: str, err
     unreachable, and so is the reporter (nothing more is tried for them until they file a new
     report).
     Returns how many rows were marked."""
-    try:
+    with atomic(session):
         message = session.get(OutboxMessage, message_id)
         if message is None:
-            session.commit()
             return 0
         reporter_id = message.reporter_id
         marked = session.execute(update(OutboxMessage).where(
@@ -334,10 +321,6 @@ def mark_unreachable(*, session: Session, message_id: uuid.UUID, owner: str, err
             or_(_mine(message_id, owner), col(OutboxMessage.status) == PENDING),
         ).values(status=UNREACHABLE, lease_owner=None, lease_until=None, last_error=error[:ERROR_MAX])).rowcount  # type: ignore[attr-defined]
         session.execute(update(Reporter).where(col(Reporter.id) == reporter_id).values(unreachable=True))
-        session.commit()
-    except Exception:
-        session.rollback()
-        raise
     return int(marked or 0)
 
 

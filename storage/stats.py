@@ -42,12 +42,12 @@ def case_stats(*, session: Session, filters: CaseFilters, zone: ZoneInfo, limit:
     return CaseStats(
         counts=counts,
         total=total,
-        median_hours_to_acknowledge=_median_hours(cases, "acknowledged_at"),
-        median_hours_to_resolve=_median_hours(cases, "resolved_at"),
+        median_hours_to_acknowledge=median_hours(cases, "acknowledged_at"),
+        median_hours_to_resolve=median_hours(cases, "resolved_at"),
     )
 
 
-def _median_hours(cases: list[Case], stamp: str) -> float | None:
+def median_hours(cases: list[Case], stamp: str) -> float | None:
     waits = [(getattr(case, stamp) - case.created_at).total_seconds() / 3600 for case in cases if getattr(case, stamp)]
     return round(statistics.median(waits), 2) if waits else None
 

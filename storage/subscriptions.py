@@ -13,6 +13,7 @@ from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from storage.db import atomic
 from storage.models import Reporter, Subscription
 from storage.reporters import get_or_create_reporter
 
@@ -33,11 +34,10 @@ def subscribe(
     ).first()
     if exists is not None:
         return False
-    session.add(Subscription(reporter_id=reporter.id, neighbourhood_code=neighbourhood_code))
     try:
-        session.commit()
+        with atomic(session):
+            session.add(Subscription(reporter_id=reporter.id, neighbourhood_code=neighbourhood_code))
     except IntegrityError:  # the same subscription added concurrently (double press)
-        session.rollback()
         return False
     return True
 

@@ -14,8 +14,9 @@ import pytest
 from aiohttp import web
 from playwright.async_api import FrameLocator, Page, async_playwright, expect
 
-from bot.app import CONTENT_SECURITY_POLICY, create_app
+from bot.app import create_app
 from bot.embed.routes import frame_policy
+from bot.headers import CONTENT_SECURITY_POLICY
 from storage.migrate import upgrade_database
 from tests.conftest import Stack, free_port, make_settings
 from tests.test_browser import CHROMIUM, CHROMIUM_ARGS

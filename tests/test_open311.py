@@ -12,7 +12,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 from sqlmodel import select
 
-from bot import open311
+from bot.open311 import routes as open311
 from storage import cases as case_store
 from storage import erasure
 from storage.db import session_scope

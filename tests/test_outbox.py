@@ -26,7 +26,7 @@ from sqlmodel import select
 
 from bot.app import create_app
 from bot.channels.telegram.channel import TelegramPusher
-from bot.keys import OUTBOXES, WEBCHAT
+from bot.keys import CHANNELS, OUTBOXES
 from bot.outbox import OutboxWorker, SendPacer, quiet_until
 from common.settings import PROJECT_ROOT, Settings
 from storage import outbox as store
@@ -357,7 +357,7 @@ async def test_web_chat_alerts_arrive_live_and_on_the_next_visit(tmp_path: Path,
     db = create_db_engine(settings.database_url)
     client = await aiohttp_client(create_app(settings))
     app = client.server.app
-    webchat = app[WEBCHAT]
+    webchat = app[CHANNELS]["web"]
     box = Outbox(settings, db, None)  # type: ignore[arg-type]
 
     def web_reporter(sender_id: str) -> Reporter:

@@ -17,7 +17,7 @@ from aiohttp.test_utils import TestServer
 from sqlmodel import select
 
 from bot.app import create_app
-from bot.keys import SETTINGS, TELEGRAM
+from bot.keys import CHANNELS, SETTINGS
 from storage import attachments as attachment_store
 from storage import cases as case_store
 from storage import reporters as reporter_store
@@ -164,7 +164,7 @@ async def test_a_429_is_obeyed_and_a_blocked_citizen_is_marked_unreachable(tmp_p
     fake = fake_telegram
     server = await start_bot(tmp_path, fake, aiohttp_server)
     settings = server.app[SETTINGS]
-    channel = server.app[TELEGRAM]
+    channel = server.app[CHANNELS]["telegram"]
 
     fake.add_user(USER)
     fake.fail_next("sendMessage", error_code=429, retry_after=1, times=1)
@@ -195,7 +195,7 @@ async def test_a_question_with_choices_and_a_location_key_sends_the_key_in_a_sec
     location" key (a reply keyboard) comes with a second message in the citizen's language."""
     fake = fake_telegram
     server = await start_bot(tmp_path, fake, aiohttp_server)
-    channel = server.app[TELEGRAM]
+    channel = server.app[CHANNELS]["telegram"]
     fake.add_user(USER)
     from bot.channels.base import Button, OutgoingMessage
 

@@ -79,9 +79,9 @@ async def test_new_conversations_per_address_are_limited(tmp_path: Path, aiohttp
 async def test_an_idle_session_expires_and_an_active_one_is_renewed(tmp_path: Path, aiohttp_client) -> None:
     client = await chat_app(tmp_path, aiohttp_client, webchat_session_idle_days=1)
     app = client.server.app
-    from bot.keys import WEBCHAT
+    from bot.keys import CHANNELS
 
-    tokens = app[WEBCHAT].tokens
+    tokens = app[CHANNELS]["web"].tokens
     clock = [1_000_000.0]
     tokens.clock = lambda: clock[0]
     ws, welcome = await hello(client, "192.0.2.1")

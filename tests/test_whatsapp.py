@@ -21,7 +21,7 @@ from bot.app import create_app
 from bot.channels.base import OutgoingMessage
 from bot.channels.whatsapp.cloud import pseudonym_key, sender_of
 from bot.jobs import JobContext
-from bot.keys import OUTBOXES, SETTINGS, WHATSAPP
+from bot.keys import CHANNELS, OUTBOXES, SETTINGS
 from common.i18n import Catalogs
 from storage import attachments, erasure, reporters
 from storage import cases as case_store
@@ -104,7 +104,7 @@ async def test_the_verification_handshake(tmp_path: Path, fake_whatsapp: FakeWha
     (tmp_path / "off").mkdir()
     upgrade_database(settings.database_url)
     off = await aiohttp_server(create_app(settings))
-    assert WHATSAPP not in off.app
+    assert "whatsapp" not in off.app[CHANNELS]
     async with aiohttp.ClientSession() as http, http.get(off.make_url("/whatsapp/webhook"), params=query) as response:
         assert response.status == 404
     await off.close()
@@ -239,7 +239,7 @@ async def test_throttling_and_refusals_are_handled_like_telegrams(
     fake = fake_whatsapp
     server = await start_bot(tmp_path, fake, aiohttp_server)
     settings = server.app[SETTINGS]
-    channel = server.app[WHATSAPP]
+    channel = server.app[CHANNELS]["whatsapp"]
     db = create_db_engine(settings.database_url)
     sender = subscriber(db, settings, PHONE, wrote_ago=timedelta(minutes=5))
     news = OutgoingMessage(text="El teu informe K7Q-4M2 ara està en curs.", custom={"kind": "status"})
@@ -428,7 +428,7 @@ async def test_choices_are_drawn_within_whatsapp_limits(
         OutgoingMessage(text="Aquí tienes todos los detalles de tu aviso, por orden. " * 25, buttons=(Button("Continuar", "/affirm"),)),
         OutgoingMessage(custom={"forget": True}),  # another channel's control: nothing is sent
     ]
-    assert await server.app[WHATSAPP].respond(sender, messages)
+    assert await server.app[CHANNELS]["whatsapp"].respond(sender, messages)
     sent = fake.to(PHONE)
     assert fake.refused == []
     assert [(m.type, m.interactive.get("type")) for m in sent] == [

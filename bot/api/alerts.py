@@ -7,7 +7,6 @@ its neighbourhoods in one transaction; the outbox worker sends them. An optional
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from datetime import datetime
 from typing import Any
@@ -17,12 +16,11 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 
 from bot.alerts import AlertComposer
 from bot.api.auth import error, require, staff_of
-from bot.keys import CATALOGS, DB, SETTINGS
-from bot.open311 import NEIGHBOURHOODS
+from bot.keys import CATALOGS, DB, NEIGHBOURHOODS, SETTINGS
 from common.geo import Neighbourhoods
 from storage import alerts as alert_store
 from storage.alerts import MAX_NEIGHBOURHOODS, AlertIn, DeliveryReport, IdempotencyConflict, InvalidAlert, NotTheAuthor
-from storage.db import session_scope
+from storage.db import run_storage
 from storage.models import Alert
 
 ALERT_ROLES = ("community", "admin")
@@ -97,13 +95,10 @@ async def post_alert(request: web.Request) -> web.Response:
     alert_in = AlertIn(neighbourhood_codes=body.neighbourhoods, severity=body.severity, texts=body.texts,
                        expires_at=body.expires_at)
 
-    def create() -> alert_store.CreatedAlert:
-        with session_scope(request.app[DB]) as session:
-            return alert_store.create_alert(session=session, alert_in=alert_in, actor=user.name, places=names,
-                                            compose=compose, default_locale=default_locale, idempotency_key=key)
-
     try:
-        created = await asyncio.to_thread(create)
+        created = await run_storage(request.app[DB], alert_store.create_alert, alert_in=alert_in, actor=user.name,
+                                    places=names, compose=compose, default_locale=default_locale,
+                                    idempotency_key=key)
     except InvalidAlert as problem:
         return error(422, "invalid alert", details=[{"field": f, "problem": p} for f, p in problem.problems])
     except IdempotencyConflict as problem:
@@ -130,11 +125,7 @@ async def get_alerts(request: web.Request) -> web.Response:
     if not 1 <= limit <= MAX_PAGE or not 0 <= offset <= 1_000_000:
         return error(400, f"limit must be between 1 and {MAX_PAGE} and offset between 0 and 1000000")
 
-    def read() -> tuple[list[tuple[Alert, DeliveryReport]], int]:
-        with session_scope(request.app[DB]) as session:
-            return alert_store.list_alerts(session=session, limit=limit, offset=offset)
-
-    items, total = await asyncio.to_thread(read)
+    items, total = await run_storage(request.app[DB], alert_store.list_alerts, limit=limit, offset=offset)
     places = request.app[NEIGHBOURHOODS]
     return web.json_response({"total": total, "limit": limit, "offset": offset,
                               "items": [alert_json(alert, report, places) for alert, report in items]})
@@ -146,12 +137,7 @@ async def get_alert(request: web.Request) -> web.Response:
     if alert_id is None:
         return error(404, "no such alert")
 
-    def read() -> tuple[Alert, DeliveryReport] | None:
-        with session_scope(request.app[DB]) as session:
-            alert = alert_store.get_alert(session=session, alert_id=alert_id)
-            return None if alert is None else (alert, alert_store.delivery_report(session=session, alert_id=alert_id))
-
-    found = await asyncio.to_thread(read)
+    found = await run_storage(request.app[DB], alert_store.alert_with_report, alert_id=alert_id)
     if found is None:
         return error(404, "no such alert")
     return web.json_response(alert_json(*found, request.app[NEIGHBOURHOODS]))
@@ -164,16 +150,9 @@ async def cancel_alert(request: web.Request) -> web.Response:
         return error(404, "no such alert")
     staff = staff_of(request)
 
-    def cancel() -> tuple[Alert, int, DeliveryReport] | None:
-        with session_scope(request.app[DB]) as session:
-            done = alert_store.cancel_alert(session=session, alert_id=alert_id, actor=staff.name,
-                                            any_author=staff.role == "admin")
-            if done is None:
-                return None
-            return done[0], done[1], alert_store.delivery_report(session=session, alert_id=alert_id)
-
     try:
-        found = await asyncio.to_thread(cancel)
+        found = await run_storage(request.app[DB], alert_store.cancel_alert_with_report, alert_id=alert_id,
+                                  actor=staff.name, any_author=staff.role == "admin")
     except NotTheAuthor:
         return error(403, "you may cancel only your own alerts (an admin may cancel any)")
     if found is None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from functools import wraps
 from typing import Protocol, cast
@@ -10,7 +9,7 @@ from typing import Protocol, cast
 from aiohttp import web
 from sqlalchemy import Engine
 
-from storage.db import session_scope
+from storage.db import run_storage
 from storage.models import StaffUser
 from storage.users import user_for_token
 
@@ -36,11 +35,7 @@ async def authenticate(request: web.Request, db: Engine) -> StaffUser | None:
     if scheme.lower() != "bearer" or not token.strip():
         return None
 
-    def lookup() -> StaffUser | None:
-        with session_scope(db) as session:
-            return user_for_token(session=session, token=token.strip())
-
-    return await asyncio.to_thread(lookup)
+    return await run_storage(db, user_for_token, token=token.strip())
 
 
 def require(*roles: str, db_key: web.AppKey[Engine]) -> Callable[[Handler], RoleCheckedHandler]:

@@ -3,7 +3,6 @@ that go back to the citizen."""
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 import json
@@ -15,31 +14,30 @@ from typing import Any
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy import Engine
 
 from bot.api.auth import error, require, staff_of
 from bot.api.openapi import serve_openapi
 from bot.keys import DB, NOTIFIER, SETTINGS
-from storage import attachments as attachment_store
-from storage import audit
-from storage import cases as case_store
-from storage.db import session_scope
+from storage.dashboard import figures
+from storage.db import run_storage
 from storage.desk import (
     CaseChange,
+    CaseChat,
     CaseFilters,
+    CaseRecord,
+    ChatRefused,
     IllegalTransition,
-    add_chat_message,
-    chat_messages,
-    is_live,
-    likely_duplicates,
+    end_live_chat,
+    export_cases,
     list_cases,
+    read_case,
     read_case_photo,
-    set_live,
-    update_case,
+    read_chat,
+    start_live_chat,
+    update_case_by_ref,
 )
-from storage.models import CATEGORIES, PRIORITIES, STATUSES, Attachment, Case, CaseEvent, Reporter
-from storage.safety import SafetyPoint, SurveySummary, safety_over_time, survey_summary
-from storage.stats import CaseStats, audit_entries, case_stats
+from storage.models import CATEGORIES, PRIORITIES, STATUSES, Case
+from storage.stats import audit_entries
 
 READERS = ("dispatcher", "admin")
 MAX_PAGE = 200
@@ -79,8 +77,9 @@ def case_summary(case: Case) -> dict[str, Any]:
     }
 
 
-def case_detail(case: Case, attachments: list[Attachment], events: list[CaseEvent],
-                contact: dict[str, Any] | None) -> dict[str, Any]:
+def case_detail(record: CaseRecord) -> dict[str, Any]:
+    """The API's JSON of a case as a dispatcher reads it (the desk's case page shows the same)."""
+    case, contact = record.case, record.contact
     return {
         **case_summary(case),
         "description": case.description,
@@ -89,7 +88,8 @@ def case_detail(case: Case, attachments: list[Attachment], events: list[CaseEven
         "occurred_text": case.occurred_text,
         "locale": case.locale,
         "contact_mode": case.contact_mode,
-        "contact": contact,
+        "contact": {"name": contact.contact_name, "phone": contact.contact_phone, "email": contact.contact_email}
+        if contact is not None else None,
         "updated_at": _iso(case.updated_at),
         "acknowledged_at": _iso(case.acknowledged_at),
         "resolved_at": _iso(case.resolved_at),
@@ -98,13 +98,14 @@ def case_detail(case: Case, attachments: list[Attachment], events: list[CaseEven
         "attachments": [
             {"id": str(a.id), "sha256": a.sha256, "size": a.size, "mime_type": a.mime_type,
              "created_at": _iso(a.created_at), "url": f"/api/v1/cases/{case.ref}/attachments/{a.id}"}
-            for a in attachments
+            for a in record.attachments
         ],
         "history": [
             {"at": _iso(e.at), "kind": e.kind, "actor": e.actor, "from_status": e.from_status,
              "to_status": e.to_status, "text": e.text}
-            for e in events
+            for e in record.events
         ],
+        "duplicate_candidates": record.duplicates,
     }
 
 
@@ -146,42 +147,18 @@ async def get_cases(request: web.Request) -> web.Response:
     except ValueError as problem:
         return error(400, str(problem))
 
-    def read() -> tuple[list[Case], int]:
-        with session_scope(request.app[DB]) as session:
-            return list_cases(session=session, filters=filters, limit=limit, offset=offset)
-
-    cases, total = await asyncio.to_thread(read)
+    cases, total = await run_storage(request.app[DB], list_cases, filters=filters, limit=limit, offset=offset)
     return web.json_response({"total": total, "limit": limit, "offset": offset,
                               "items": [case_summary(c) for c in cases]})
 
 
-def _load_detail(db: Engine, ref: str, reader: Any) -> dict[str, Any] | None:
-    with session_scope(db) as session:
-        case = case_store.get_case_by_ref(session=session, ref=ref)
-        if case is None:
-            return None
-        attachments = attachment_store.get_attachments(session=session, case_id=case.id)
-        events = case_store.get_case_events(session=session, case_id=case.id)
-        audit.record_audit(session=session, actor=reader.name, action="case.read", subject_type="case",
-                                subject_id=str(case.id), detail={"ref": case.ref})
-        contact = None
-        if case.contact_mode == "contact" and case.reporter_id is not None:
-            reporter = session.get(Reporter, case.reporter_id)
-            if reporter is not None:
-                contact = {"name": reporter.contact_name, "phone": reporter.contact_phone,
-                           "email": reporter.contact_email}
-                audit.record_audit(session=session, actor=reader.name, action="case.read_contact",
-                                        subject_type="case", subject_id=str(case.id), detail={"ref": case.ref})
-        duplicates = [other.ref for other in likely_duplicates(session=session, case=case)]
-        return {**case_detail(case, attachments, events, contact), "duplicate_candidates": duplicates}
-
-
 @require(*READERS, db_key=DB)
 async def get_case(request: web.Request) -> web.Response:
-    detail = await asyncio.to_thread(_load_detail, request.app[DB], request.match_info["ref"], staff_of(request))
-    if detail is None:
+    record = await run_storage(request.app[DB], read_case, ref=request.match_info["ref"],
+                               reader=staff_of(request).name)
+    if record is None:
         return error(404, "no such case")
-    return web.json_response(detail)
+    return web.json_response(case_detail(record))
 
 
 @require(*READERS, db_key=DB)
@@ -201,22 +178,18 @@ async def patch_case(request: web.Request) -> web.Response:
     change = CaseChange(status=patch.status, duplicate_of=patch.duplicate_of, priority=patch.priority,
                         assignee=patch.assignee, public_note=patch.public_note, internal_note=patch.internal_note)
 
-    def apply() -> Case | None:
-        with session_scope(request.app[DB]) as session:
-            case = case_store.get_case_by_ref(session=session, ref=request.match_info["ref"])
-            if case is None:
-                return None
-            return update_case(session=session, case=case, change=change, actor=user.name)
-
     try:
-        case = await asyncio.to_thread(apply)
+        done = await run_storage(request.app[DB], update_case_by_ref, ref=request.match_info["ref"], change=change,
+                                 actor=user.name)
     except IllegalTransition as problem:
         return error(409, str(problem))
-    if case is None:
+    if done is None:
         return error(404, "no such case")
+    case = done[0]
     outcome = await request.app[NOTIFIER].case_changed(case, new_status=patch.status, public_note=patch.public_note)
-    detail = await asyncio.to_thread(_load_detail, request.app[DB], case.ref, user)
-    return web.json_response({**(detail or {}), "citizen_notified": outcome})
+    record = await run_storage(request.app[DB], read_case, ref=case.ref, reader=user.name)
+    detail = case_detail(record) if record is not None else {}
+    return web.json_response({**detail, "citizen_notified": outcome})
 
 
 @require(*READERS, db_key=DB)
@@ -226,12 +199,8 @@ async def get_attachment(request: web.Request) -> web.StreamResponse:
     except ValueError:
         return error(404, "no such attachment")
 
-    def read() -> tuple[str, bytes] | None:
-        with session_scope(request.app[DB]) as session:
-            return read_case_photo(session=session, ref=request.match_info["ref"], attachment_id=attachment_id,
-                                   actor=staff_of(request).name, via="api")
-
-    found = await asyncio.to_thread(read)
+    found = await run_storage(request.app[DB], read_case_photo, ref=request.match_info["ref"],
+                              attachment_id=attachment_id, actor=staff_of(request).name, via="api")
     if found is None:
         return error(404, "no such attachment")
     mime, data = found
@@ -256,19 +225,16 @@ def csv_cell(value: object) -> str:
     return _FORMULA_TRIGGER.sub(r"\1\2'", text)
 
 
-def _export_rows(request: web.Request, action: str) -> list[Case]:
+async def _export_rows(request: web.Request, action: str) -> list[Case]:
     filters, limit, offset = _filters(request, max_limit=EXPORT_MAX)
-    with session_scope(request.app[DB]) as session:
-        cases, _ = list_cases(session=session, filters=filters, limit=limit, offset=offset)
-        audit.record_audit(session=session, actor=staff_of(request).name, action=action, subject_type="cases",
-                                subject_id="-", detail={"count": len(cases), "query": dict(request.query)})
-        return cases
+    return await run_storage(request.app[DB], export_cases, filters=filters, limit=limit, offset=offset,
+                             actor=staff_of(request).name, action=action, query=dict(request.query))
 
 
 @require(*READERS, db_key=DB)
 async def export_csv(request: web.Request) -> web.StreamResponse:
     try:
-        cases = await asyncio.to_thread(_export_rows, request, "cases.exported_csv")
+        cases = await _export_rows(request, "cases.exported_csv")
     except ValueError as problem:
         return error(400, str(problem))
     buffer = io.StringIO()
@@ -287,7 +253,7 @@ async def export_csv(request: web.Request) -> web.StreamResponse:
 @require(*READERS, db_key=DB)
 async def export_geojson(request: web.Request) -> web.StreamResponse:
     try:
-        cases = await asyncio.to_thread(_export_rows, request, "cases.exported_geojson")
+        cases = await _export_rows(request, "cases.exported_geojson")
     except ValueError as problem:
         return error(400, str(problem))
     features = [
@@ -310,20 +276,15 @@ async def get_stats(request: web.Request) -> web.Response:
         return error(400, str(problem))
     zone = request.app[SETTINGS].zone
 
-    def compute() -> tuple[CaseStats, SurveySummary, list[SafetyPoint]]:
-        with session_scope(request.app[DB]) as session:
-            return (case_stats(session=session, filters=filters, zone=zone),
-                    survey_summary(session=session, since=filters.since),
-                    safety_over_time(session=session, zone=zone, since=filters.since))
-
-    stats, surveys, safety = await asyncio.to_thread(compute)
+    found = await run_storage(request.app[DB], figures, filters=filters, zone=zone)
+    stats = found.cases
     return web.json_response({
         "total": stats.total, "by_category_neighbourhood_week": stats.counts,
         "median_hours_to_acknowledge": stats.median_hours_to_acknowledge,
         "median_hours_to_resolve": stats.median_hours_to_resolve,
         # survey answers given since ``since`` (the other filters are about cases)
-        "surveys": asdict(surveys),
-        "safety_by_neighbourhood_week": [asdict(point) for point in safety],
+        "surveys": asdict(found.surveys),
+        "safety_by_neighbourhood_week": [asdict(point) for point in found.safety],
     })
 
 
@@ -343,15 +304,11 @@ async def get_audit(request: web.Request) -> web.Response:
     if since is not None and since.tzinfo is None:
         since = since.replace(tzinfo=request.app[SETTINGS].zone)
 
-    def read() -> list[dict[str, Any]]:
-        with session_scope(request.app[DB]) as session:
-            entries = audit_entries(session=session, since=since, actor=query.get("actor"),
-                                    action=query.get("action"), limit=limit, offset=offset)
-            return [{"at": _iso(e.at), "actor": e.actor, "action": e.action, "subject_type": e.subject_type,
-                     "subject_id": e.subject_id, "detail": json.loads(e.detail) if e.detail else None}
-                    for e in entries]
-
-    return web.json_response({"items": await asyncio.to_thread(read), "limit": limit, "offset": offset})
+    entries = await run_storage(request.app[DB], audit_entries, since=since, actor=query.get("actor"),
+                                action=query.get("action"), limit=limit, offset=offset)
+    items = [{"at": _iso(e.at), "actor": e.actor, "action": e.action, "subject_type": e.subject_type,
+              "subject_id": e.subject_id, "detail": json.loads(e.detail) if e.detail else None} for e in entries]
+    return web.json_response({"items": items, "limit": limit, "offset": offset})
 
 
 class ChatMessage(BaseModel):
@@ -359,28 +316,18 @@ class ChatMessage(BaseModel):
     text: str = Field(min_length=1, max_length=4000)
 
 
-def _chat_state(session: Any, case: Case) -> dict[str, Any]:
+def _chat_state(case: Case, chat: CaseChat) -> dict[str, Any]:
     return {
         "ref": case.ref,
-        "live": is_live(session=session, case=case),
-        "messages": [{"at": _iso(e.at), "kind": e.kind, "actor": e.actor, "text": e.text}
-                     for e in chat_messages(session=session, case=case)],
+        "live": chat.live,
+        "messages": [{"at": _iso(e.at), "kind": e.kind, "actor": e.actor, "text": e.text} for e in chat.messages],
     }
 
 
 @require(*READERS, db_key=DB)
 async def get_chat(request: web.Request) -> web.Response:
-    def read() -> dict[str, Any] | None:
-        with session_scope(request.app[DB]) as session:
-            case = case_store.get_case_by_ref(session=session, ref=request.match_info["ref"])
-            if case is None:
-                return None
-            audit.record_audit(session=session, actor=staff_of(request).name, action="case.read_chat",
-                                    subject_type="case", subject_id=str(case.id))
-            return _chat_state(session, case)
-
-    state = await asyncio.to_thread(read)
-    return error(404, "no such case") if state is None else web.json_response(state)
+    found = await run_storage(request.app[DB], read_chat, ref=request.match_info["ref"], reader=staff_of(request).name)
+    return error(404, "no such case") if found is None else web.json_response(_chat_state(*found))
 
 
 @require(*READERS, db_key=DB)
@@ -395,24 +342,13 @@ async def post_chat(request: web.Request) -> web.Response:
                                                        for e in problem.errors()])
     user = staff_of(request)
 
-    def open_chat() -> Case | str | None:
-        with session_scope(request.app[DB]) as session:
-            case = case_store.get_case_by_ref(session=session, ref=request.match_info["ref"])
-            if case is None:
-                return None
-            if case.contact_mode == "anonymous" and case.handoff_requested_at is None:
-                return "the citizen chose no contact and did not ask for a person"
-            if case.reporter_id is None:
-                return "the citizen's data was erased"
-            set_live(session=session, case=case, live=True, actor=user.name)
-            add_chat_message(session=session, case=case, text=message.text, actor=user.name, from_citizen=False)
-            return case
-
-    case = await asyncio.to_thread(open_chat)
+    try:
+        case = await run_storage(request.app[DB], start_live_chat, ref=request.match_info["ref"], text=message.text,
+                                 actor=user.name)
+    except ChatRefused as refused:
+        return error(409, str(refused))
     if case is None:
         return error(404, "no such case")
-    if isinstance(case, str):
-        return error(409, case)
     outcome = await request.app[NOTIFIER].chat(case, message.text)
     return web.json_response({"delivered": outcome})
 
@@ -422,14 +358,7 @@ async def end_chat(request: web.Request) -> web.Response:
     """Hand the conversation back to the assistant."""
     user = staff_of(request)
 
-    def close() -> tuple[Case, bool] | None:
-        with session_scope(request.app[DB]) as session:
-            case = case_store.get_case_by_ref(session=session, ref=request.match_info["ref"])
-            if case is None:
-                return None
-            return case, set_live(session=session, case=case, live=False, actor=user.name)
-
-    found = await asyncio.to_thread(close)
+    found = await run_storage(request.app[DB], end_live_chat, ref=request.match_info["ref"], actor=user.name)
     if found is None:
         return error(404, "no such case")
     case, changed = found

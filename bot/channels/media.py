@@ -10,7 +10,7 @@ import struct
 from sqlalchemy import Engine
 
 from storage import attachments as attachment_store
-from storage.db import session_scope
+from storage.db import run_storage
 from storage.errors import TooManyPendingAttachments
 
 PHOTO_SIGNATURES = {
@@ -47,25 +47,19 @@ async def store_photo(db: Engine, sender_id: str, data: bytes, *, max_bytes: int
     if mime is None:
         raise PhotoRejected("photo_type")
 
-    def store() -> str:
-        stored = strip_metadata(data)
-        with session_scope(db) as session:
-            attachment = attachment_store.add_pending_attachment(
-                session=session, sender_id=sender_id, data=stored, mime_type=mime,
-                sent_sha256=hashlib.sha256(data).hexdigest(), max_pending=max_pending,
-            )
-            return str(attachment.id)
-
+    stored = await asyncio.to_thread(strip_metadata, data)
     try:
-        return await asyncio.to_thread(store)
+        attachment = await run_storage(db, attachment_store.add_pending_attachment, sender_id=sender_id, data=stored,
+                                       mime_type=mime, sent_sha256=hashlib.sha256(data).hexdigest(),
+                                       max_pending=max_pending)
     except TooManyPendingAttachments:
         raise PhotoRejected("too_many_photos") from None
+    return str(attachment.id)
 
 
-def pending_photos(db: Engine, sender_id: str) -> int:
+async def pending_photos(db: Engine, sender_id: str) -> int:
     """How many photos of this sender wait for a report (so a refused one is not even fetched)."""
-    with session_scope(db) as session:
-        return attachment_store.count_pending_attachments(session=session, sender_id=sender_id)
+    return await run_storage(db, attachment_store.count_pending_attachments, sender_id=sender_id)
 
 
 def photo_payload(attachment_id: str) -> str:

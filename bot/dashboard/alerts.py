@@ -5,7 +5,6 @@ expiry), one alert's delivery report, and cancelling it. The same storage functi
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 import uuid
 from collections import defaultdict
@@ -19,13 +18,12 @@ from bot.alerts import AlertComposer
 from bot.dashboard.auth import desk_route
 from bot.dashboard.base import SIGNED_IN, desk_text, error_page, render, see_other
 from bot.dashboard.labels import DeskText
-from bot.keys import CATALOGS, DB, SETTINGS
-from bot.open311 import NEIGHBOURHOODS
+from bot.keys import CATALOGS, DB, NEIGHBOURHOODS, SETTINGS
 from common.geo import Neighbourhoods
 from common.i18n import N_
 from storage import alerts as alert_store
 from storage.alerts import AlertIn, DeliveryReport, IdempotencyConflict, InvalidAlert, NotTheAuthor
-from storage.db import session_scope
+from storage.db import run_storage
 from storage.models import LOCALES, SEVERITIES, Alert
 
 ALERT_ROLES = ("community", "admin")
@@ -81,11 +79,7 @@ async def _render_list(request: web.Request, *, form: AlertForm | None = None, s
     settings, t = request.app[SETTINGS], desk_text(request)
     places = request.app[NEIGHBOURHOODS]
 
-    def read() -> tuple[list[tuple[Alert, DeliveryReport]], int]:
-        with session_scope(request.app[DB]) as session:
-            return alert_store.list_alerts(session=session, limit=LIST_LIMIT)
-
-    items, total = await asyncio.to_thread(read)
+    items, total = await run_storage(request.app[DB], alert_store.list_alerts, limit=LIST_LIMIT)
     return render(request, "alerts.html", {
         "section": "alerts", "rows": [_row(a, r, places, t) for a, r in items], "total": total,
         "districts": _districts(places, t), "form": form or AlertForm(), "errors": errors or [],
@@ -128,14 +122,10 @@ async def alerts_create(request: web.Request) -> web.StreamResponse:
     alert_in = AlertIn(neighbourhood_codes=form.codes, severity=form.severity, texts=form.texts,
                        expires_at=expires_at)
 
-    def create() -> alert_store.CreatedAlert:
-        with session_scope(request.app[DB]) as session:
-            return alert_store.create_alert(session=session, alert_in=alert_in, actor=actor, places=names,
-                                            compose=compose, default_locale=settings.default_locale,
-                                            idempotency_key="desk:" + form.key)
-
     try:
-        created = await asyncio.to_thread(create)
+        created = await run_storage(request.app[DB], alert_store.create_alert, alert_in=alert_in, actor=actor,
+                                    places=names, compose=compose, default_locale=settings.default_locale,
+                                    idempotency_key="desk:" + form.key)
     except InvalidAlert as problem:
         errors = [f"{t.named(FIELD_NAMES, name.split('.')[0])}"
                   f"{' (' + t.language(name.split('.')[1]) + ')' if '.' in name else ''}: {text}."
@@ -159,14 +149,8 @@ def _alert_id(request: web.Request) -> uuid.UUID | None:
 async def alert_page(request: web.Request) -> web.Response:
     alert_id = _alert_id(request)
 
-    def read() -> tuple[Alert, DeliveryReport] | None:
-        if alert_id is None:
-            return None
-        with session_scope(request.app[DB]) as session:
-            alert = alert_store.get_alert(session=session, alert_id=alert_id)
-            return None if alert is None else (alert, alert_store.delivery_report(session=session, alert_id=alert_id))
-
-    found = await asyncio.to_thread(read)
+    found = (None if alert_id is None
+             else await run_storage(request.app[DB], alert_store.alert_with_report, alert_id=alert_id))
     if found is None:
         return error_page(request, 404, *NO_ALERT)
     t = desk_text(request)
@@ -189,15 +173,10 @@ async def alert_cancel(request: web.Request) -> web.StreamResponse:
     alert_id = _alert_id(request)
     signed_in = request[SIGNED_IN]
 
-    def cancel() -> tuple[Alert, int] | None:
-        if alert_id is None:
-            return None
-        with session_scope(request.app[DB]) as session:
-            return alert_store.cancel_alert(session=session, alert_id=alert_id, actor=signed_in.name,
-                                            any_author=signed_in.role == "admin")
-
     try:
-        done = await asyncio.to_thread(cancel)
+        done = (None if alert_id is None
+                else await run_storage(request.app[DB], alert_store.cancel_alert, alert_id=alert_id,
+                                       actor=signed_in.name, any_author=signed_in.role == "admin"))
     except NotTheAuthor:
         return error_page(request, 403, "Not your alert",
                           "Only the person who wrote this alert, or an admin, may cancel it.")

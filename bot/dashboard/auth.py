@@ -8,7 +8,6 @@ a refused attempt gets 429 without the password being checked.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
@@ -17,21 +16,23 @@ from urllib.parse import quote, urlsplit
 
 from aiohttp import web
 
-from bot.dashboard.base import PREFIX, SIGNED_IN, desk_text, error_page, render, see_other
-from bot.dashboard.sessions import (
-    SignedIn,
+from bot.dashboard.base import (
+    PREFIX,
+    SIGNED_IN,
     derive_token,
-    end_session,
-    resume_session,
-    start_session,
+    desk_text,
+    error_page,
+    render,
+    see_other,
     tokens_match,
 )
 from bot.dashboard.throttle import SignInThrottle
 from bot.keys import DB, SETTINGS
 from common.i18n import N_
 from common.netaddr import client_address
-from storage.db import session_scope
-from storage.models import STAFF_NAME_MAX, StaffUser
+from storage.db import run_storage
+from storage.models import STAFF_NAME_MAX
+from storage.staff_sessions import SignedIn, end_session, resume_session, sign_in
 from storage.users import PASSWORD_MAX_LENGTH, check_password
 
 log = logging.getLogger(__name__)
@@ -100,11 +101,7 @@ async def current_user(request: web.Request, *, touch: bool = True) -> SignedIn 
     if not token:
         return None
 
-    def lookup() -> SignedIn | None:
-        with session_scope(request.app[DB]) as session:
-            return resume_session(session=session, token=token, touch=touch)
-
-    return await asyncio.to_thread(lookup)
+    return await run_storage(request.app[DB], resume_session, token=token, touch=touch)
 
 
 def _unauthenticated(request: web.Request) -> web.StreamResponse:
@@ -214,11 +211,7 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
     if not name or not password or len(password) > PASSWORD_MAX_LENGTH:
         user = None
     else:
-        def verify() -> StaffUser | None:
-            with session_scope(request.app[DB]) as session:
-                return check_password(session=session, name=name, password=password)
-
-        user = await asyncio.to_thread(verify)
+        user = await run_storage(request.app[DB], check_password, name=name, password=password)
     if user is None:
         return _login_form(request, status=401, name=name, next_url=next_url,
                            error=desk_text(request).gettext("Wrong name or password."))
@@ -226,17 +219,7 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
     if user.role == "community" and next_url == PREFIX + "/":
         next_url = PREFIX + "/alerts"  # the queue is for dispatchers; alerts are what community teams do
 
-    previous = request.cookies.get(SESSION_COOKIE)
-
-    def open_session() -> str:
-        with session_scope(request.app[DB]) as session:
-            if previous:  # never keep two sessions for one browser
-                signed_in = resume_session(session=session, token=previous, touch=False)
-                if signed_in is not None:
-                    end_session(session=session, signed_in=signed_in)
-            return start_session(session=session, user=user)
-
-    token = await asyncio.to_thread(open_session)
+    token = await run_storage(request.app[DB], sign_in, user=user, previous_token=request.cookies.get(SESSION_COOKIE))
     response = see_other(next_url)
     response.set_cookie(SESSION_COOKIE, token, **_cookie_options(request))  # type: ignore[arg-type]
     response.del_cookie(LOGIN_COOKIE, path=PREFIX)
@@ -247,11 +230,7 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
 async def logout(request: web.Request) -> web.StreamResponse:
     signed_in = request[SIGNED_IN]
 
-    def close() -> None:
-        with session_scope(request.app[DB]) as session:
-            end_session(session=session, signed_in=signed_in)
-
-    await asyncio.to_thread(close)
+    await run_storage(request.app[DB], end_session, signed_in=signed_in)
     response = see_other(f"{PREFIX}/login")
     response.del_cookie(SESSION_COOKIE, path=PREFIX)
     return response

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -12,10 +13,10 @@ import jinja2
 from aiohttp import web
 
 from bot.dashboard.labels import DeskText
-from bot.dashboard.sessions import SignedIn, derive_token
 from bot.keys import CATALOGS, SETTINGS
 from common.i18n import LANGUAGE_NAMES, N_, browser_locale
 from common.settings import SUPPORTED_LOCALES
+from storage.staff_sessions import SignedIn
 
 PREFIX = "/desk"
 HERE = Path(__file__).parent
@@ -32,6 +33,15 @@ SCRIPT_TEXTS = {
     "signed_out": N_("Your session ended: sign in again"),
     "unseen": N_("({n} new)"),
 }
+
+def derive_token(secret_key: str, purpose: str, value: str) -> str:
+    """An HMAC-SHA256 of ``value`` for one purpose ("csrf", "login"), as hex."""
+    return hmac.new(secret_key.encode("utf-8"), f"{purpose}:{value}".encode(), hashlib.sha256).hexdigest()
+
+
+def tokens_match(expected: str, given: str | None) -> bool:
+    return isinstance(given, str) and hmac.compare_digest(expected.encode(), given.encode())
+
 
 TEMPLATES = web.AppKey("desk_templates", jinja2.Environment)
 SIGNED_IN = web.RequestKey("desk_signed_in", SignedIn)

@@ -31,12 +31,10 @@ from storage.models import (
     EVENT_NOTE_INTERNAL,
     EVENT_NOTE_PUBLIC,
     EVENT_STATUS_CHANGED,
+    OPEN_STATUSES,
     Case,
     CaseEvent,
 )
-
-OPEN_STATUSES = ("new", "acknowledged", "in_progress")
-PRIORITY_ORDER = ("urgent", "high", "normal")
 
 STATUS_NAMES = {
     "new": N_("New"), "acknowledged": N_("Acknowledged"), "in_progress": N_("In progress"),

@@ -23,11 +23,10 @@ from aiohttp import web
 from bot.dashboard.auth import CASE_READERS, current_user, desk_route
 from bot.dashboard.base import desk_text
 from bot.dashboard.labels import case_row, chat_line
-from bot.dashboard.queries import changed_since, latest_change
 from bot.keys import DB
-from storage import cases as case_store
-from storage.db import session_scope
-from storage.desk import CHAT_KINDS, chat_messages
+from storage.dashboard import changed_since, latest_change
+from storage.db import run_storage
+from storage.desk import chat_of_case
 from storage.errors import DatabaseUnavailable
 from storage.models import Case, utcnow
 
@@ -96,16 +95,11 @@ class CaseFeed:
     async def poll(self) -> list[Case]:
         db = self._app[DB]
 
-        def read() -> tuple[datetime | None, list[Case]]:
-            with session_scope(db) as session:
-                if self._cursor is None:
-                    return latest_change(session), []
-                return self._cursor, changed_since(session, self._cursor - OVERLAP)
-
-        cursor, cases = await asyncio.to_thread(read)
         if self._cursor is None:
-            self._cursor = cursor or datetime.min.replace(tzinfo=utcnow().tzinfo) + OVERLAP
+            latest = await run_storage(db, latest_change)
+            self._cursor = latest or datetime.min.replace(tzinfo=utcnow().tzinfo) + OVERLAP
             return []
+        cases = await run_storage(db, changed_since, since=self._cursor - OVERLAP)
         fresh = [case for case in cases if self._sent.get(case.ref) != case.updated_at]
         for case in fresh:
             self._sent[case.ref] = case.updated_at
@@ -185,11 +179,7 @@ async def events(request: web.Request) -> web.StreamResponse:
             await response.write(_event("stale", {}))
             return response
         if since is not None:
-            def catch_up() -> list[Case]:
-                with session_scope(request.app[DB]) as session:
-                    return changed_since(session, since - OVERLAP)
-
-            await send(await asyncio.to_thread(catch_up))
+            await send(await run_storage(request.app[DB], changed_since, since=since - OVERLAP))
         session = SessionWatch(request)
         while True:
             try:
@@ -230,15 +220,11 @@ async def chat_events(request: web.Request) -> web.StreamResponse:
     db, t = request.app[DB], desk_text(request)
     sent: set[str] = set()
 
-    def read() -> list[dict[str, str]] | None:
-        with session_scope(db) as session:
-            case = case_store.get_case_by_ref(session=session, ref=ref)
-            if case is None:
-                return None
-            return [chat_line(e, t) for e in chat_messages(session=session, case=case)
-                    if e.kind in CHAT_KINDS and e.at > after - OVERLAP]
+    async def read() -> list[dict[str, str]] | None:
+        events = await run_storage(db, chat_of_case, ref=ref, after=after - OVERLAP)
+        return None if events is None else [chat_line(event, t) for event in events]
 
-    first = await asyncio.to_thread(read)
+    first = await read()
     if first is None:
         raise web.HTTPNotFound(text="no such case")
     response = _sse_response()
@@ -258,7 +244,7 @@ async def chat_events(request: web.Request) -> web.StreamResponse:
         while True:
             await asyncio.sleep(CHAT_POLL_SECONDS)
             try:
-                lines = await asyncio.to_thread(read)
+                lines = await read()
             except DatabaseUnavailable as problem:
                 log.warning("live conversation: %s", problem)
                 lines = []

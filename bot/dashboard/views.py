@@ -15,7 +15,7 @@ from markupsafe import Markup
 from pydantic import ValidationError
 from sqlalchemy import Engine
 
-from bot.api.cases import CasePatch, _load_detail
+from bot.api.cases import CasePatch, case_detail
 from bot.dashboard.auth import CASE_READERS, desk_route, safe_next
 from bot.dashboard.base import SIGNED_IN, desk_text, error_page, render, see_other
 from bot.dashboard.labels import (
@@ -24,11 +24,11 @@ from bot.dashboard.labels import (
     CONTACT_NAMES,
     EVENT_NAMES,
     LOCATION_SOURCE_NAMES,
+    NOT_LOCATED,
     DeskText,
     case_row,
     chat_line,
 )
-from bot.dashboard.queries import SafetyView, open_by_neighbourhood, open_cases, safety_view, stats_view
 from bot.dashboard.svg import (
     LineSeries,
     MapPoint,
@@ -42,24 +42,25 @@ from bot.dashboard.svg import (
     shade_legend,
     stacked_bars,
 )
-from bot.keys import DB, NOTIFIER, SETTINGS
-from bot.open311 import NEIGHBOURHOODS
+from bot.keys import DB, NEIGHBOURHOODS, NOTIFIER, SETTINGS
 from common.i18n import N_
 from common.settings import SUPPORTED_LOCALES
-from storage import cases as case_store
 from storage import users
-from storage.db import session_scope
+from storage.dashboard import open_by_neighbourhood, open_cases, safety_view, stats_view
+from storage.db import run_storage
 from storage.desk import (
     CHAT_KINDS,
     TRANSITIONS,
     CaseChange,
+    ChatRefused,
     IllegalTransition,
-    add_chat_message,
-    chat_messages,
-    is_live,
+    conversation_of,
+    end_live_chat,
+    original_case,
+    read_case,
     read_case_photo,
-    set_live,
-    update_case,
+    start_live_chat,
+    update_case_by_ref,
 )
 from storage.models import CATEGORIES, PRIORITIES, Case, utcnow
 
@@ -101,11 +102,7 @@ async def set_language(request: web.Request) -> web.StreamResponse:
         return error_page(request, 422, N_("Unknown language"), N_("Choose English, Spanish or Catalan."))
     name = request[SIGNED_IN].name
 
-    def save() -> None:
-        with session_scope(request.app[DB]) as session:
-            users.set_locale(session=session, name=name, locale=locale, actor=name)
-
-    await asyncio.to_thread(save)
+    await run_storage(request.app[DB], users.set_locale, name=name, locale=locale, actor=name)
     back = urlsplit(request.headers.get("Referer", ""))  # the page it was changed on
     return see_other(safe_next(back.path + (f"?{back.query}" if back.query else "")))
 
@@ -117,11 +114,7 @@ async def set_language(request: web.Request) -> web.StreamResponse:
 async def queue_page(request: web.Request) -> web.Response:
     now = utcnow()  # before reading: the live stream catches up from here
 
-    def read() -> list[Case]:
-        with session_scope(request.app[DB]) as session:
-            return open_cases(session)
-
-    cases = await asyncio.to_thread(read)
+    cases = await run_storage(request.app[DB], open_cases)
     t = desk_text(request)
     rows = [case_row(case, t, now) for case in cases]
     return render(request, "queue.html", {
@@ -161,20 +154,20 @@ class NothingToChange(Exception):
     pass
 
 
-def _case_context(db: Engine, ref: str, reader: Any, t: DeskText) -> dict[str, Any] | None:
-    """Everything the case page shows; reading it is audited (and so is the contact) by the API's loader."""
-    detail = _load_detail(db, ref, reader)
-    if detail is None:
+async def _case_context(db: Engine, ref: str, reader: str, t: DeskText) -> dict[str, Any] | None:
+    """Everything the case page shows; reading it is audited (and so is the contact), as through the API."""
+    record = await run_storage(db, read_case, ref=ref, reader=reader)
+    if record is None:
         return None
-    with session_scope(db) as session:
-        case = case_store.get_case_by_ref(session=session, ref=detail["ref"])
-        assert case is not None
-        original = session.get(Case, case.duplicate_of_id) if case.duplicate_of_id else None
-        counts = {case.neighbourhood_code: 1} if case.neighbourhood_code else {}
-        live = is_live(session=session, case=case)
-        # the page's live stream (bot.dashboard.live) sends what comes after this moment
-        chat_after = utcnow().isoformat()
-        chat = [chat_line(e, t) for e in chat_messages(session=session, case=case) if e.kind in CHAT_KINDS]
+    detail = case_detail(record)
+    case = record.case
+    original = await run_storage(db, original_case, case=case)
+    counts = {case.neighbourhood_code: 1} if case.neighbourhood_code else {}
+    # the page's live stream (bot.dashboard.live) sends what comes after this moment
+    chat_after = utcnow().isoformat()
+    conversation = await run_storage(db, conversation_of, case=case)
+    live = conversation.live
+    chat = [chat_line(e, t) for e in conversation.messages if e.kind in CHAT_KINDS]
     now = utcnow()
 
     def when(value: str | None) -> str:
@@ -267,7 +260,7 @@ async def _render_case(request: web.Request, *, status: int = 200, error: str | 
                        form: CaseForm | None = None) -> web.Response:
     settings, t = request.app[SETTINGS], desk_text(request)
     reader = request[SIGNED_IN]
-    context = await asyncio.to_thread(_case_context, request.app[DB], request.match_info["ref"], reader, t)
+    context = await _case_context(request.app[DB], request.match_info["ref"], reader.name, t)
     if context is None:
         return error_page(request, 404, *NO_CASE)
     case = context["case"]
@@ -311,25 +304,23 @@ async def case_update(request: web.Request) -> web.StreamResponse:
                                           fields=fields))
     user = request[SIGNED_IN]
 
-    def apply() -> tuple[Case, CaseChange] | None:
-        with session_scope(request.app[DB]) as session:
-            case = case_store.get_case_by_ref(session=session, ref=request.match_info["ref"])
-            if case is None:
-                return None
-            same_assignee = patch.assignee is None or patch.assignee == (case.assignee or "")
-            assignee = None if same_assignee else patch.assignee
-            change = CaseChange(
-                status=patch.status, duplicate_of=patch.duplicate_of if patch.status == "duplicate" else None,
-                priority=patch.priority if patch.priority and patch.priority != case.priority else None,
-                assignee=assignee, public_note=patch.public_note, internal_note=patch.internal_note,
-            )
-            if not any((change.status, change.priority, change.assignee is not None, change.public_note,
-                        change.internal_note)):
-                raise NothingToChange
-            return update_case(session=session, case=case, change=change, actor=user.name), change
+    def change_of(case: Case) -> CaseChange:
+        """What the form changes: fields sent as they were are not changes."""
+        same_assignee = patch.assignee is None or patch.assignee == (case.assignee or "")
+        change = CaseChange(
+            status=patch.status, duplicate_of=patch.duplicate_of if patch.status == "duplicate" else None,
+            priority=patch.priority if patch.priority and patch.priority != case.priority else None,
+            assignee=None if same_assignee else patch.assignee, public_note=patch.public_note,
+            internal_note=patch.internal_note,
+        )
+        if not any((change.status, change.priority, change.assignee is not None, change.public_note,
+                    change.internal_note)):
+            raise NothingToChange
+        return change
 
     try:
-        done = await asyncio.to_thread(apply)
+        done = await run_storage(request.app[DB], update_case_by_ref, ref=request.match_info["ref"],
+                                 change=change_of, actor=user.name)
     except IllegalTransition as problem:
         return await _render_case(request, status=409, form=form, error=_illegal(problem, desk_text(request)))
     except NothingToChange:
@@ -353,18 +344,10 @@ async def case_chat(request: web.Request) -> web.StreamResponse:
                                   error=desk_text(request).gettext("Write a message before sending it."))
     user = request[SIGNED_IN]
 
-    def open_chat() -> Case | None:
-        with session_scope(request.app[DB]) as session:
-            case = case_store.get_case_by_ref(session=session, ref=ref)
-            if case is None or case.reporter_id is None:
-                return None
-            if case.contact_mode == "anonymous" and case.handoff_requested_at is None:
-                return None
-            set_live(session=session, case=case, live=True, actor=user.name)
-            add_chat_message(session=session, case=case, text=text, actor=user.name, from_citizen=False)
-            return case
-
-    case = await asyncio.to_thread(open_chat)
+    try:
+        case = await run_storage(request.app[DB], start_live_chat, ref=ref, text=text, actor=user.name)
+    except ChatRefused:
+        case = None
     if case is None:
         return await _render_case(request, status=409,
                                   error=desk_text(request).gettext("This citizen cannot be contacted."))
@@ -377,12 +360,7 @@ async def case_chat_close(request: web.Request) -> web.StreamResponse:
     """Hand the conversation back to the assistant and tell the citizen."""
     user = request[SIGNED_IN]
 
-    def close() -> tuple[Case, bool] | None:
-        with session_scope(request.app[DB]) as session:
-            case = case_store.get_case_by_ref(session=session, ref=request.match_info["ref"])
-            return None if case is None else (case, set_live(session=session, case=case, live=False, actor=user.name))
-
-    found = await asyncio.to_thread(close)
+    found = await run_storage(request.app[DB], end_live_chat, ref=request.match_info["ref"], actor=user.name)
     if found is None:
         return error_page(request, 404, *NO_CASE)
     case, changed = found
@@ -400,12 +378,8 @@ async def case_photo(request: web.Request) -> web.StreamResponse:
         return error_page(request, 404, *NO_PHOTO)
     actor = request[SIGNED_IN].name
 
-    def read() -> tuple[str, bytes] | None:
-        with session_scope(request.app[DB]) as session:
-            return read_case_photo(session=session, ref=request.match_info["ref"], attachment_id=attachment_id,
-                                   actor=actor, via="desk")
-
-    found = await asyncio.to_thread(read)
+    found = await run_storage(request.app[DB], read_case_photo, ref=request.match_info["ref"],
+                              attachment_id=attachment_id, actor=actor, via="desk")
     if found is None:
         return error_page(request, 404, *NO_PHOTO)
     mime, data = found
@@ -426,12 +400,9 @@ def _open_cases(t: DeskText) -> Any:
 async def map_page(request: web.Request) -> web.Response:
     settings, t = request.app[SETTINGS], desk_text(request)
 
-    def read() -> tuple[list[Case], dict[str, int]]:
-        with session_scope(request.app[DB]) as session:
-            return open_cases(session), open_by_neighbourhood(session)
-
-    (cases, counts), base = await asyncio.gather(
-        asyncio.to_thread(read), asyncio.to_thread(load_base_map, settings.neighbourhoods_geojson))
+    cases, counts, base = await asyncio.gather(
+        run_storage(request.app[DB], open_cases), run_storage(request.app[DB], open_by_neighbourhood),
+        asyncio.to_thread(load_base_map, settings.neighbourhoods_geojson))
     points = [MapPoint(
         ref=c.ref, latitude=c.latitude, longitude=c.longitude, priority=c.priority, href=f"/desk/cases/{c.ref}",
         label=" · ".join(part for part in (
@@ -468,12 +439,10 @@ async def stats_page(request: web.Request) -> web.Response:
 
     names = {item.code: item.name for item in request.app[NEIGHBOURHOODS].all()}
 
-    def compute() -> tuple[Any, SafetyView]:
-        with session_scope(request.app[DB]) as session:
-            view = stats_view(session, zone=settings.zone, weeks=weeks, now=now)
-            return view, safety_view(session, zone=settings.zone, weeks=view.weeks, since=view.since, names=names)
-
-    view, safety = await asyncio.to_thread(compute)
+    view = await run_storage(request.app[DB], stats_view, zone=settings.zone, weeks=weeks, now=now,
+                             not_located=NOT_LOCATED)
+    safety = await run_storage(request.app[DB], safety_view, zone=settings.zone, weeks=view.weeks, since=view.since,
+                               names=names, not_located=NOT_LOCATED)
     columns = [t.short_day(week.monday) for week in view.weeks]
     titles = [t.week_title(week.monday, week.key) for week in view.weeks]
     used = [c for c in CATEGORIES if any(view.per_week_category.get((w.key, c)) for w in view.weeks)]

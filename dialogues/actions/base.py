@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 from datetime import datetime
@@ -14,7 +13,7 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from common.responses import render
 from dialogues.actions.context import Services, conversation_locale
-from storage.db import session_scope
+from storage.db import run_storage
 
 T = TypeVar("T")
 
@@ -121,8 +120,4 @@ class BarriAction(Action):
     async def in_db(self, work: Callable[..., T], **kwargs: Any) -> T:
         """Run a storage function in a worker thread with its own session."""
 
-        def run() -> T:
-            with session_scope(self.services.db) as session:
-                return work(session=session, **kwargs)
-
-        return await asyncio.to_thread(run)
+        return await run_storage(self.services.db, work, **kwargs)

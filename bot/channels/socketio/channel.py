@@ -19,7 +19,7 @@ any other leading ``/`` is typed text and dropped, as in the web chat.
 
 Everything goes through the hub (``bot.engine.Conversations``): rate limits, replay while the
 engine is down, language, hand-off; sender ids are ``web:…`` like the web chat's, so reports,
-alerts and status messages treat both alike (``bot.channels.socketio.web.WebChannels``).
+alerts and status messages treat both alike (``bot.channels.shared.SharedChannel``).
 """
 
 from __future__ import annotations
@@ -30,21 +30,27 @@ import time
 from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import socketio
 from aiohttp import web
 
-from bot.channels.base import Button, Channel, DeliveryOutcome, IncomingMessage, OutgoingMessage
+from bot.channels.base import Button, Channel, ChannelParts, DeliveryOutcome, IncomingMessage, OutgoingMessage
 from bot.channels.webchat.channel import SessionTokens
 from bot.engine import Conversations
-from bot.ratelimit import RateLimiter, Verdict
+from bot.ratelimit import RateLimiter, Verdict, create_rate_limiter
 from common.i18n import Catalogs
 from common.netaddr import client_address
 from common.responses import ADAPTER_MESSAGES
 from common.settings import Settings
 
+if TYPE_CHECKING:
+    from bot.outbox import OutboxWorker
+
 log = logging.getLogger(__name__)
+
+# the Socket.IO server, attached with the routes before start-up; the channel adds its handlers
+SOCKETIO_SERVER: web.AppKey[socketio.AsyncServer] = web.AppKey("socketio_server")
 
 SOCKETIO_PATH = "socket.io"  # Rasa's and the widget's default (socketPath "/socket.io/")
 MAX_PAYLOAD_CHARS = 500
@@ -98,7 +104,8 @@ def origin_allowed(settings: Settings, origin: str | None, environ: dict[str, An
 
 
 class SocketIOChannel(Channel):
-    name = "web"
+    name = "socketio"
+    sends_where_connected = True  # its citizens' sockets are on this instance
 
     def __init__(
         self, server: socketio.AsyncServer, settings: Settings, catalogs: Catalogs, conversations: Conversations,
@@ -130,11 +137,49 @@ class SocketIOChannel(Channel):
         server.on("user_uttered", self._user_uttered)
 
     # Channel interface ------------------------------------------------------------------
+    @property
+    def serves(self) -> str:
+        return "web"  # the web chat's citizens: one conversation whichever of the two they use
+
+    @classmethod
+    def create(cls, parts: ChannelParts) -> SocketIOChannel:
+        settings = parts.settings
+        window = settings.rate_limit_window_seconds
+        # per network address, with the same scopes as the web chat's (shared through Redis)
+        return cls(
+            parts.app[SOCKETIO_SERVER], settings, parts.catalogs, parts.conversations,
+            address_limiter=create_rate_limiter(settings.redis_url, settings.max_messages_per_minute_per_address,
+                                                window, scope="address"),
+            hello_limiter=create_rate_limiter(settings.redis_url, settings.max_hellos_per_minute_per_address,
+                                              window, scope="hello"),
+            new_session_limiter=create_rate_limiter(settings.redis_url,
+                                                    settings.max_new_sessions_per_minute_per_address,
+                                                    window, scope="session"),
+        )
+
+    @classmethod
+    def add_routes(cls, app: web.Application, settings: Settings) -> None:
+        server = create_server(settings)
+        server.attach(app, socketio_path=SOCKETIO_PATH)
+        app[SOCKETIO_SERVER] = server
+
+        async def close_sockets(app: web.Application) -> None:
+            """At shutdown, before the app waits for its handlers: an open socket would hold it."""
+            await close_server(server)
+
+        app.on_shutdown.append(close_sockets)
+
+    def use_outbox(self, worker: OutboxWorker) -> None:
+        self.on_connect.append(worker.flush)  # what waited for a citizen goes when they come back
+
     async def connect(self) -> None:
         return None
 
     async def disconnect(self) -> None:
-        await close_server(self.server)
+        # the server itself was closed at shutdown (add_routes), before the app waited for handlers
+        for limiter in (self.address_limiter, self.hello_limiter, self.new_session_limiter):
+            if limiter is not None:
+                await limiter.close()
         self.connections.clear()
         self.sids.clear()
 

@@ -15,7 +15,8 @@ import warnings
 import weakref
 from collections.abc import Awaitable
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
+from urllib.parse import urlparse
 
 from aiohttp import web
 from sqlalchemy import Engine
@@ -36,16 +37,18 @@ from telegram.ext import AIORateLimiter, Application, BaseUpdateProcessor, Conte
 from telegram.request import HTTPXRequest
 from telegram.warnings import PTBDeprecationWarning
 
-from bot.channels.base import Channel, DeliveryOutcome, IncomingMessage, OutgoingMessage
+from bot.channels.base import Channel, ChannelParts, DeliveryOutcome, IncomingMessage, OutgoingMessage
 from bot.channels.media import PhotoRejected, location_payload, pending_photos, photo_payload, store_photo
 from bot.dispatch import DESK_PREFIX, DispatchDesk
 from bot.engine import Conversations
+from bot.keys import CHANNELS
+from bot.notify import Notifier
 from bot.ratelimit import Verdict
 from common.i18n import N_, Catalogs
 from common.responses import ADAPTER_MESSAGES
 from common.settings import SUPPORTED_LOCALES, Settings
 from storage import reporters as reporter_store
-from storage.db import session_scope
+from storage.db import run_storage
 from storage.errors import StorageError
 
 log = logging.getLogger(__name__)
@@ -165,14 +168,32 @@ class TelegramPusher:
 class TelegramChannel(Channel):
     name = "telegram"
 
-    def __init__(self, settings: Settings, catalogs: Catalogs, conversations: Conversations, db: Engine) -> None:
+    def __init__(self, settings: Settings, catalogs: Catalogs, conversations: Conversations, db: Engine,
+                 notifier: Notifier) -> None:
         self.settings = settings
         self.catalogs = catalogs
         self.conversations = conversations
         self.db = db
+        self.notifier = notifier  # the dispatch desk's buttons tell citizens what changed
         self.application: Application | None = None
-        self.desk: DispatchDesk | None = None  # set by the app when DISPATCH_CHAT_ID is configured
+        self.desk: DispatchDesk | None = None  # started on connect when DISPATCH_CHAT_ID is configured
         self.pusher = TelegramPusher(settings)  # the outbox's sends
+
+    @classmethod
+    def create(cls, parts: ChannelParts) -> TelegramChannel | None:
+        if not parts.settings.telegram_token:
+            return None
+        return cls(parts.settings, parts.catalogs, parts.conversations, parts.db, parts.notifier)
+
+    @classmethod
+    def add_routes(cls, app: web.Application, settings: Settings) -> None:
+        if not (settings.telegram_token and settings.telegram_webhook_url):
+            return  # long polling: nothing to serve
+
+        async def telegram_webhook(request: web.Request) -> web.StreamResponse:
+            return await cast(TelegramChannel, request.app[CHANNELS][cls.name]).webhook(request)
+
+        app.router.add_post(urlparse(settings.telegram_webhook_url).path or "/telegram/webhook", telegram_webhook)
 
     @property
     def webhook_mode(self) -> bool:
@@ -210,8 +231,15 @@ class TelegramChannel(Channel):
             assert application.updater is not None
             await application.updater.start_polling(allowed_updates=ALLOWED_UPDATES, timeout=20)
             log.info("telegram: long polling")
+        if settings.dispatch_chat_id:
+            self.desk = DispatchDesk(application.bot, settings.dispatch_chat_id, self.db, self.catalogs, settings,
+                                     self.notifier)
+            self.desk.start()
 
     async def disconnect(self) -> None:
+        if self.desk is not None:
+            await self.desk.stop()
+            self.desk = None
         await self.pusher.stop()
         application = self.application
         if application is None:
@@ -340,7 +368,7 @@ class TelegramChannel(Channel):
                 await self.notice(sender_id, "rate_limited", hint)
             return None
         try:
-            if await asyncio.to_thread(pending_photos, self.db, sender_id) >= most:
+            if await pending_photos(self.db, sender_id) >= most:
                 raise PhotoRejected("too_many_photos")
             if largest.file_size and largest.file_size > limit:
                 raise PhotoRejected("photo_too_big")
@@ -456,11 +484,7 @@ class TelegramChannel(Channel):
             log.warning("telegram: could not send a notice: %s", error)
 
     async def _mark_unreachable(self, sender_id: str) -> None:
-        def mark() -> None:
-            with session_scope(self.db) as session:
-                reporter_store.set_reporter_unreachable(session=session, sender_id=sender_id)
-
         try:
-            await asyncio.to_thread(mark)
+            await run_storage(self.db, reporter_store.set_reporter_unreachable, sender_id=sender_id)
         except StorageError:
             log.warning("telegram: could not mark a reporter unreachable")

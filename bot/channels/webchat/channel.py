@@ -15,20 +15,31 @@ import secrets
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any
+from pathlib import Path
+from typing import Any, cast
 
 import aiohttp_jinja2
+import jinja2
 from aiohttp import WSMsgType, web
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
-from bot.channels.base import Channel, DeliveryOutcome, IncomingMessage, OutgoingMessage
+from bot.channels.base import Channel, ChannelParts, DeliveryOutcome, IncomingMessage, OutgoingMessage
 from bot.channels.media import PhotoRejected, location_payload, pending_photos, photo_payload, store_photo
+from bot.embed import routes as embed
 from bot.engine import Conversations
-from bot.ratelimit import RateLimiter, Verdict
+from bot.headers import CONTENT_SECURITY_POLICY
+from bot.keys import CHANNELS
+from bot.outbox import OutboxWorker
+from bot.ratelimit import RateLimiter, Verdict, create_rate_limiter
 from common.i18n import LANGUAGE_NAMES, Catalogs
 from common.netaddr import client_address
 from common.responses import ADAPTER_MESSAGES
 from common.settings import Settings
+from storage.db import run_storage
 from storage.errors import StorageError
+from storage.inbox import has_pending
+from storage.tracker import conversation_last_active
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +82,12 @@ class SessionTokens:
         return hmac.new(self._key, body.encode(), hashlib.sha256).hexdigest()[:32]
 
 
+WEBCHAT_DIR = Path(__file__).parent
+
+
 class WebChatChannel(Channel):
     name = "web"
+    sends_where_connected = True  # a citizen's sockets are open on one instance only
 
     def __init__(
         self, settings: Settings, catalogs: Catalogs, conversations: Conversations, db,  # noqa: ANN001
@@ -102,10 +117,57 @@ class WebChatChannel(Channel):
         self._tasks: set[asyncio.Task[object]] = set()
 
     # Channel interface ------------------------------------------------------------------
+    @classmethod
+    def create(cls, parts: ChannelParts) -> WebChatChannel:
+        settings = parts.settings
+        window = settings.rate_limit_window_seconds
+
+        async def conversation_exists(sender_id: str) -> bool:
+            return await _conversation_exists(parts.db, parts.tracker_db, sender_id)
+
+        return cls(
+            settings, parts.catalogs, parts.conversations, parts.db,
+            address_limiter=create_rate_limiter(settings.redis_url, settings.max_messages_per_minute_per_address,
+                                                window, scope="address"),
+            hello_limiter=create_rate_limiter(settings.redis_url, settings.max_hellos_per_minute_per_address,
+                                              window, scope="hello"),
+            new_session_limiter=create_rate_limiter(settings.redis_url,
+                                                    settings.max_new_sessions_per_minute_per_address,
+                                                    window, scope="session"),
+            conversation_exists=conversation_exists,
+        )
+
+    @classmethod
+    def add_routes(cls, app: web.Application, settings: Settings) -> None:
+        aiohttp_jinja2.setup(
+            app,
+            loader=jinja2.FileSystemLoader(str(WEBCHAT_DIR / "templates")),
+            autoescape=jinja2.select_autoescape(default=True),
+        )
+        app.router.add_static("/static/webchat", WEBCHAT_DIR / "static")
+        # the page may be framed by the city's sites in EMBED_ORIGINS (bot/embed), nothing else
+        app.router.add_get("/", embed.framable(_via_webchat("page"), CONTENT_SECURITY_POLICY), name="chat")
+        app.router.add_get("/webchat/ws", _via_webchat("socket"))
+        app.router.add_post("/webchat/upload", _via_webchat("upload"))
+
+        async def close_sockets(app: web.Application) -> None:
+            """At shutdown, before the app waits for its handlers: an open socket would hold it."""
+            channel = app.get(CHANNELS, {}).get(cls.name)
+            if isinstance(channel, WebChatChannel):
+                await channel.close_sockets()
+
+        app.on_shutdown.append(close_sockets)
+
     async def connect(self) -> None:
         return None
 
     async def disconnect(self) -> None:
+        await self.close_sockets()
+        for limiter in (self.address_limiter, self.hello_limiter, self.new_session_limiter):
+            if limiter is not None:
+                await limiter.close()
+
+    async def close_sockets(self) -> None:
         for sockets in list(self.sockets.values()):
             for ws in list(sockets):
                 await ws.close(code=1001, message=b"server shutdown")
@@ -114,6 +176,9 @@ class WebChatChannel(Channel):
     def connected(self) -> list[str]:
         """The citizens with an open socket on this instance."""
         return [sender_id for sender_id, sockets in self.sockets.items() if sockets]
+
+    def use_outbox(self, worker: OutboxWorker) -> None:
+        self.on_connect.append(worker.flush)  # what waited for a citizen goes when they come back
 
     async def push(self, sender_id: str, message: OutgoingMessage) -> DeliveryOutcome:
         """An outbox message to every open tab of the citizen; `offline` when none is open here."""
@@ -302,7 +367,7 @@ class WebChatChannel(Channel):
         if await self.conversations.admit(sender_id) is not Verdict.ALLOW:
             return error("rate_limited", 429)
         try:
-            if await asyncio.to_thread(pending_photos, self.db, sender_id) >= most:
+            if await pending_photos(self.db, sender_id) >= most:
                 return error("too_many_photos", 409, max_photos=most)
         except StorageError:
             return error("unavailable", 503)
@@ -357,6 +422,28 @@ class WebChatChannel(Channel):
             await ws.send_json(frame)
         except (ConnectionResetError, RuntimeError):
             log.debug("socket closed while sending")
+
+
+async def _conversation_exists(db: Engine, tracker_db: Engine, sender_id: str) -> bool:
+    """Whether the engine still has this conversation (or messages of it wait to be replayed);
+    a database that does not answer erases nothing from anyone's page."""
+    try:
+        if await asyncio.to_thread(conversation_last_active, tracker=tracker_db, sender_id=sender_id) is not None:
+            return True
+        return await run_storage(db, has_pending, sender_id=sender_id)
+    except (StorageError, SQLAlchemyError):
+        return True
+
+
+def _via_webchat(method: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """A route of the web chat: routes exist before start-up, the channel only once it runs."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        channel = cast(WebChatChannel, request.app[CHANNELS][WebChatChannel.name])
+        return cast(web.StreamResponse, await getattr(channel, method)(request))
+
+    handler.__name__ = f"webchat_{method}"
+    return handler
 
 
 async def _allowed(limiters: list[RateLimiter | None], address: str) -> bool:

@@ -25,19 +25,20 @@ import json
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import aiohttp
 from aiohttp import web
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot.channels.base import Channel, DeliveryOutcome, IncomingMessage, OutgoingMessage
+from bot.channels.base import Channel, ChannelParts, DeliveryOutcome, IncomingMessage, OutgoingMessage
 from bot.channels.media import PhotoRejected, location_payload, pending_photos, photo_payload, store_photo
 from bot.channels.whatsapp import cloud
 from bot.channels.whatsapp.cloud import CloudApi, CloudApiError, MediaTooBig
 from bot.channels.whatsapp.render import BUTTON_ID_MAX, Labels, plain, render, template
 from bot.engine import Conversations
+from bot.keys import CHANNELS
 from bot.ratelimit import Verdict
 from common.i18n import N_, Catalogs
 from common.language import confident_language
@@ -45,8 +46,11 @@ from common.responses import ADAPTER_MESSAGES
 from common.settings import Settings
 from storage import reporters
 from storage import whatsapp as store
-from storage.db import session_scope
+from storage.db import run_storage
 from storage.errors import StorageError
+
+if TYPE_CHECKING:
+    from bot.outbox import OutboxWorker
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +91,37 @@ class WhatsAppChannel(Channel):
         return cloud.sender_of(phone, self._key)
 
     # Channel interface ------------------------------------------------------------------
+    @classmethod
+    def create(cls, parts: ChannelParts) -> WhatsAppChannel | None:
+        if not parts.settings.whatsapp_enabled:
+            return None
+        return cls(parts.settings, parts.catalogs, parts.conversations, parts.db, parts.http)
+
+    @classmethod
+    def add_routes(cls, app: web.Application, settings: Settings) -> None:
+        if not settings.whatsapp_enabled:
+            return
+
+        def channel(request: web.Request) -> WhatsAppChannel:
+            return cast(WhatsAppChannel, request.app[CHANNELS][cls.name])
+
+        async def whatsapp_verify(request: web.Request) -> web.StreamResponse:
+            return await channel(request).verify(request)
+
+        async def whatsapp_webhook(request: web.Request) -> web.StreamResponse:
+            return await channel(request).webhook(request)
+
+        app.router.add_get("/whatsapp/webhook", whatsapp_verify)
+        app.router.add_post("/whatsapp/webhook", whatsapp_webhook)
+
+    def outbox_pace(self) -> dict[str, float]:
+        # one sender (the scheduler leader) within the number's throughput and per-user pacing
+        return {"rate_per_second": self.settings.whatsapp_rate_per_second,
+                "per_chat_interval": self.settings.whatsapp_per_user_interval_seconds}
+
+    def use_outbox(self, worker: OutboxWorker) -> None:
+        self.wake = worker.wake  # a row to send again (as a template) after a late failure
+
     async def connect(self) -> None:
         log.info("whatsapp: webhook at /whatsapp/webhook")
 
@@ -118,7 +153,7 @@ class WhatsAppChannel(Channel):
     async def push(self, sender_id: str, message: OutgoingMessage) -> DeliveryOutcome:
         """One outbox message: free-form within the citizen's 24-hour window, else a template."""
         try:
-            contact = await self._db(store.contact_for, sender_id=sender_id)
+            contact = await run_storage(self.db, store.contact_for, sender_id=sender_id)
         except DB_ERRORS as error:
             return DeliveryOutcome("retry", error=f"database: {type(error).__name__}")
         if contact is None:
@@ -135,7 +170,7 @@ class WhatsAppChannel(Channel):
                         raise
                     # WhatsApp counts the window differently than we did: close it, send the template
                     with contextlib.suppress(*DB_ERRORS):
-                        await self._db(store.close_window, sender_id=sender_id)
+                        await run_storage(self.db, store.close_window, sender_id=sender_id)
             body = self._template(message, locale)
             if body is None:
                 return DeliveryOutcome("failed", error=f"no template for {message.custom.get('kind')!r} messages")
@@ -276,14 +311,9 @@ class WhatsAppChannel(Channel):
         """Keep the number and open the 24-hour window; the citizen's language as far as known."""
         language = confident_language(text[:500]) if text else None
 
-        def write() -> str | None:
-            with session_scope(self.db) as session:
-                store.record_inbound(session=session, sender_id=sender_id, phone=phone, at=at, locale=language)
-                contact = store.contact_for(session=session, sender_id=sender_id)
-                return contact.locale if contact else None
-
         try:
-            return await asyncio.to_thread(write)
+            return await run_storage(self.db, store.record_message, sender_id=sender_id, phone=phone, at=at,
+                                     locale=language)
         except DB_ERRORS as error:
             log.warning("whatsapp: could not record a citizen's message time: %s", type(error).__name__)
             return language
@@ -337,7 +367,7 @@ class WhatsAppChannel(Channel):
                 await self.notice(sender_id, "rate_limited", hint)
             return None
         try:
-            if await asyncio.to_thread(pending_photos, self.db, sender_id) >= most:
+            if await pending_photos(self.db, sender_id) >= most:
                 raise PhotoRejected("too_many_photos")
             if not media_id.isalnum():
                 raise PhotoRejected("photo_type")
@@ -371,18 +401,10 @@ class WhatsAppChannel(Channel):
         phone = str(status.get("recipient_id", ""))
         sender_id = self.sender_of(phone) if phone.isdigit() else None
 
-        def write() -> None:
-            with session_scope(self.db) as session:
-                if retry and sender_id:
-                    store.close_window(session=session, sender_id=sender_id)
-                found = store.record_status(session=session, message_id=message_id, status=state,
-                                            at=_status_time(status, self.clock()), error=error, retry=retry,
-                                            unreachable=undeliverable)
-                if not found and undeliverable and sender_id:  # a live reply that never arrived
-                    reporters.set_reporter_unreachable(session=session, sender_id=sender_id)
-
         try:
-            await asyncio.to_thread(write)
+            await run_storage(self.db, store.record_delivery, message_id=message_id, status=state,
+                              at=_status_time(status, self.clock()), error=error, retry=retry,
+                              unreachable=undeliverable, sender_id=sender_id)
         except DB_ERRORS as error_type:
             log.warning("whatsapp: could not record a status notification: %s", type(error_type).__name__)
         if retry and self.wake is not None:
@@ -425,23 +447,17 @@ class WhatsAppChannel(Channel):
 
     async def _phone_of(self, sender_id: str) -> str | None:
         try:
-            contact = await self._db(store.contact_for, sender_id=sender_id)
+            contact = await run_storage(self.db, store.contact_for, sender_id=sender_id)
         except DB_ERRORS:
             return None
         return contact.phone if contact else None
 
     async def _mark_unreachable(self, sender_id: str) -> None:
         try:
-            await self._db(reporters.set_reporter_unreachable, sender_id=sender_id)
+            await run_storage(self.db, reporters.set_reporter_unreachable, sender_id=sender_id)
         except DB_ERRORS:
             log.warning("whatsapp: could not mark a reporter unreachable")
 
-    async def _db(self, function: Callable[..., Any], **kwargs: Any) -> Any:
-        def call() -> Any:
-            with session_scope(self.db) as session:
-                return function(session=session, **kwargs)
-
-        return await asyncio.to_thread(call)
 
 
 def _list_of(value: Any) -> list[dict[str, Any]]:

@@ -7,15 +7,14 @@ is deactivated (the user's row is read on every request, so a role change applie
 Keeping sessions in the database lets them survive a restart of the bot service and lets
 several processes share them.
 
-The CSRF token of a session is not stored: it is an HMAC of the cookie value under the
-deployment's SECRET_KEY, so it changes with every sign-in and cannot be derived from the
-database alone.
+The CSRF token of a session is not stored: the dashboard derives it from the cookie value
+under the deployment's SECRET_KEY (``bot.dashboard.base``), so it changes with every sign-in
+and cannot be derived from the database alone.
 """
 
 from __future__ import annotations
 
 import hashlib
-import hmac
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -51,15 +50,6 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def derive_token(secret_key: str, purpose: str, value: str) -> str:
-    """An HMAC-SHA256 of ``value`` for one purpose ("csrf", "login"), as hex."""
-    return hmac.new(secret_key.encode("utf-8"), f"{purpose}:{value}".encode(), hashlib.sha256).hexdigest()
-
-
-def tokens_match(expected: str, given: str | None) -> bool:
-    return isinstance(given, str) and hmac.compare_digest(expected.encode(), given.encode())
-
-
 def _expired(row: StaffSession, now: datetime) -> bool:
     return now - row.last_seen_at > IDLE_LIMIT or now - row.created_at > MAX_AGE
 
@@ -85,6 +75,16 @@ def start_session(*, session: Session, user: StaffUser) -> str:
         record_audit(session=session, actor=user.name, action="user.signed_in", subject_type="staff_user",
                      subject_id=str(user.id))
     return token
+
+
+def sign_in(*, session: Session, user: StaffUser, previous_token: str | None) -> str:
+    """``start_session``, ending first the session of ``previous_token`` if it is still open:
+    a browser never keeps two sessions."""
+    if previous_token:
+        signed_in = resume_session(session=session, token=previous_token, touch=False)
+        if signed_in is not None:
+            end_session(session=session, signed_in=signed_in)
+    return start_session(session=session, user=user)
 
 
 def resume_session(*, session: Session, token: str | None, touch: bool = True) -> SignedIn | None:

@@ -1,4 +1,6 @@
-"""What the dashboard reads from the database (synchronous: called through a thread)."""
+"""What the dispatchers' dashboard reads: the queue, the live feed, the map's counts, and the
+weekly figures of the stats page. ``not_located`` is the name the page gives cases without
+a neighbourhood (storage keeps them under "unknown")."""
 
 from __future__ import annotations
 
@@ -12,11 +14,10 @@ from sqlalchemy import case as when_then
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from bot.dashboard.labels import NOT_LOCATED, OPEN_STATUSES
 from storage.desk import CaseFilters, list_cases
-from storage.models import Case
-from storage.safety import SurveySummary, safety_over_time, survey_summary
-from storage.stats import _median_hours, case_stats, iso_week  # the API's figures, per week
+from storage.models import OPEN_STATUSES, Case
+from storage.safety import SafetyPoint, SurveySummary, safety_over_time, survey_summary
+from storage.stats import CaseStats, case_stats, iso_week, median_hours  # the API's figures, per week
 
 QUEUE_LIMIT = 500
 FEED_LIMIT = 1000
@@ -27,22 +28,22 @@ def _urgent_first() -> list[Any]:
     return [rank, col(Case.created_at).desc()]
 
 
-def open_cases(session: Session, limit: int = QUEUE_LIMIT) -> list[Case]:
+def open_cases(*, session: Session, limit: int = QUEUE_LIMIT) -> list[Case]:
     """Cases still waiting for the desk: urgent, then high, then normal; newest first within each."""
     query = select(Case).where(col(Case.status).in_(OPEN_STATUSES)).order_by(*_urgent_first()).limit(limit)
     return list(session.exec(query).all())
 
 
-def count_open(session: Session) -> int:
+def count_open(*, session: Session) -> int:
     return int(session.exec(select(func.count()).select_from(Case).where(col(Case.status).in_(OPEN_STATUSES))).one())
 
 
-def latest_change(session: Session) -> datetime | None:
+def latest_change(*, session: Session) -> datetime | None:
     """When any case last changed (the live feed starts from there)."""
     return session.exec(select(func.max(col(Case.updated_at)))).one()
 
 
-def changed_since(session: Session, since: datetime | None, limit: int = FEED_LIMIT) -> list[Case]:
+def changed_since(*, session: Session, since: datetime | None, limit: int = FEED_LIMIT) -> list[Case]:
     """Cases changed after ``since`` (any status: closed ones leave the queue), oldest change first."""
     query = select(Case)
     if since is not None:
@@ -50,7 +51,7 @@ def changed_since(session: Session, since: datetime | None, limit: int = FEED_LI
     return list(session.exec(query.order_by(col(Case.updated_at)).limit(limit)).all())
 
 
-def open_by_neighbourhood(session: Session) -> dict[str, int]:
+def open_by_neighbourhood(*, session: Session) -> dict[str, int]:
     rows = session.exec(
         select(Case.neighbourhood_code, func.count())
         .where(col(Case.status).in_(OPEN_STATUSES), col(Case.neighbourhood_code).is_not(None))
@@ -88,7 +89,8 @@ def week_range(today: date, weeks: int) -> list[Week]:
     return [Week(key=f"{m.isocalendar()[0]}-W{m.isocalendar()[1]:02d}", monday=m) for m in mondays]
 
 
-def stats_view(session: Session, *, zone: ZoneInfo, weeks: int, now: datetime, top: int = 15) -> StatsView:
+def stats_view(*, session: Session, zone: ZoneInfo, weeks: int, now: datetime, not_located: str,
+               top: int = 15) -> StatsView:
     """The figures of the stats page over the last ``weeks`` ISO weeks (this one included)."""
     week_list = week_range(now.astimezone(zone).date(), weeks)
     since = datetime.combine(week_list[0].monday, time.min, tzinfo=zone)
@@ -99,7 +101,7 @@ def stats_view(session: Session, *, zone: ZoneInfo, weeks: int, now: datetime, t
     for row in stats.counts:
         per_week_category[(str(row["week"]), str(row["category"]))] += int(row["cases"])  # type: ignore[call-overload]
         name = str(row["neighbourhood"])
-        per_neighbourhood[NOT_LOCATED if name == "unknown" else name] += int(row["cases"])  # type: ignore[call-overload]
+        per_neighbourhood[not_located if name == "unknown" else name] += int(row["cases"])  # type: ignore[call-overload]
     cases, _ = list_cases(session=session, filters=filters, limit=100_000)
     by_week: defaultdict[str, list[Case]] = defaultdict(list)
     for case in cases:
@@ -108,10 +110,10 @@ def stats_view(session: Session, *, zone: ZoneInfo, weeks: int, now: datetime, t
         weeks=week_list,
         per_week_category=dict(per_week_category),
         per_neighbourhood=sorted(per_neighbourhood.items(), key=lambda item: (-item[1], item[0]))[:top],
-        ack_median_per_week=[_median_hours(by_week.get(week.key, []), "acknowledged_at") for week in week_list],
-        resolve_median_per_week=[_median_hours(by_week.get(week.key, []), "resolved_at") for week in week_list],
+        ack_median_per_week=[median_hours(by_week.get(week.key, []), "acknowledged_at") for week in week_list],
+        resolve_median_per_week=[median_hours(by_week.get(week.key, []), "resolved_at") for week in week_list],
         total=stats.total,
-        open_now=count_open(session),
+        open_now=count_open(session=session),
         median_hours_to_acknowledge=stats.median_hours_to_acknowledge,
         median_hours_to_resolve=stats.median_hours_to_resolve,
         since=since,
@@ -137,8 +139,8 @@ class SafetyView:
     rows: list[SafetyRow]  # most answers first
 
 
-def safety_view(session: Session, *, zone: ZoneInfo, weeks: list[Week], since: datetime,
-                names: dict[str, str]) -> SafetyView:
+def safety_view(*, session: Session, zone: ZoneInfo, weeks: list[Week], since: datetime,
+                names: dict[str, str], not_located: str) -> SafetyView:
     """Perceived safety (survey answers 1 to 5) per neighbourhood and week, with the counts."""
     points = safety_over_time(session=session, zone=zone, since=since)
     keys = [week.key for week in weeks]
@@ -155,7 +157,24 @@ def safety_view(session: Session, *, zone: ZoneInfo, weeks: list[Week], since: d
     for code, cells in by_code.items():
         total = combine(list(cells.values()))
         assert total is not None
-        rows.append(SafetyRow(code=code, name=names.get(code, NOT_LOCATED if code == "unknown" else code),
+        rows.append(SafetyRow(code=code, name=names.get(code, not_located if code == "unknown" else code),
                               cells=[cells.get(key) for key in keys], mean=total[0], answers=total[1]))
     rows.sort(key=lambda row: (-row.answers, row.name))
     return SafetyView(summary=survey_summary(session=session, since=since), overall=overall, rows=rows)
+
+
+# --------------------------------------------------------------------------- the API's figures
+
+
+@dataclass(frozen=True)
+class Figures:
+    cases: CaseStats
+    surveys: SurveySummary  # answers given since ``filters.since`` (the other filters are about cases)
+    safety: list[SafetyPoint]
+
+
+def figures(*, session: Session, filters: CaseFilters, zone: ZoneInfo) -> Figures:
+    """The API's statistics: cases per category, neighbourhood and week, surveys, perceived safety."""
+    return Figures(cases=case_stats(session=session, filters=filters, zone=zone),
+                   surveys=survey_summary(session=session, since=filters.since),
+                   safety=safety_over_time(session=session, zone=zone, since=filters.since))

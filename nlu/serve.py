@@ -4,7 +4,8 @@ user (``ps``, ``/proc/<pid>/cmdline``) and ``docker inspect`` could read it.
 
 ``rasa run`` refuses to start without the token: it protects the HTTP API (``/model/parse``,
 ``/conversations/...``), and the REST channel (nlu/rest_channel.py) and the action server
-check the same secret. Other commands (``train``, ``test``...) pass through unchanged.
+check the same secret. ``run`` loads the TensorFlow models without Rasa's training step
+(nlu/fast_load.py). Other commands (``train``, ``test``...) pass through unchanged.
 With ``BARRI_ENGINE_PROFILE=<file>`` the whole run is profiled (cProfile) into that file when
 the engine stops (bench/README.md: where the engine's time goes). Runs inside the engine
 (Python 3.10).
@@ -26,6 +27,9 @@ def main() -> None:
         if "--auth-token" in sys.argv:
             sys.exit("nlu.serve: give the token in RASA_TOKEN, not on the command line")
         sys.argv += ["--auth-token", token]  # this process's argv only: /proc shows the original
+        from nlu.fast_load import install
+
+        install()  # DIET and the ResponseSelector load without a training step
     from rasa.__main__ import main as rasa_main
 
     profile_to = os.environ.get("BARRI_ENGINE_PROFILE")

@@ -16,11 +16,11 @@ TYPE_CLASSIFIER = "IncidentTypeClassifier"
 
 
 async def parse(stack: Stack, text: str) -> dict[str, Any]:
-    async with aiohttp.ClientSession() as http:
-        async with http.post(f"{stack.settings.engine_url}/model/parse", json={"text": text},
-                             params={"token": TEST_RASA_TOKEN}) as response:
-            assert response.status == 200
-            return await response.json()
+    async with aiohttp.ClientSession() as http, http.post(
+        f"{stack.settings.engine_url}/model/parse", json={"text": text}, params={"token": TEST_RASA_TOKEN}
+    ) as response:
+        assert response.status == 200
+        return await response.json()
 
 
 def guessed_types(parsed: dict[str, Any]) -> list[str]:

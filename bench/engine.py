@@ -3,6 +3,7 @@
     .venv/bin/python bench/engine.py                          # the newest model in models/
     .venv/bin/python bench/engine.py --model models/x.tar.gz
     .venv/bin/python bench/engine.py --train nlu/config.yml   # train from scratch first, timed
+    .venv/bin/python bench/engine.py --train x.yml --keep results/x.tar.gz   # and keep the model
 
 Prints, as a Markdown table row: training time (with --train), the model archive's size and
 its unpacked size, the engine's start to ready with the model present, its resident memory
@@ -18,6 +19,7 @@ import argparse
 import asyncio
 import os
 import secrets
+import shutil
 import statistics
 import subprocess
 import sys
@@ -96,6 +98,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", help="model archive (default: the newest in models/)")
     parser.add_argument("--train", type=Path, help="train from scratch with this pipeline config first")
+    parser.add_argument("--keep", type=Path, help="with --train: copy the trained model here")
     parser.add_argument("--citizens", type=int, default=50)
     args = parser.parse_args()
     from tests.conftest import free_port
@@ -107,6 +110,9 @@ def main() -> None:
         if args.train:
             model, seconds = train(args.train, tmp)
             trained = f"{seconds / 60:.1f} min"
+            if args.keep:
+                args.keep.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(model, args.keep)
         else:
             model = Path(args.model) if args.model else newest_model()
         settings = Settings(secret_key=secrets.token_urlsafe(32), rasa_token=secrets.token_urlsafe(32),

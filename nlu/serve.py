@@ -4,8 +4,11 @@ user (``ps``, ``/proc/<pid>/cmdline``) and ``docker inspect`` could read it.
 
 ``rasa run`` refuses to start without the token: it protects the HTTP API (``/model/parse``,
 ``/conversations/...``), and the REST channel (nlu/rest_channel.py) and the action server
-check the same secret. Other commands (``train``, ``test``...) pass through unchanged.
-Runs inside the engine (Python 3.10).
+check the same secret. ``run`` loads the TensorFlow models without Rasa's training step
+(nlu/fast_load.py). Other commands (``train``, ``test``...) pass through unchanged.
+With ``BARRI_ENGINE_PROFILE=<file>`` the whole run is profiled (cProfile) into that file when
+the engine stops (bench/README.md: where the engine's time goes). Runs inside the engine
+(Python 3.10).
 """
 
 from __future__ import annotations
@@ -24,9 +27,22 @@ def main() -> None:
         if "--auth-token" in sys.argv:
             sys.exit("nlu.serve: give the token in RASA_TOKEN, not on the command line")
         sys.argv += ["--auth-token", token]  # this process's argv only: /proc shows the original
+        from nlu.fast_load import install
+
+        install()  # DIET and the ResponseSelector load without a training step
     from rasa.__main__ import main as rasa_main
 
-    rasa_main()
+    profile_to = os.environ.get("BARRI_ENGINE_PROFILE")
+    if not profile_to:
+        rasa_main()
+        return
+    import cProfile
+
+    profiler = cProfile.Profile()
+    try:
+        profiler.runcall(rasa_main)
+    finally:
+        profiler.dump_stats(profile_to)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,71 @@
+"""Barri's trained NLU components in the real engine (the model of BARRI_TEST_MODEL), read through
+its HTTP API: the incident type classifier types reports only (never an emergency, never a
+message that shows danger now), and the FAQ selector answers FAQ questions and buttons where
+the dialogue reads the answer (``response_selector.faq``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+import pytest
+
+from tests.conftest import TEST_RASA_TOKEN, Stack
+
+TYPE_CLASSIFIER = "IncidentTypeClassifier"
+
+
+async def parse(stack: Stack, text: str) -> dict[str, Any]:
+    async with aiohttp.ClientSession() as http, http.post(
+        f"{stack.settings.engine_url}/model/parse", json={"text": text}, params={"token": TEST_RASA_TOKEN}
+    ) as response:
+        assert response.status == 200
+        return await response.json()
+
+
+def guessed_types(parsed: dict[str, Any]) -> list[str]:
+    return [e["value"] for e in parsed.get("entities", [])
+            if e["entity"] == "incident_type" and e.get("extractor") == TYPE_CLASSIFIER]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "it smells of gas all over the stairwell",  # read as `drugs` at p 0.69 before
+        "huele muchísimo a gas en toda la escalera",
+        "fa una pudor de gas horrible al replà",
+        "sale humo negro por la ventana del segundo",
+        "hi ha un home estirat a terra i no es mou",
+        "my neighbour is not answering the door for three days",
+    ],
+)
+async def test_danger_is_never_given_a_guessed_type(stack: Stack, text: str) -> None:
+    parsed = await parse(stack, text)
+    assert parsed["intent"]["name"] in {"emergency", "danger_check"}, parsed["intent"]
+    assert guessed_types(parsed) == [], parsed["entities"]
+
+
+async def test_a_described_report_still_gets_its_type(stack: Stack) -> None:
+    # No word of the lexicon names the type: only the sentence classifier can read it.
+    parsed = await parse(stack, "yesterday a guy yanked the chain off my neck on the metro and ran off")
+    assert parsed["intent"]["name"] == "report_incident", parsed["intent"]
+    types = {e["value"] for e in parsed["entities"] if e["entity"] == "incident_type"}
+    assert types == {"theft"}, parsed["entities"]
+
+
+@pytest.mark.parametrize(
+    ("text", "answer"),
+    [
+        ("can I report something without giving my name?", "faq/anonymity"),
+        ("¿qué hacéis con mis datos personales?", "faq/data_use"),
+        ("on és la comissaria més propera?", "faq/police_station"),
+        ("/faq/how_it_works", "faq/how_it_works"),  # the button of the welcome message
+    ],
+)
+async def test_faq_answers_where_the_dialogue_reads_them(stack: Stack, text: str, answer: str) -> None:
+    parsed = await parse(stack, text)
+    assert parsed["intent"]["name"] == "faq", parsed["intent"]
+    chosen = parsed["response_selector"]["faq"]["response"]
+    assert chosen["intent_response_key"] == answer
+    assert chosen["utter_action"] == f"utter_{answer}"
+    assert "faq" in parsed["response_selector"]["all_retrieval_intents"]

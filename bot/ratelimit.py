@@ -16,10 +16,13 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Protocol
 
 from redis import asyncio as aioredis
 from redis.exceptions import RedisError
+
+from common.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -146,3 +149,25 @@ def create_rate_limiter(redis_url: str, limit: int, window: float, scope: str = 
         prefix = f"barri:ratelimit:{scope}:" if scope else "barri:ratelimit:"
         return RedisRateLimiter.from_url(redis_url, limit, window, prefix)
     return MemoryRateLimiter(limit, window)
+
+
+@dataclass(frozen=True)
+class AddressLimiters:
+    """The web channels' limits per network address (the page and the Rasa widget alike, with
+    the same Redis scopes, so they count together): messages, connections, new conversations."""
+
+    address: RateLimiter | None
+    hello: RateLimiter | None
+    new_session: RateLimiter | None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> AddressLimiters:
+        window = settings.rate_limit_window_seconds
+        return cls(
+            address=create_rate_limiter(settings.redis_url, settings.max_messages_per_minute_per_address,
+                                        window, scope="address"),
+            hello=create_rate_limiter(settings.redis_url, settings.max_hellos_per_minute_per_address,
+                                      window, scope="hello"),
+            new_session=create_rate_limiter(settings.redis_url, settings.max_new_sessions_per_minute_per_address,
+                                            window, scope="session"),
+        )

@@ -38,7 +38,7 @@ from aiohttp import web
 from bot.channels.base import Button, Channel, ChannelParts, DeliveryOutcome, IncomingMessage, OutgoingMessage
 from bot.channels.webchat.channel import SessionTokens
 from bot.engine import Conversations
-from bot.ratelimit import RateLimiter, Verdict, create_rate_limiter
+from bot.ratelimit import AddressLimiters, RateLimiter, Verdict
 from common.i18n import Catalogs
 from common.netaddr import client_address
 from common.responses import ADAPTER_MESSAGES
@@ -143,18 +143,10 @@ class SocketIOChannel(Channel):
 
     @classmethod
     def create(cls, parts: ChannelParts) -> SocketIOChannel:
-        settings = parts.settings
-        window = settings.rate_limit_window_seconds
-        # per network address, with the same scopes as the web chat's (shared through Redis)
+        limits = AddressLimiters.from_settings(parts.settings)
         return cls(
-            parts.app[SOCKETIO_SERVER], settings, parts.catalogs, parts.conversations,
-            address_limiter=create_rate_limiter(settings.redis_url, settings.max_messages_per_minute_per_address,
-                                                window, scope="address"),
-            hello_limiter=create_rate_limiter(settings.redis_url, settings.max_hellos_per_minute_per_address,
-                                              window, scope="hello"),
-            new_session_limiter=create_rate_limiter(settings.redis_url,
-                                                    settings.max_new_sessions_per_minute_per_address,
-                                                    window, scope="session"),
+            parts.app[SOCKETIO_SERVER], parts.settings, parts.catalogs, parts.conversations,
+            address_limiter=limits.address, hello_limiter=limits.hello, new_session_limiter=limits.new_session,
         )
 
     @classmethod

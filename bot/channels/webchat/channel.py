@@ -31,7 +31,7 @@ from bot.engine import Conversations
 from bot.headers import CONTENT_SECURITY_POLICY
 from bot.keys import CHANNELS
 from bot.outbox import OutboxWorker
-from bot.ratelimit import RateLimiter, Verdict, create_rate_limiter
+from bot.ratelimit import AddressLimiters, RateLimiter, Verdict
 from common.i18n import LANGUAGE_NAMES, Catalogs
 from common.netaddr import client_address
 from common.responses import ADAPTER_MESSAGES
@@ -119,22 +119,13 @@ class WebChatChannel(Channel):
     # Channel interface ------------------------------------------------------------------
     @classmethod
     def create(cls, parts: ChannelParts) -> WebChatChannel:
-        settings = parts.settings
-        window = settings.rate_limit_window_seconds
-
         async def conversation_exists(sender_id: str) -> bool:
             return await _conversation_exists(parts.db, parts.tracker_db, sender_id)
 
+        limits = AddressLimiters.from_settings(parts.settings)
         return cls(
-            settings, parts.catalogs, parts.conversations, parts.db,
-            address_limiter=create_rate_limiter(settings.redis_url, settings.max_messages_per_minute_per_address,
-                                                window, scope="address"),
-            hello_limiter=create_rate_limiter(settings.redis_url, settings.max_hellos_per_minute_per_address,
-                                              window, scope="hello"),
-            new_session_limiter=create_rate_limiter(settings.redis_url,
-                                                    settings.max_new_sessions_per_minute_per_address,
-                                                    window, scope="session"),
-            conversation_exists=conversation_exists,
+            parts.settings, parts.catalogs, parts.conversations, parts.db, address_limiter=limits.address,
+            hello_limiter=limits.hello, new_session_limiter=limits.new_session, conversation_exists=conversation_exists,
         )
 
     @classmethod

@@ -24,9 +24,10 @@ def main() -> None:
         token = os.environ.get("RASA_TOKEN", "")
         if not acceptable_token(token):
             sys.exit(f"nlu.serve: RASA_TOKEN must be set to a random value of at least {MIN_TOKEN_LENGTH} characters")
-        if "--auth-token" in sys.argv:
+        if any(arg == "-t" or arg.startswith("--auth-token") for arg in sys.argv):
             sys.exit("nlu.serve: give the token in RASA_TOKEN, not on the command line")
-        sys.argv += ["--auth-token", token]  # this process's argv only: /proc shows the original
+        # one argument: a token starting with "-" (token_urlsafe gives one in 64) read as an option
+        sys.argv.append(f"--auth-token={token}")  # this process's argv only: /proc shows the original
         from nlu.fast_load import install
 
         install()  # DIET and the ResponseSelector load without a training step

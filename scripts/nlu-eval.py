@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import statistics
 import time
 from collections import defaultdict
 from pathlib import Path
 
+import structlog
 from rasa.core.agent import Agent
 from rasa.shared.nlu.training_data.loading import load_data
 
@@ -36,11 +38,12 @@ def language_of_texts(root: Path) -> dict[str, str]:
     return found
 
 
-async def evaluate(model: str, files: list[Path], root: Path) -> None:
+async def evaluate(model: str, files: list[Path], root: Path, dump: Path | None) -> None:
     agent = Agent.load(model)
     languages = language_of_texts(root)
     counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     times: list[float] = []
+    dumped = dump.open("w", encoding="utf-8") if dump else None
     for path in files:
         fixed = path.stem if path.stem in LANGUAGES else None
         for example in load_data(str(path)).intent_examples:
@@ -49,6 +52,9 @@ async def evaluate(model: str, files: list[Path], root: Path) -> None:
             started = time.perf_counter()
             parsed = await agent.parse_message(text)
             times.append(time.perf_counter() - started)
+            if dumped:
+                dumped.write(json.dumps({"file": str(path), "language": language, "gold": example.as_dict(), "parsed": parsed},
+                                        ensure_ascii=False, default=str) + "\n")
             c = counts[language]
             gold, got = example.get("intent"), (parsed.get("intent") or {}).get("name")
             c["n"] += 1
@@ -57,7 +63,9 @@ async def evaluate(model: str, files: list[Path], root: Path) -> None:
             if gold == "faq":
                 c["faq_n"] += 1
                 chosen = parsed.get("response_selector", {}).get("faq", {}).get("response", {})
-                c["faq"] += got == "faq" and chosen.get("intent_response_key") == example.get("intent_response_key")
+                right_answer = chosen.get("intent_response_key") == example.get("intent_response_key")
+                c["faq"] += got == "faq" and right_answer
+                c["faq_selected"] += right_answer  # the selector alone, whatever the intent
             types = {e.get("value") for e in example.get("entities") or [] if e.get("entity") == TYPE_ENTITY}
             if gold in TYPED_INTENTS and len(types) == 1:
                 found = {e.get("value") for e in parsed.get("entities") or [] if e.get("entity") == TYPE_ENTITY}
@@ -71,13 +79,13 @@ async def evaluate(model: str, files: list[Path], root: Path) -> None:
                 c["place_n"] += 1
                 c["place_exact"] += got_places == places
                 c["place_found"] += bool(got_places)
-    print("| language | examples | intent accuracy | FAQ answer | incident type right / wrong / missing "
+    print("| language | examples | intent accuracy | FAQ answer (selector alone) | incident type right / wrong / missing "
           "| place exact / found |")
     print("|---|---|---|---|---|---|")
     for language in sorted(counts, key=lambda name: (name not in LANGUAGES, LANGUAGES.index(name) if name in LANGUAGES else 0)):
         c = counts[language]
         pct = lambda a, b: f"{a / b:.1%}" if b else "–"  # noqa: E731
-        print(f"| {language} | {c['n']} | {pct(c['intent'], c['n'])} | {pct(c['faq'], c['faq_n'])} | "
+        print(f"| {language} | {c['n']} | {pct(c['intent'], c['n'])} | {pct(c['faq'], c['faq_n'])} ({pct(c['faq_selected'], c['faq_n'])}) | "
               f"{pct(c['type_right'], c['type_n'])} / {pct(c['type_wrong'], c['type_n'])} / "
               f"{pct(c['type_missing'], c['type_n'])} ({c['type_n']}) | "
               f"{pct(c['place_exact'], c['place_n'])} / {pct(c['place_found'], c['place_n'])} ({c['place_n']}) |")
@@ -90,9 +98,11 @@ def main() -> None:
     parser.add_argument("model")
     parser.add_argument("files", nargs="+", type=Path)
     parser.add_argument("--languages-from", type=Path, default=Path("nlu"))
+    parser.add_argument("--dump", type=Path, help="write every example and its parse here (JSON lines)")
     args = parser.parse_args()
     logging.disable(logging.WARNING)
-    asyncio.run(evaluate(args.model, args.files, args.languages_from))
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    asyncio.run(evaluate(args.model, args.files, args.languages_from, args.dump))
 
 
 if __name__ == "__main__":

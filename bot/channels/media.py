@@ -6,12 +6,18 @@ import asyncio
 import hashlib
 import json
 import struct
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
+from bot.ratelimit import Verdict
 from storage import attachments as attachment_store
 from storage.db import run_storage
 from storage.errors import TooManyPendingAttachments
+
+if TYPE_CHECKING:
+    from bot.engine import Conversations
 
 PHOTO_SIGNATURES = {
     b"\xff\xd8\xff": "image/jpeg",
@@ -60,6 +66,20 @@ async def store_photo(db: Engine, sender_id: str, data: bytes, *, max_bytes: int
 async def pending_photos(db: Engine, sender_id: str) -> int:
     """How many photos of this sender wait for a report (so a refused one is not even fetched)."""
     return await run_storage(db, attachment_store.count_pending_attachments, sender_id=sender_id)
+
+
+async def admit_photo(conversations: Conversations, db: Engine, sender_id: str, most: int,
+                      notice: Callable[[str], Awaitable[None]]) -> bool:
+    """Every limit before a photo is fetched or stored: the citizen's message rate (False, and
+    ``notice("rate_limited")`` the first time), then their pending photos (PhotoRejected)."""
+    verdict = await conversations.admit(sender_id)
+    if verdict is not Verdict.ALLOW:
+        if verdict is Verdict.NOTIFY:
+            await notice("rate_limited")
+        return False
+    if await pending_photos(db, sender_id) >= most:
+        raise PhotoRejected("too_many_photos")
+    return True
 
 
 def photo_payload(attachment_id: str) -> str:

@@ -38,12 +38,11 @@ from telegram.request import HTTPXRequest
 from telegram.warnings import PTBDeprecationWarning
 
 from bot.channels.base import Channel, ChannelParts, DeliveryOutcome, IncomingMessage, OutgoingMessage
-from bot.channels.media import PhotoRejected, location_payload, pending_photos, photo_payload, store_photo
+from bot.channels.media import PhotoRejected, admit_photo, location_payload, photo_payload, store_photo
 from bot.dispatch import DESK_PREFIX, DispatchDesk
 from bot.engine import Conversations
 from bot.keys import CHANNELS
 from bot.notify import Notifier
-from bot.ratelimit import Verdict
 from common.i18n import N_, Catalogs
 from common.responses import ADAPTER_MESSAGES
 from common.settings import SUPPORTED_LOCALES, Settings
@@ -360,16 +359,10 @@ class TelegramChannel(Channel):
         largest = max(message.photo, key=lambda size: (size.file_size or 0, size.width * size.height))
         limit = self.settings.max_photo_bytes
         most = self.settings.max_photos_per_report
-        # every limit before anything is fetched or stored: the citizen's message rate, then
-        # their pending photos, then the size
-        verdict = await self.conversations.admit(sender_id)
-        if verdict is not Verdict.ALLOW:
-            if verdict is Verdict.NOTIFY:
-                await self.notice(sender_id, "rate_limited", hint)
-            return None
-        try:
-            if await pending_photos(self.db, sender_id) >= most:
-                raise PhotoRejected("too_many_photos")
+        try:  # every limit before anything is fetched or stored, the size last
+            if not await admit_photo(self.conversations, self.db, sender_id, most,
+                                     lambda key: self.notice(sender_id, key, hint)):
+                return None
             if largest.file_size and largest.file_size > limit:
                 raise PhotoRejected("photo_too_big")
             file = await largest.get_file()

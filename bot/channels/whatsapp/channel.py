@@ -33,13 +33,12 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.channels.base import Channel, ChannelParts, DeliveryOutcome, IncomingMessage, OutgoingMessage
-from bot.channels.media import PhotoRejected, location_payload, pending_photos, photo_payload, store_photo
+from bot.channels.media import PhotoRejected, admit_photo, location_payload, photo_payload, store_photo
 from bot.channels.whatsapp import cloud
 from bot.channels.whatsapp.cloud import CloudApi, CloudApiError, MediaTooBig
 from bot.channels.whatsapp.render import BUTTON_ID_MAX, Labels, plain, render, template
 from bot.engine import Conversations
 from bot.keys import CHANNELS
-from bot.ratelimit import Verdict
 from common.i18n import N_, Catalogs
 from common.language import confident_language
 from common.responses import ADAPTER_MESSAGES
@@ -359,16 +358,10 @@ class WhatsAppChannel(Channel):
     async def photo(self, sender_id: str, media_id: str, hint: str | None) -> str | None:
         limit = self.settings.max_photo_bytes
         most = self.settings.max_photos_per_report
-        # every limit before anything is fetched or stored: the citizen's message rate, then
-        # their pending photos, then the size
-        verdict = await self.conversations.admit(sender_id)
-        if verdict is not Verdict.ALLOW:
-            if verdict is Verdict.NOTIFY:
-                await self.notice(sender_id, "rate_limited", hint)
-            return None
-        try:
-            if await pending_photos(self.db, sender_id) >= most:
-                raise PhotoRejected("too_many_photos")
+        try:  # every limit before anything is fetched or stored, the size last
+            if not await admit_photo(self.conversations, self.db, sender_id, most,
+                                     lambda key: self.notice(sender_id, key, hint)):
+                return None
             if not media_id.isalnum():
                 raise PhotoRejected("photo_type")
             try:

@@ -317,6 +317,17 @@ def _x_labels(frame: _Frame, labels: Sequence[str], band: float) -> list[Markup]
     return out
 
 
+def _close_chart(out: list[Markup], frame: _Frame, columns: Sequence[str], band: float) -> Markup:
+    """The plot's group closed, the x axis and its labels, the end of the chart."""
+    out.append(Markup("</g>"))
+    out.append(Markup('<line class="axis" x1="{}" x2="{}" y1="{}" y2="{}"/>').format(
+        _n(frame.left), _n(frame.width - frame.right), _n(frame.top + frame.plot_height),
+        _n(frame.top + frame.plot_height)))
+    out += _x_labels(frame, columns, band)
+    out.append(Markup("</svg>"))
+    return Markup("").join(out)
+
+
 def stacked_bars(columns: Sequence[str], series: Sequence[Series], *, label: str,
                  column_titles: Sequence[str] | None = None, width: float = 600, height: float = 300,
                  number: Callable[[float], str] = _fmt) -> Markup:
@@ -348,13 +359,7 @@ def stacked_bars(columns: Sequence[str], series: Sequence[Series], *, label: str
         if totals[index]:
             out.append(Markup('<text class="value" x="{}" y="{}" text-anchor="middle">{}</text>').format(
                 _n(x + bar / 2), _n(base - 5), number(totals[index])))
-    out.append(Markup("</g>"))
-    out.append(Markup('<line class="axis" x1="{}" x2="{}" y1="{}" y2="{}"/>').format(
-        _n(frame.left), _n(frame.width - frame.right), _n(frame.top + frame.plot_height),
-        _n(frame.top + frame.plot_height)))
-    out += _x_labels(frame, columns, band)
-    out.append(Markup("</svg>"))
-    return Markup("").join(out)
+    return _close_chart(out, frame, columns, band)
 
 
 def horizontal_bars(items: Sequence[tuple[str, float]], *, label: str, width: float = 600, label_width: float = 196,
@@ -424,13 +429,7 @@ def line_chart(columns: Sequence[str], values: Sequence[float | None], *, label:
         if point is not None:
             out.append(Markup('<circle class="dot" cx="{}" cy="{}" r="4.5"><title>{}: {}</title></circle>').format(
                 _n(point[0]), _n(point[1]), titles[index], texts[index]))
-    out.append(Markup("</g>"))
-    out.append(Markup('<line class="axis" x1="{}" x2="{}" y1="{}" y2="{}"/>').format(
-        _n(frame.left), _n(frame.width - frame.right), _n(frame.top + frame.plot_height),
-        _n(frame.top + frame.plot_height)))
-    out += _x_labels(frame, columns, band)
-    out.append(Markup("</svg>"))
-    return Markup("").join(out)
+    return _close_chart(out, frame, columns, band)
 
 
 @dataclass

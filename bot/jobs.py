@@ -191,7 +191,6 @@ async def purge_expired_reporters() -> int:
     erased = await _erase_quiet(ctx, [(sender_id, False) for sender_id in due], now - retention)
     if erased:
         await run_storage(ctx.db, followups.record_retention_purge, erased=erased)
-    if erased:
         log.info("retention: erased %d reporter(s)", erased)
     return erased
 
@@ -223,7 +222,6 @@ async def purge_idle_conversations() -> int:
     erased = await _erase_quiet(ctx, visitors[:followups.BATCH], cutoff)
     if erased:
         await run_storage(ctx.db, followups.record_conversations_purge, erased=erased)
-    if erased:
         log.info("retention: erased %d idle conversation(s) without a case", erased)
     return erased
 

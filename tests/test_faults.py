@@ -42,6 +42,7 @@ from storage.cases import list_cases_for_sender
 from storage.db import create_db_engine, session_scope
 from storage.migrate import upgrade_database
 from tests.conftest import TEST_RASA_TOKEN, TEST_SECRET, Stack, free_port, make_settings
+from tests.test_webchat import say as webchat_say
 
 REF = re.compile(r"\b(?!SHA-256)[2-9A-Z]{3}-[2-9A-Z]{3}\b")
 PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -152,15 +153,8 @@ async def hello(http: aiohttp.ClientSession, base: str, session: str | None, loc
 
 
 async def say(ws: aiohttp.ClientWebSocketResponse, frame: dict[str, Any]) -> list[dict[str, Any]]:
-    """Send one frame; the bot's messages until the typing indicator goes off."""
-    await ws.send_json(frame)
-    received: list[dict[str, Any]] = []
-    while True:
-        message = await ws.receive_json(timeout=90)
-        if message["type"] == "typing" and message["on"] is False:
-            return received
-        if message["type"] in ("message", "error", "forget"):
-            received.append(message)
+    """Send one frame; the bot's messages until the typing indicator goes off, errors included."""
+    return await webchat_say(ws, frame, timeout=90, stop_on_error=False)
 
 
 def question(message: dict[str, Any]) -> str | None:

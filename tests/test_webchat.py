@@ -35,17 +35,18 @@ async def hello(client: TestClient, session: str | None = None, locale: str = "e
     return ws, welcome
 
 
-async def say(ws, frame: dict) -> list[dict]:
-    """Send one frame and collect the bot's messages until the typing indicator goes off."""
+async def say(ws, frame: dict, timeout: float = 60, stop_on_error: bool = True) -> list[dict]:
+    """Send one frame and collect the bot's messages until the typing indicator goes off (or,
+    with ``stop_on_error``, until an error frame)."""
     await ws.send_json(frame)
     received: list[dict] = []
     while True:
-        message = await ws.receive_json(timeout=60)
+        message = await ws.receive_json(timeout=timeout)
         if message["type"] == "typing" and message["on"] is False:
             return received
         if message["type"] in ("message", "error", "forget"):
             received.append(message)
-            if message["type"] == "error":
+            if stop_on_error and message["type"] == "error":
                 return received
 
 

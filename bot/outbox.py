@@ -133,7 +133,8 @@ class SendPacer:
         self.per_chat_interval = per_chat_interval
         self._monotonic = monotonic
         self._window_sends = max(1, int(rate))
-        self._recent: deque[float] = deque(maxlen=self._window_sends)  # the last sends, oldest first
+        # the last sends, oldest first: when each was sent, then answered (``answered``)
+        self._recent: deque[list[float]] = deque(maxlen=self._window_sends)
         self._paused_until = 0.0
         self._next_for_chat: dict[str, float] = {}
         self._last_flood = 0.0
@@ -151,25 +152,34 @@ class SendPacer:
     def _earliest(self, chat: str) -> float:
         earliest = max(self._paused_until, self._next_for_chat.get(chat, 0.0))
         if self._recent:
-            earliest = max(earliest, self._recent[-1] + self.SPACING / self.rate)
+            earliest = max(earliest, self._recent[-1][0] + self.SPACING / self.rate)
         if len(self._recent) == self._window_sends:  # the window is full: wait for its oldest to leave
-            earliest = max(earliest, self._recent[0] + self._window_sends / self.rate + self.margin)
+            earliest = max(earliest, self._recent[0][0] + self._window_sends / self.rate + self.margin)
         return earliest
 
-    async def acquire(self, chat: str) -> None:
-        """Wait until both the rate and ``chat`` allow one more send, and take it."""
+    async def acquire(self, chat: str) -> list[float]:
+        """Wait until both the rate and ``chat`` allow one more send, and take it; the send's
+        slot is for ``answered``."""
         while True:
             async with self._lock:
                 now = self._monotonic()
                 self._recover(now)
                 wait = self._earliest(chat) - now
                 if wait <= 0:
-                    self._recent.append(now)
+                    slot = [now]
+                    self._recent.append(slot)
                     self._next_for_chat[chat] = now + self.per_chat_interval
                     if len(self._next_for_chat) > 10_000:
                         self._next_for_chat = {k: v for k, v in self._next_for_chat.items() if v > now}
-                    return
+                    return slot
             await asyncio.sleep(wait)
+
+    def answered(self, slot: list[float]) -> None:
+        """The platform answered the last send: its window counts from now. The platform stamped
+        it on arrival, somewhere between taking it and answering, so a window counted from the
+        answer can never hold more than ``rate`` of its stamps however late a request travels
+        (counted from the send, one slow request drew a 429 that cost a whole second)."""
+        slot[0] = max(slot[0], self._monotonic())
 
     def hold(self, chat: str, seconds: float) -> None:
         """Nothing more to ``chat`` for ``seconds`` (a per-recipient limit); the rest goes on."""
@@ -372,8 +382,7 @@ class OutboxWorker:
 
     async def _deliver(self, row: store.ClaimedMessage) -> str:
         """Send one claimed row and record the outcome; returns the outcome's status."""
-        if self.pacer is not None:
-            await self.pacer.acquire(row.sender_id)
+        slot = await self.pacer.acquire(row.sender_id) if self.pacer is not None else None
         if self._stopping:
             return "stopped"  # not tried: given back by stop()
         if time.monotonic() > self._lease_ends.get(row.id, 0.0) - self.lease / 3:  # held long (flood waits)
@@ -385,6 +394,8 @@ class OutboxWorker:
         buttons = tuple(Button(title, payload) for title, payload in row.buttons)
         message = OutgoingMessage(text=row.text, buttons=buttons, custom={"kind": row.kind})
         outcome = await self.pusher.push(row.sender_id, message)
+        if self.pacer is not None and slot is not None:
+            self.pacer.answered(slot)
         attempts = row.attempts
         if self.metrics is not None:
             self.metrics.sends.labels(self.channel, SEND_RESULTS.get(

@@ -197,6 +197,31 @@ async def test_pacer_makes_up_for_late_wake_ups_without_ever_exceeding_the_rate(
     assert min(b - a for a, b in zip(stamps, stamps[1:], strict=False)) >= SendPacer.SPACING / 30  # no burst
 
 
+async def test_a_slow_request_never_crowds_the_platforms_window() -> None:
+    """The platform stamps a send when it arrives, anywhere between our sending it and its
+    answer: with one request in ten taking up to 60 ms (far more than the margin), the window
+    counted from the answers still never lets the platform count more than 30 in a second."""
+    now = [1000.0]
+    pacer = SendPacer(rate=30, per_chat_interval=1.0, monotonic=lambda: now[0])
+    travel = random.Random(7)
+    arrivals: list[float] = []
+    for chat in range(600):
+        now[0] = max(now[0], pacer._earliest(str(chat)))
+        slot = await pacer.acquire(str(chat))
+        took = travel.uniform(0, 0.06) if chat % 10 == 0 else 0.002
+        arrivals.append(now[0] + took * travel.random())  # stamped somewhere on the way
+        now[0] += took  # the answer
+        pacer.answered(slot)
+    ordered = sorted(arrivals)
+    start = 0
+    for end, moment in enumerate(ordered):
+        while moment - ordered[start] >= 1.0:
+            start += 1
+        assert end - start + 1 <= 30
+    # each slow request costs its own travel time, never a 429's whole second
+    assert (len(ordered) - 1) / (ordered[-1] - ordered[0]) >= 0.94 * 30
+
+
 # -- Telegram ------------------------------------------------------------------------------------
 
 

@@ -230,7 +230,7 @@ _WORD_FORMS = {
     "tallers": "tallers", "hospital": "hospital", "carmen": "carme", "boqueria": "boqueria",
     "princesa": "princesa", "argenteria": "argenteria", "ferran": "ferran", "fernando": "ferran",
     "escudillers": "escudellers", "escudellers": "escudellers", "avinyo": "avinyo",
-    "catalonia": "catalunya", "spain": "espanya",
+    "catalonia": "catalunya", "spain": "espanya", "liceo": "liceu",
 }
 # Whole names people say differently ("calle Mayor de Gracia" is the Carrer Gran de Gràcia).
 _PHRASE_FORMS = {
@@ -365,11 +365,12 @@ class Gazetteer:
         self._key_list = sorted(self._keys)
         self.landmarks = list(landmarks)
         self._house_numbers: dict[str, list[tuple[int, Point]]] = {}  # street name -> known numbers
-        self._landmark_names: dict[str, Landmark] = {}
+        # (is a station, name) -> landmark: "Liceu" is both the theatre and the station
+        self._landmark_names: dict[tuple[bool, str], Landmark] = {}
         for landmark in self.landmarks:
             for name in landmark.names:
-                self._landmark_names[_strip_links(_canon(name))] = landmark
-        self._landmark_list = sorted(self._landmark_names, key=len, reverse=True)
+                self._landmark_names[landmark.station, _strip_links(_canon(name))] = landmark
+        self._landmark_list = sorted(self._landmark_names, key=lambda key: len(key[1]), reverse=True)
 
     # -- loading ------------------------------------------------------------------------
     @classmethod
@@ -428,8 +429,8 @@ class Gazetteer:
         for landmark in landmarks:
             self.landmarks.append(landmark)
             for name in landmark.names:
-                self._landmark_names[_strip_links(_canon(name))] = landmark
-        self._landmark_list = sorted(self._landmark_names, key=len, reverse=True)
+                self._landmark_names[landmark.station, _strip_links(_canon(name))] = landmark
+        self._landmark_list = sorted(self._landmark_names, key=lambda key: len(key[1]), reverse=True)
 
     def _read_landmarks(self, path: Path) -> list[Landmark]:
         """Landmarks placed on our own streets: at a corner, a block between four streets,
@@ -564,12 +565,16 @@ class Gazetteer:
         original = " ".join(str(text or "").split())[:300]
         folded = _canon(original)
         unknown = Place(text=original, source=NOT_LOCATED, label=original)
-        if len(folded) < 2 or _OUTSIDE_WORDS.search(folded):
+        if len(folded) < 2:
             return unknown
+        if _OUTSIDE_WORDS.search(folded):
+            # another city, unless it is two of our streets that meet ("Muntaner amb París")
+            return self._corner(_FILLER.sub("", folded).strip(" ,."), original) or unknown
         station = _STATION_WORDS.search(folded)
         if station:
-            found = self._landmark_in(folded[station.end():], stations=True) or self._landmark_in(
-                folded[: station.start()], stations=True)
+            after, before = folded[station.end():], folded[: station.start()]
+            found = next((hit for words in (after, before, " ".join(_translate(after.split())))
+                          if (hit := self._landmark_in(words, stations=True))), None)
             if found:
                 return self._landmark_place(found, original)
         body = _FILLER.sub("", folded).strip(" ,.")
@@ -618,9 +623,9 @@ class Gazetteer:
     def _landmark_in(self, folded: str, *, stations: bool) -> tuple[Landmark, str] | None:
         """The longest landmark name in the text (stations only when ``stations``)."""
         text = f" {_strip_links(folded)} "
-        for name in self._landmark_list:
-            landmark = self._landmark_names[name]
-            if landmark.station == stations and f" {name} " in text:
+        for station, name in self._landmark_list:
+            landmark = self._landmark_names[station, name]
+            if station == stations and f" {name} " in text:
                 return landmark, name
         return None
 
@@ -852,6 +857,10 @@ class Gazetteer:
                 codes |= {item.code for item in found} | ({inside.code} if inside else set())
         candidates = self.neighbourhoods.known(sorted(codes))
         if len(candidates) != 1 or not points:
+            if not known:
+                # counted only from where our line starts, which is not always where numbering
+                # starts (Castillejos begins beyond Glòries): every neighbourhood of the street
+                candidates = self.neighbourhoods.known(sorted(codes | set(street.crossings)))
             return Place(text=original, source=STREET_NUMBER, label=label, candidates=candidates,
                          street=street.name)
         middle = points[len(points) // 2]

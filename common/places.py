@@ -585,7 +585,8 @@ class Gazetteer:
         neighbourhood = self._neighbourhood_named(body, found_street, original)
         landmark = self._landmark_in(body, stations=False)
         if landmark is not None and (found_street is None or (
-                len(landmark[1]) >= len(found_street[2]) and not self._named_as_street(body, found_street))):
+                len(landmark[1]) >= len(found_street[2]) and not self._named_as_street(body, found_street))
+                or (landmark[0].spans and found_street[0].is_area)):  # a square where neighbourhoods meet
             return self._landmark_place(landmark, original)
         if found_street is not None:
             street, number, _ = found_street

@@ -762,11 +762,15 @@ class Gazetteer:
 
     def _corner(self, folded: str, original: str) -> Place | None:
         body = _CORNER_WORDS.sub("", folded)
+        whole = self._street_at_start(body, bare=False)
+        name_at = body.find(whole[2]) if whole is not None else -1
         for link in _CORNER_SPLIT.finditer(body):
             # "Verdi y Ramón y Cajal": try each "and" until both sides are streets
             before, after = body[: link.start()].strip(), body[link.end():].strip()
             if not before or not after:
                 continue
+            if whole is not None and name_at <= link.start() < name_at + len(whole[2]):
+                continue  # the "i" of "Pi i Margall 73": a street's own name
             first = self._street_at_start(before, bare=False)
             second = self._street_at_start(after, bare=False) if first else None
             if first is None or second is None or first[0].name == second[0].name:
@@ -860,8 +864,12 @@ class Gazetteer:
         if len(candidates) != 1 or not points:
             if not known:
                 # counted only from where our line starts, which is not always where numbering
-                # starts (Castillejos begins beyond Glòries): every neighbourhood of the street
-                candidates = self.neighbourhoods.known(sorted(codes | set(street.crossings)))
+                # starts (Castillejos begins beyond Glòries): the house may be nearer that end
+                for oriented in orientations:
+                    for along in _steps(HOUSE_FROM_END_M, low, NUMBER_STEP_M * 5):
+                        point = self._house_point(street.geometry, oriented, along, 0.0)
+                        codes |= {item.code for item in self._around(point)}
+                candidates = self.neighbourhoods.known(sorted(codes))
             return Place(text=original, source=STREET_NUMBER, label=label, candidates=candidates,
                          street=street.name)
         middle = points[len(points) // 2]

@@ -96,6 +96,26 @@ def test_a_station_and_a_landmark_of_one_name_are_both_kept(gazetteer: Gazetteer
     assert station.source == LANDMARK and station.label == "metro Liceu" and station.needs_question
 
 
+def test_an_and_inside_a_street_name_is_not_a_corner(gazetteer: Gazetteer) -> None:
+    place = gazetteer.resolve("Pi i Margall 73")  # not the Carrer del Pi "and" Margalló
+    assert place.source == STREET_NUMBER and place.street == "Carrer de Pi i Margall"
+    corner = gazetteer.resolve("Fabra i Puig amb Meridiana")
+    assert corner.source == CORNER and corner.label == "Fabra i Puig / Meridiana"
+
+
+@pytest.mark.parametrize(("text", "truth"), [
+    ("platja de la Barceloneta", "la Barceloneta"),
+    ("mercat de la Llibertat", "la Vila de Gràcia"),
+    ("els Encants", "el Fort Pienc"),
+    ("Palau Güell", "el Raval"),  # on the Raval's side of La Rambla
+    ("Museu Picasso", "Sant Pere, Santa Caterina i la Ribera"),
+    ("estación del Norte", "el Fort Pienc"),
+])
+def test_landmarks_people_name_are_placed(gazetteer: Gazetteer, text: str, truth: str) -> None:
+    place = gazetteer.resolve(text)
+    assert place.source == LANDMARK and place.neighbourhood is not None and place.neighbourhood.name == truth
+
+
 def test_a_number_counted_from_the_line_start_asks_with_every_neighbourhood_of_the_street(
         gazetteer: Gazetteer) -> None:
     # the Carrer de los Castillejos is numbered from beyond Glòries, where our line starts

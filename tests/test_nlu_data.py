@@ -38,9 +38,9 @@ def plain(example: str) -> str:
 
 TRAINING = examples(sorted(p for lang in LANGUAGES for p in (NLU / lang).glob("*.yml")))
 DEV_SPLIT = examples(sorted((NLU / "dev").glob("*.yml")))
-# nlu/dev/check/: messages written apart to measure the engine (issue #12); where the lexicon
+# nlu/dev/check*/: messages written apart to measure the engine (issue #12); where the lexicon
 # misreads one of their spans, that is an error the measure counts, not an annotation to fix.
-DEV = DEV_SPLIT + examples(sorted((NLU / "dev" / "check").glob("*.yml")))
+DEV = DEV_SPLIT + examples(sorted((NLU / "dev").glob("check*/*.yml")))
 
 
 def test_no_message_is_taught_as_two_intents() -> None:

@@ -27,6 +27,7 @@ from rasa.shared.nlu.training_data.loading import load_data
 
 TYPE_ENTITY = "incident_type"
 TYPED_INTENTS = {"report_incident"}  # the type is asked of reports (emergencies get none guessed)
+DANGER_INTENTS = {"emergency", "danger_check"}  # 112 first, or "is anyone in danger now?" first
 LANGUAGES = ("en", "es", "ca")
 
 
@@ -60,6 +61,10 @@ async def evaluate(model: str, files: list[Path], root: Path, dump: Path | None)
             c["n"] += 1
             c["intent"] += gold == got
             c["fallback"] += got == "nlu_fallback"
+            # an emergency is caught when it is handled as one or asked about first (danger_check)
+            c["emergency_n"] += gold == "emergency"
+            c["emergency_caught"] += gold == "emergency" and got in DANGER_INTENTS
+            c["false_alarm"] += gold != "emergency" and got in DANGER_INTENTS
             if gold == "faq":
                 c["faq_n"] += 1
                 chosen = parsed.get("response_selector", {}).get("faq", {}).get("response", {})
@@ -80,15 +85,16 @@ async def evaluate(model: str, files: list[Path], root: Path, dump: Path | None)
                 c["place_exact"] += got_places == places
                 c["place_found"] += bool(got_places)
     print("| language | examples | intent accuracy | FAQ answer (selector alone) | incident type right / wrong / missing "
-          "| place exact / found |")
-    print("|---|---|---|---|---|---|")
+          "| place exact / found | emergencies caught | danger read in others |")
+    print("|---|---|---|---|---|---|---|---|")
     for language in sorted(counts, key=lambda name: (name not in LANGUAGES, LANGUAGES.index(name) if name in LANGUAGES else 0)):
         c = counts[language]
         pct = lambda a, b: f"{a / b:.1%}" if b else "–"  # noqa: E731
         print(f"| {language} | {c['n']} | {pct(c['intent'], c['n'])} | {pct(c['faq'], c['faq_n'])} ({pct(c['faq_selected'], c['faq_n'])}) | "
               f"{pct(c['type_right'], c['type_n'])} / {pct(c['type_wrong'], c['type_n'])} / "
               f"{pct(c['type_missing'], c['type_n'])} ({c['type_n']}) | "
-              f"{pct(c['place_exact'], c['place_n'])} / {pct(c['place_found'], c['place_n'])} ({c['place_n']}) |")
+              f"{pct(c['place_exact'], c['place_n'])} / {pct(c['place_found'], c['place_n'])} ({c['place_n']}) | "
+              f"{c['emergency_caught']}/{c['emergency_n']} | {c['false_alarm']}/{c['n'] - c['emergency_n']} |")
     print("# nlu_fallback answers: " + ", ".join(f"{k} {v['fallback']}" for k, v in counts.items()))
     print(f"# median parse {1000 * statistics.median(times):.1f} ms over {len(times)} messages")
 

@@ -51,6 +51,22 @@ def signs() -> DangerSigns:
         ("someone is on my balcony right now", "intrusion"),
         ("a baby is locked in a car in the sun", "child"),
         ("there's someone walking behind me since the metro and i'm scared", "followed"),
+        # issue #12: lost people now, ledges, broken bottles, falls behind a door, blood, looting
+        ("we can't find our 5 year old at the beach", "lost"),
+        ("no encuentro a mi hijo en el centro comercial", "lost"),
+        ("no trobo la meva filla a la fira", "lost"),
+        ("my mum has dementia and has wandered off in her nightie", "lost"),
+        ("a man is on the ledge of the roof saying he'll jump", "threat"),
+        ("una chica al otro lado de la barandilla del puente", "threat"),
+        ("he smashed a bottle and is going for the barman with it", "weapon"),
+        ("va amb el cul de l'ampolla a la mà", "weapon"),
+        ("la veïna ha caigut i no em contesta", "unconscious"),
+        ("lleva cuatro días sin abrir y nadie la ha visto", "unconscious"),
+        ("a uno le chorrea sangre de la ceja", "violence"),
+        ("a woman is screaming for help in the courtyard", "violence"),
+        ("they're carrying the tvs out of the shop into a van", "in_progress"),
+        ("s'ha sentit un pet fort i ara fa pudor de gas", "gas"),
+        ("a kid is leaning out of the third floor window", "child"),
     ],
 )
 def test_signs_in_each_language(signs: DangerSigns, text: str, kind: str) -> None:
@@ -72,6 +88,11 @@ def test_signs_in_each_language(signs: DangerSigns, text: str, kind: str) -> Non
         "com funciona això?",
         "can you help me with my tax return",
         "i keep going round in circles, can a person help me",
+        "i can't find my son's school bag",  # a lost thing, not a lost person
+        "se me ha perdido la perrita por el Guinardó",  # a lost pet: out of scope
+        "a man followed me from the metro earlier but i'm home now and the door's locked",
+        "había sangre por todas partes después de la pelea, ya ha acabado",
+        "last summer my son got lost on the beach for an hour",
     ],
 )
 def test_no_sign_in_ordinary_or_past_messages(signs: DangerSigns, text: str) -> None:

@@ -53,6 +53,26 @@ async def test_a_described_report_still_gets_its_type(stack: Stack) -> None:
     assert types == {"theft"}, parsed["entities"]
 
 
+@pytest.mark.parametrize("text", ["la bici estaba aquí", "this is the car", "aquesta és la moto"])
+async def test_a_photo_caption_never_stops_the_report(stack: Stack, text: str) -> None:
+    # WhatsApp and Telegram send a photo's caption as its own message while the report form runs.
+    parsed = await parse(stack, text)
+    assert parsed["intent"]["name"] not in {"cancel", "deny"}, parsed["intent"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Huele muchísimo a gas en todo el edificio y acabamos de oír como una pequeña explosión",
+        "two men are forcing the shutter of the pharmacy downstairs right now and loading boxes into a car",
+        "no trobem la nena de 5 anys, era al parc fa un moment",
+    ],
+)
+async def test_danger_told_by_its_signs_is_never_an_ordinary_report(stack: Stack, text: str) -> None:
+    parsed = await parse(stack, text)
+    assert parsed["intent"]["name"] in {"emergency", "danger_check"}, parsed["intent"]
+
+
 @pytest.mark.parametrize(
     ("text", "answer"),
     [

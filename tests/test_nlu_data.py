@@ -37,7 +37,10 @@ def plain(example: str) -> str:
 
 
 TRAINING = examples(sorted(p for lang in LANGUAGES for p in (NLU / lang).glob("*.yml")))
-DEV = examples(sorted((NLU / "dev").glob("*.yml")))
+DEV_SPLIT = examples(sorted((NLU / "dev").glob("*.yml")))
+# nlu/dev/check*/: messages written apart to measure the engine (issue #12); where the lexicon
+# misreads one of their spans, that is an error the measure counts, not an annotation to fix.
+DEV = DEV_SPLIT + examples(sorted((NLU / "dev").glob("check*/*.yml")))
 
 
 def test_no_message_is_taught_as_two_intents() -> None:
@@ -52,7 +55,7 @@ def test_annotated_incident_types_are_categories_the_lexicon_does_not_contradict
     (*shout* is noise, *shout at me* harassment); else the normaliser undoes the annotation."""
     lexicon = Lexicon.from_folder(LEXICON_DIR)
     contradicted = []
-    for where, _, example in TRAINING + DEV:
+    for where, _, example in TRAINING + DEV_SPLIT:
         for span, value in INCIDENT.findall(example):
             assert value in CATEGORIES, (where, example)
             read = lexicon.best(span)

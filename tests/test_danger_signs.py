@@ -112,10 +112,18 @@ def test_danger_under_another_reading_is_checked(intent: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "intent", ["emergency", "faq", "faq/emergency_number", "forget_me", "change_language", "cancel"]
+    "intent", ["emergency", "faq/emergency_number", "forget_me", "change_language", "cancel"]
 )
 def test_intents_a_sign_does_not_change(intent: str) -> None:
     assert checked_intent(intent, frozenset({"weapon"})) == intent
+
+
+def test_only_the_112_answer_keeps_a_faq_reading() -> None:
+    # "someone has followed me for ten minutes, what do I do?" read as a question about the
+    # police station: the danger question comes first; "is 112 the number?" is answered
+    assert checked_intent("faq", frozenset({"followed"}), "faq/police_station") == DANGER_CHECK
+    assert checked_intent("faq", frozenset({"followed"}), None) == DANGER_CHECK
+    assert checked_intent("faq", frozenset({"followed"}), "faq/emergency_number") == "faq"
 
 
 def test_no_sign_no_change() -> None:

@@ -23,11 +23,15 @@ ENTITY = "danger_sign"
 # dialogue asks "is anyone in danger right now?" before anything else.
 DANGER_CHECK = "danger_check"
 # Intents whose meaning a danger sign does not change: an emergency is already handled, and
-# a question about 112 or a request about the citizen's data or language is answered as such.
+# a request about the citizen's data or language is answered as such.
 KEEP_INTENTS = frozenset({
-    "emergency", "faq", "forget_me", "change_language", "check_status",
+    "emergency", "forget_me", "change_language", "check_status",
     "subscribe_alerts", "unsubscribe_alerts", "cancel", "bot_challenge",
 })
+# The one FAQ answer that already says what to do in danger (call 112). Any other answer to a
+# message showing danger now ("a man has followed me for ten minutes, what do I do?" read as
+# where the police station is) would leave the citizen without the question that matters.
+KEEP_FAQ_ANSWERS = frozenset({"faq/emergency_number"})
 
 
 @dataclass(frozen=True)
@@ -63,10 +67,15 @@ class DangerSigns:
         return kinds
 
 
-def checked_intent(intent: Optional[Text], kinds: FrozenSet[Text]) -> Optional[Text]:
-    """The intent to act on: ``danger_check`` where danger shows under another reading."""
+def checked_intent(intent: Optional[Text], kinds: FrozenSet[Text],
+                   faq_answer: Optional[Text] = None) -> Optional[Text]:
+    """The intent to act on: ``danger_check`` where danger shows under another reading.
+
+    ``faq_answer`` is the FAQ answer chosen for the message (``faq/...``), if any."""
     if not kinds or intent is None:
         return intent
-    if intent in KEEP_INTENTS or intent.startswith("faq/"):
+    if intent in KEEP_INTENTS or intent in KEEP_FAQ_ANSWERS:
+        return intent
+    if intent == "faq" and faq_answer in KEEP_FAQ_ANSWERS:
         return intent
     return DANGER_CHECK

@@ -18,6 +18,7 @@ from rasa.shared.nlu.training_data.message import Message
 
 from nlu.components.base import MessageRule
 from nlu.components.danger import ENTITY, SIGNS_FILE, DangerSigns, checked_intent
+from nlu.components.faq_button import SELECTOR as FAQ_SELECTOR
 
 
 @DefaultV1Recipe.register(
@@ -39,7 +40,8 @@ class DangerCheck(MessageRule):
             return
         intent = dict(message.get(INTENT) or {})
         name = intent.get(INTENT_NAME_KEY)
-        checked = checked_intent(name, kinds)
+        answer = ((message.get(FAQ_SELECTOR) or {}).get("faq") or {}).get("response") or {}
+        checked = checked_intent(name, kinds, answer.get("intent_response_key"))
         if checked != name:
             message.set(INTENT, {**intent, INTENT_NAME_KEY: checked}, add_to_output=True)
         entities = list(message.get(ENTITIES, []))

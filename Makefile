@@ -85,9 +85,9 @@ db: app-env
 
 # Numbered steps, each with what it costs on a fresh 2-core machine (nothing when up to date).
 setup:
-	@echo "[1/6] app virtualenv (.venv): about 1 minute the first time"
+	@echo "[1/6] app virtualenv (.venv): under a minute the first time, seconds once uv's cache is warm"
 	@$(MAKE) --no-print-directory app-env
-	@echo "[2/6] engine virtualenv (.venv-engine, Rasa 3.6): about 3 minutes the first time"
+	@echo "[2/6] engine virtualenv (.venv-engine, Rasa 3.6): about 1½ minutes the first time, seconds once uv's cache is warm"
 	@$(MAKE) --no-print-directory engine-env
 	@echo "[3/6] message catalogs (locales/)"
 	@$(MAKE) --no-print-directory locales

@@ -16,7 +16,7 @@ MODEL        = models/barri-$(shell scripts/engine-data.sh hash).tar.gz
 CHROMIUM    ?= /usr/bin/chromium
 
 .PHONY: help run test setup lock app-env engine-env locales lexicon-features model db secret chromium widget \
-        validate test-stories test-python nlu-crossval nlu-dev nlu-sealed extract update-catalogs lint bench clean screenshots
+        validate test-stories test-python test-python-unit test-python-engine nlu-crossval nlu-dev nlu-sealed extract update-catalogs lint bench clean screenshots
 
 help:
 	@echo "make run    set everything up, then start engine, action server and bot service"
@@ -26,12 +26,12 @@ help:
 # --- environments ----------------------------------------------------------------------
 # Exact versions from the lock (requirements/app-dev.lock), then the project itself; `pip check`
 # proves the set is consistent. `make lock` rewrites both app locks from pyproject.toml.
+# scripts/install-lock.sh installs with uv when it can (about half pip's time), else with pip.
 $(APP_VENV)/.installed: pyproject.toml requirements/app-dev.lock
-	@py=$$(scripts/find-python.sh 3.11+) && $$py -m venv $(APP_VENV)
-	$(APP_VENV)/bin/pip install --quiet --upgrade pip
-	$(APP_VENV)/bin/pip install --quiet --no-deps -r requirements/app-dev.lock
-	$(APP_VENV)/bin/pip install --quiet --no-deps -e .
-	$(APP_VENV)/bin/pip check
+	@py=$$(scripts/find-python.sh 3.11+) && $$py -m venv --without-pip $(APP_VENV)
+	scripts/install-lock.sh $(APP_VENV) pip -r requirements/app-dev.lock
+	scripts/install-lock.sh $(APP_VENV) -e .
+	$(APP_PY) -m pip check
 	touch $@
 
 lock:
@@ -47,10 +47,9 @@ lock:
 	rm -rf build/lock
 
 $(ENGINE_VENV)/.installed: requirements/engine.lock
-	@py=$$(scripts/find-python.sh 3.10) && $$py -m venv $(ENGINE_VENV)
-	$(ENGINE_VENV)/bin/pip install --quiet --upgrade 'pip<25' 'wheel==0.43.0' 'setuptools==70.3.0'
-	$(ENGINE_VENV)/bin/pip install --quiet --no-deps -r requirements/engine.lock
-	$(ENGINE_VENV)/bin/pip check
+	@py=$$(scripts/find-python.sh 3.10) && $$py -m venv --without-pip $(ENGINE_VENV)
+	scripts/install-lock.sh $(ENGINE_VENV) 'pip<25' 'wheel==0.43.0' 'setuptools==70.3.0' -r requirements/engine.lock
+	$(ENGINE_VENV)/bin/python -m pip check
 	touch $@
 
 app-env: $(APP_VENV)/.installed
@@ -86,9 +85,9 @@ db: app-env
 
 # Numbered steps, each with what it costs on a fresh 2-core machine (nothing when up to date).
 setup:
-	@echo "[1/6] app virtualenv (.venv): about 1 minute the first time"
+	@echo "[1/6] app virtualenv (.venv): under a minute the first time, seconds once uv's cache is warm"
 	@$(MAKE) --no-print-directory app-env
-	@echo "[2/6] engine virtualenv (.venv-engine, Rasa 3.6): about 3 minutes the first time"
+	@echo "[2/6] engine virtualenv (.venv-engine, Rasa 3.6): about 1½ minutes the first time, seconds once uv's cache is warm"
 	@$(MAKE) --no-print-directory engine-env
 	@echo "[3/6] message catalogs (locales/)"
 	@$(MAKE) --no-print-directory locales
@@ -122,10 +121,31 @@ test-stories: model
 	$(ENGINE_ENV) $(RASA) test core --model $(MODEL) --stories tests/stories \
 	  --fail-on-prediction-errors --out results/stories --no-plot
 
-test-python: setup chromium widget
-	BARRI_TEST_MODEL=$(MODEL) $(APP_PY) -m pytest -q -p no:cacheprovider
+# pytest-xdist: most tests wait on I/O (the engine, a browser, loopback servers), so more workers
+# than cores pay. Each worker has its own ports, temporary folders, database schemas and Redis
+# keys; a worker that gets an engine test starts its own engine (about 660 MB), and --dist
+# loadscope keeps each module on one worker, so a module's fixtures start once.
+TEST_WORKERS ?= 3
+ENGINE_TEST_WORKERS ?= 2
+PYTEST = $(APP_PY) -m pytest -q -p no:cacheprovider --dist loadscope
 
-test: setup chromium widget validate test-stories test-python
+test-python: setup chromium widget
+	BARRI_TEST_MODEL=$(MODEL) $(PYTEST) -n $(TEST_WORKERS)
+
+# The tests that need no trained model (all but those using the engine: tests/conftest.py marks them).
+test-python-unit: app-env locales chromium widget
+	$(PYTEST) -n $(TEST_WORKERS) -m "not engine"
+
+test-python-engine: model locales chromium widget
+	BARRI_TEST_MODEL=$(MODEL) $(PYTEST) -n $(ENGINE_TEST_WORKERS) -m engine
+
+# Every test. Set-up first; then the model trains while `rasa data validate` and the tests that need
+# no model run beside it; then the stories and the engine's tests run side by side. Each part's
+# output is printed whole when it ends (--output-sync).
+test: chromium widget
+	@$(MAKE) --no-print-directory app-env engine-env locales secret db
+	@echo "training the model (when the data changed) while the tests that need no model run; each part prints when it ends"
+	@$(MAKE) --no-print-directory -j4 --output-sync=target validate test-python-unit test-stories test-python-engine
 
 # Slow: 3-fold cross-validation of the NLU pipeline (figures go into the README).
 nlu-crossval: engine-env

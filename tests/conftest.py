@@ -48,6 +48,14 @@ def make_settings(tmp: Path, **overrides: object) -> Settings:
     return Settings(**values)  # type: ignore[arg-type]
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test that uses the shared engine carries the ``engine`` marker, so `make test` can run
+    the others (``-m "not engine"``) while the model trains."""
+    for item in items:
+        if "stack" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.engine)
+
+
 @dataclass(frozen=True)
 class Stack:
     settings: Settings

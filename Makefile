@@ -15,13 +15,13 @@ DATA_PATHS   = $(shell scripts/engine-data.sh paths)
 MODEL        = models/barri-$(shell scripts/engine-data.sh hash).tar.gz
 CHROMIUM    ?= /usr/bin/chromium
 
-.PHONY: help run test setup lock app-env engine-env locales model db secret chromium widget \
+.PHONY: help run test setup lock app-env engine-env locales lexicon-features model db secret chromium widget \
         validate test-stories test-python nlu-crossval nlu-dev nlu-sealed extract update-catalogs lint bench clean screenshots
 
 help:
 	@echo "make run    set everything up, then start engine, action server and bot service"
 	@echo "make test   set everything up, then run every test"
-	@echo "other: setup model locales db validate test-stories nlu-dev nlu-crossval nlu-sealed lock extract update-catalogs lint bench clean"
+	@echo "other: setup model lexicon-features locales db validate test-stories nlu-dev nlu-crossval nlu-sealed lock extract update-catalogs lint bench clean"
 
 # --- environments ----------------------------------------------------------------------
 # Exact versions from the lock (requirements/app-dev.lock), then the project itself; `pip check`
@@ -64,6 +64,10 @@ locales: app-env
 extract: app-env
 	$(PYBABEL) extract -F babel.cfg -k N_ -k t:2 --sort-by-file --no-wrap \
 	  --project=barri --copyright-holder="Barri developers" -o locales/messages.pot common bot dialogues
+
+# The incident lexicon as DIET features: run after editing nlu/lexicon/*.yml.
+lexicon-features: app-env
+	$(APP_VENV)/bin/python scripts/lexicon-features.py
 
 update-catalogs: extract
 	$(PYBABEL) update -i locales/messages.pot -d locales -D messages --no-wrap --ignore-obsolete --no-fuzzy-matching
@@ -126,7 +130,7 @@ test: setup chromium widget validate test-stories test-python
 # Slow: 3-fold cross-validation of the NLU pipeline (figures go into the README).
 nlu-crossval: engine-env
 	rm -rf results/nlu-data && mkdir -p results/nlu-data
-	for lang in en es ca; do cp -r nlu/$$lang results/nlu-data/$$lang; done; cp nlu/regex.yml results/nlu-data/
+	for lang in en es ca; do cp -r nlu/$$lang results/nlu-data/$$lang; done; cp nlu/regex.yml nlu/lexicon_features.yml results/nlu-data/
 	$(ENGINE_ENV) $(RASA) test nlu --config nlu/config.yml --nlu results/nlu-data \
 	  --cross-validation --folds 3 --out results/crossval --no-plot
 
@@ -138,8 +142,8 @@ nlu-dev: engine-env
 	for lang in en es ca; do cp -r nlu/$$lang results/nlu-dev/data/$$lang; done
 	$(ENGINE_ENV) $(RASA) data split nlu --nlu results/nlu-dev/data --training-fraction 0.85 \
 	  --random-seed 7 --out results/nlu-dev/split
-	cp nlu/regex.yml results/nlu-dev/split/
-	cd results/nlu-dev/split && mkdir train && mv training_data.yml regex.yml train/
+	cp nlu/regex.yml nlu/lexicon_features.yml results/nlu-dev/split/
+	cd results/nlu-dev/split && mkdir train && mv training_data.yml regex.yml lexicon_features.yml train/
 	time $(ENGINE_ENV) $(RASA) train nlu --config $(CONFIG) --nlu results/nlu-dev/split/train \
 	  --out results/nlu-dev --fixed-model-name dev
 	$(ENGINE_ENV) $(RASA) test nlu --model results/nlu-dev/dev.tar.gz \

@@ -10,7 +10,7 @@ COPY dialogues/stories dialogues/stories
 COPY dialogues/credentials.yml dialogues/credentials.yml
 ENV PYTHONPATH=/app TF_INTRA_OP_PARALLELISM_THREADS=2 TF_INTER_OP_PARALLELISM_THREADS=2
 RUN rasa train --config nlu/config.yml --domain dialogues/domain \
-      --data nlu/en nlu/es nlu/ca nlu/regex.yml dialogues/rules dialogues/stories \
+      --data nlu/en nlu/es nlu/ca nlu/regex.yml nlu/lexicon_features.yml dialogues/rules dialogues/stories \
       --out /app/models --fixed-model-name barri
 USER 1001
 EXPOSE 5005

@@ -3,7 +3,7 @@
 # Usage: engine-data.sh paths | engine-data.sh hash
 set -euo pipefail
 cd "$(dirname "$0")/.."
-paths=(nlu/en nlu/es nlu/ca nlu/regex.yml dialogues/rules dialogues/stories)
+paths=(nlu/en nlu/es nlu/ca nlu/regex.yml nlu/lexicon_features.yml dialogues/rules dialogues/stories)
 case ${1:-paths} in
   paths) echo "${paths[@]}" ;;
   hash)

@@ -3,14 +3,18 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import re
 from collections import defaultdict
 from pathlib import Path
 
 import pytest
 import yaml
 
-from nlu.components.lexicon import CATEGORIES, LEXICON_DIR, Lexicon, fold, normalise_entities
+from nlu.components.lexicon import CATEGORIES, LEXICON_DIR, Lexicon, feature_patterns, fold, normalise_entities
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
@@ -126,20 +130,22 @@ def test_no_neighbourhood_name_reads_as_an_incident(lexicon: Lexicon) -> None:
     assert {name: dict(lexicon.categories(name)) for name in names if lexicon.categories(name)} == {}
 
 
+def test_the_diet_features_are_in_step_with_the_lexicon() -> None:
+    spec = importlib.util.spec_from_file_location("lexicon_features", ROOT / "scripts" / "lexicon-features.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert (ROOT / "nlu" / "lexicon_features.yml").read_text(encoding="utf-8") == module.render(), (
+        "run `make lexicon-features` after editing nlu/lexicon/*.yml"
+    )
+
+
 @pytest.mark.parametrize(
-    ("tokens", "marked"),
-    [
-        (["Me", "ROBÓ", "el", "móvil"], {1: {"theft"}}),  # any case, any accent
-        (["m'han", "pixat", "al", "portal"], {1: {"incivility"}}),
-        (["música", "a", "tope"], {0: {"noise"}, 1: {"noise"}, 2: {"noise"}}),  # "a tope" too
-        (["they", "keyed", "my", "car"], {1: {"vandalism"}}),
-        (["pickpocketed", "again"], {0: {"theft"}}),  # a stem ("pickpocket*") starts the word
-        # every token of a phrase, and a token that holds two of its words ("hot-wired")
-        (["two", "men", "forcing", "the", "shutter", "now"], {2: {"theft"}, 3: {"theft"}, 4: {"theft"}}),
-        (["they", "hot-wired", "it"], {1: {"theft"}}),
-        (["en", "la", "calle", "Mallorca", "a", "las", "diez"], {}),
-    ],
+    ("text", "feature"),
+    [("Me ROBÓ el móvil", "incident_theft"), ("m'han pixat al portal", "incident_incivility"),
+     ("música a tope", "incident_noise"), ("they keyed my car", "incident_vandalism")],
 )
-def test_the_diet_features_mark_words_stems_and_phrases(lexicon: Lexicon, tokens: list[str], marked: dict) -> None:
-    marks = lexicon.token_marks(tokens)
-    assert {index: found for index, found in enumerate(marks) if found} == marked
+def test_the_diet_features_match_accents_and_case(lexicon: Lexicon, text: str, feature: str) -> None:
+    patterns = feature_patterns(lexicon)
+    assert re.search(patterns[feature], text, re.IGNORECASE)
+    assert not any(re.search(p, "en la calle Mallorca a las diez", re.IGNORECASE) for p in patterns.values())

@@ -51,14 +51,6 @@ class Lexicon:
         # the three languages share some entries ("graffiti"): each counts once
         self.prefixes = sorted(set(self.prefixes))
         self.phrases = sorted(set(self.phrases))
-        # lookups instead of scans: a stem by its length, a phrase by its first word
-        self._stems: Dict[int, Dict[Text, set]] = {}
-        for prefix, category in self.prefixes:
-            self._stems.setdefault(len(prefix), {}).setdefault(prefix, set()).add(category)
-        self._phrases_by_first: Dict[Text, List[Tuple[Tuple[Text, ...], Text]]] = {}
-        for phrase, category in self.phrases:
-            first, *rest = phrase.split()
-            self._phrases_by_first.setdefault(first, []).append((tuple(rest), category))
 
     @classmethod
     def from_folder(cls, folder: Path) -> "Lexicon":
@@ -92,31 +84,8 @@ class Lexicon:
 
     def token_categories(self, token: Text) -> set:
         found = set(self.words.get(token, ()))
-        for length, stems in self._stems.items():
-            found.update(stems.get(token[:length], ()))
+        found.update(category for prefix, category in self.prefixes if token.startswith(prefix))
         return found
-
-    def token_marks(self, tokens: List[Text]) -> List[set]:
-        """The categories each token belongs to: its own word or stem, or a phrase it is part of.
-
-        The lexicon as DIET features (nlu/components/lexicon_featurizer.py): the tokens the
-        lexicon's regexes would cover, found by lookups instead of one regex per category.
-        """
-        words: List[Text] = []  # the folded words of all tokens ("hot-wired" is two)
-        owners: List[int] = []  # the token each word came from
-        for index, token in enumerate(tokens):
-            for word in fold(token).split():
-                words.append(word)
-                owners.append(index)
-        marks: List[set] = [set() for _ in tokens]
-        for position, word in enumerate(words):
-            marks[owners[position]].update(self.token_categories(word))
-            for rest, category in self._phrases_by_first.get(word, ()):
-                end = position + 1 + len(rest)
-                if tuple(words[position + 1:end]) == rest:
-                    for owner in owners[position:end]:
-                        marks[owner].add(category)
-        return marks
 
     def span_of(self, text: Text, category: Text) -> Tuple[int, int]:
         """Where in the original text the first word of this category stands."""
@@ -202,3 +171,33 @@ def normalise_entities(
                 "confidence_entity": 0.5, "extractor": extractor,
             })
     return kept
+
+
+# --- the lexicon as DIET features -------------------------------------------------------
+# One regex per category, matched by Rasa's RegexFeaturizer: DIET then knows that "mangaron"
+# or "pixaven" is a theft or an incivility word even when no training sentence uses it, which
+# is what separates a report from a bare place or an FAQ. Written to nlu/lexicon_features.yml
+# by scripts/lexicon-features.py; a test keeps the file in step with the lexicon.
+
+# folded letter -> the letters citizens type for it (the text reaches DIET unfolded)
+_ACCENTED = {"a": "aàáâä", "e": "eèéêë", "i": "iìíîï", "o": "oòóôö", "u": "uùúûü", "n": "nñ", "c": "cç"}
+
+
+def _letters(word: Text) -> Text:
+    return "".join(f"[{_ACCENTED[ch]}]" if ch in _ACCENTED else re.escape(ch) for ch in word)
+
+
+def feature_patterns(lexicon: Lexicon) -> Dict[Text, Text]:
+    """``incident_<category>`` -> a case-insensitive regex of all its words, stems and phrases."""
+    alternatives: Dict[Text, List[Text]] = {category: [] for category in CATEGORIES}
+    for word, categories in sorted(lexicon.words.items()):
+        for category in categories:
+            alternatives[category].append(_letters(word) + r"\b")
+    for prefix, category in lexicon.prefixes:
+        alternatives[category].append(_letters(prefix) + r"\w*")
+    for phrase, category in lexicon.phrases:
+        alternatives[category].append(r"[\W_]+".join(_letters(w) for w in phrase.split()) + r"\b")
+    return {
+        f"incident_{category}": r"\b(?:" + "|".join(sorted(alternatives[category])) + ")"
+        for category in CATEGORIES
+    }

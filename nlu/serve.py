@@ -5,7 +5,8 @@ user (``ps``, ``/proc/<pid>/cmdline``) and ``docker inspect`` could read it.
 ``rasa run`` refuses to start without the token: it protects the HTTP API (``/model/parse``,
 ``/conversations/...``), and the REST channel (nlu/rest_channel.py) and the action server
 check the same secret. ``run`` loads the TensorFlow models without Rasa's training step
-(nlu/fast_load.py). Other commands (``train``, ``test``...) pass through unchanged.
+(nlu/fast_load.py) and reads button payloads without the NLU pipeline (nlu/button_parse.py).
+Other commands (``train``, ``test``...) pass through unchanged.
 With ``BARRI_ENGINE_PROFILE=<file>`` the whole run is profiled (cProfile) into that file when
 the engine stops (bench/README.md: where the engine's time goes). Runs inside the engine
 (Python 3.10).
@@ -28,9 +29,10 @@ def main() -> None:
             sys.exit("nlu.serve: give the token in RASA_TOKEN, not on the command line")
         # one argument: a token starting with "-" (token_urlsafe gives one in 64) read as an option
         sys.argv.append(f"--auth-token={token}")  # this process's argv only: /proc shows the original
-        from nlu.fast_load import install
+        from nlu import button_parse, fast_load
 
-        install()  # DIET and the ResponseSelector load without a training step
+        fast_load.install()  # DIET and the ResponseSelector load without a training step
+        button_parse.install()  # a button's payload is read without running the NLU pipeline
     from rasa.__main__ import main as rasa_main
 
     profile_to = os.environ.get("BARRI_ENGINE_PROFILE")

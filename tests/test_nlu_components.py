@@ -1,7 +1,8 @@
 """Barri's trained NLU components in the real engine (the model of BARRI_TEST_MODEL), read through
 its HTTP API: the incident type classifier types reports only (never an emergency, never a
 message that shows danger now), and the FAQ selector answers FAQ questions and buttons where
-the dialogue reads the answer (``response_selector.faq``)."""
+the dialogue reads the answer (``response_selector.faq``); a button payload that names a domain
+intent parses as before, now without the pipeline (nlu/button_parse.py)."""
 
 from __future__ import annotations
 
@@ -89,3 +90,13 @@ async def test_faq_answers_where_the_dialogue_reads_them(stack: Stack, text: str
     assert chosen["intent_response_key"] == answer
     assert chosen["utter_action"] == f"utter_{answer}"
     assert "faq" in parsed["response_selector"]["all_retrieval_intents"]
+
+
+async def test_a_button_payload_is_read_without_the_pipeline(stack: Stack) -> None:
+    # nlu/button_parse.py skips the pipeline: the parse must stay exactly what Rasa's
+    # RegexMessageHandler made of it at the end of the pipeline (nothing the pipeline computed)
+    parsed = await parse(stack, '/inform{"contact_mode":"chat"}')
+    assert parsed["intent"] == {"name": "inform", "confidence": 1.0}
+    assert parsed["entities"] == [{"entity": "contact_mode", "value": "chat", "start": 7, "end": 30,
+                                   "extractor": "RegexMessageHandler"}]
+    assert "response_selector" not in parsed

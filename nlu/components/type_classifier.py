@@ -95,7 +95,10 @@ class IncidentTypeClassifier(GraphComponent, EntityExtractorMixin):
                 texts.append(example.get(TEXT))
                 labels.append(label)
         if len(set(labels)) >= 2:
-            model = LogisticRegression(C=self.config["C"], max_iter=2000, class_weight="balanced")
+            # newton-cg: the same model as the default lbfgs (the same decisions on 810 held-out
+            # reports, probabilities within 0.001) in 16 iterations instead of 173, 3.5x less CPU
+            model = LogisticRegression(C=self.config["C"], max_iter=2000, class_weight="balanced",
+                                       solver="newton-cg")
             model.fit(featurize(texts), labels)
             self.classes = [str(c) for c in model.classes_]
             self.coef = model.coef_.astype(np.float32)

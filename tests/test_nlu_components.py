@@ -92,6 +92,13 @@ async def test_faq_answers_where_the_dialogue_reads_them(stack: Stack, text: str
     assert "faq" in parsed["response_selector"]["all_retrieval_intents"]
 
 
+async def test_the_faq_selector_runs_only_on_faq_questions(stack: Stack) -> None:
+    # nlu/components/faq_response_selector.py: a report needs no FAQ answer, so none is computed
+    parsed = await parse(stack, "me han robado la bici delante del mercado")
+    assert parsed["intent"]["name"] == "report_incident", parsed["intent"]
+    assert "response_selector" not in parsed
+
+
 async def test_a_button_payload_is_read_without_the_pipeline(stack: Stack) -> None:
     # nlu/button_parse.py skips the pipeline: the parse must stay exactly what Rasa's
     # RegexMessageHandler made of it at the end of the pipeline (nothing the pipeline computed)

@@ -19,7 +19,7 @@ from common.places import (
     STREET_NUMBER,
     Gazetteer,
 )
-from tests.places_score import read_table, score
+from tests.places_score import Figures, read_table, score
 
 TABLES = Path(__file__).parent / "places"
 # share of the second round located without a question: 0.55-0.64 measured (see the README);
@@ -27,14 +27,20 @@ TABLES = Path(__file__).parent / "places"
 NEW_PLACES_LOCATED = 0.5
 
 
-@pytest.mark.parametrize("language", ["en", "es", "ca"])
-def test_places_table(gazetteer: Gazetteer, language: str) -> None:
-    entries = read_table(TABLES / f"places_{language}.yml")
-    assert len(entries) >= 60
+def scored_table(gazetteer: Gazetteer, name: str, at_least: int) -> Figures:
+    """One table of tests/places scored, its figures printed (quoted in the README)."""
+    entries = read_table(TABLES / f"{name}.yml")
+    assert len(entries) >= at_least
     figures = score(gazetteer, entries)
-    print(figures.line(language))  # noqa: T201 - the figures quoted in the README
+    print(figures.line(name))  # noqa: T201 - the figures quoted in the README
     for line in figures.missed:
         print("  not as expected:", line)  # noqa: T201 - the figures quoted in the README
+    return figures
+
+
+@pytest.mark.parametrize("language", ["en", "es", "ca"])
+def test_places_table(gazetteer: Gazetteer, language: str) -> None:
+    figures = scored_table(gazetteer, f"places_{language}", at_least=60)
     assert figures.wrong == []
     assert figures.ask_asked == figures.ask_expected
     assert figures.unknown_right == figures.unknown_expected
@@ -46,12 +52,7 @@ def test_new_places_table(gazetteer: Gazetteer, language: str) -> None:
     """The second round (places_new_*.yml, written before the resolver changed): house numbers
     on long Eixample streets and avenues, boundary streets by the side their parity puts them,
     and landmarks in their Spanish, Catalan and English names. Never a wrong neighbourhood."""
-    entries = read_table(TABLES / f"places_new_{language}.yml")
-    assert len(entries) >= 30
-    figures = score(gazetteer, entries)
-    print(figures.line(f"new {language}"))  # noqa: T201 - the figures quoted in the README
-    for line in figures.missed:
-        print("  not as expected:", line)  # noqa: T201 - the figures quoted in the README
+    figures = scored_table(gazetteer, f"places_new_{language}", at_least=30)
     assert figures.wrong == []
     assert figures.located_rate >= NEW_PLACES_LOCATED
 
@@ -67,12 +68,7 @@ KNOWN_DATA_GAPS = {"Josep Soldevila 9", "carrer de Josep Soldevila 9"}
 def test_round3_places_table(gazetteer: Gazetteer, language: str) -> None:
     """The third round (written before the resolver changed): real addresses of public
     facilities at their published point, corners, landmarks and stations, boundary places."""
-    entries = read_table(TABLES / f"places_round3_{language}.yml")
-    assert len(entries) >= 40
-    figures = score(gazetteer, entries)
-    print(figures.line(f"round3 {language}"))  # noqa: T201 - the figures quoted in the README
-    for line in figures.missed:
-        print("  not as expected:", line)  # noqa: T201 - the figures quoted in the README
+    figures = scored_table(gazetteer, f"places_round3_{language}", at_least=40)
     assert [line for line in figures.wrong if line.split("'")[1] not in KNOWN_DATA_GAPS] == []
     assert figures.ask_asked == figures.ask_expected
     assert figures.unknown_right == figures.unknown_expected

@@ -164,7 +164,7 @@ nlu-dev: engine-env
 	  --random-seed 7 --out results/nlu-dev/split
 	cp nlu/regex.yml nlu/lexicon_features.yml results/nlu-dev/split/
 	cd results/nlu-dev/split && mkdir train && mv training_data.yml regex.yml lexicon_features.yml train/
-	time $(ENGINE_ENV) $(RASA) train nlu --config $(CONFIG) --nlu results/nlu-dev/split/train \
+	time $(ENGINE_ENV) RASA_MAX_CACHE_SIZE=0 $(ENGINE_VENV)/bin/python -m nlu.serve train nlu --config $(CONFIG) --nlu results/nlu-dev/split/train \
 	  --out results/nlu-dev --fixed-model-name dev
 	$(ENGINE_ENV) $(RASA) test nlu --model results/nlu-dev/dev.tar.gz \
 	  --nlu results/nlu-dev/split/test_data.yml --out results/nlu-dev/report --no-plot

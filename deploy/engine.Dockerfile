@@ -9,7 +9,8 @@ COPY dialogues/rules dialogues/rules
 COPY dialogues/stories dialogues/stories
 COPY dialogues/credentials.yml dialogues/credentials.yml
 ENV PYTHONPATH=/app TF_INTRA_OP_PARALLELISM_THREADS=2 TF_INTER_OP_PARALLELISM_THREADS=2
-RUN rasa train --config nlu/config.yml --domain dialogues/domain \
+# nlu.serve train: the same model as `rasa train`, faster (nlu/fast_train.py); no cache to keep
+RUN RASA_MAX_CACHE_SIZE=0 python -m nlu.serve train --config nlu/config.yml --domain dialogues/domain \
       --data nlu/en nlu/es nlu/ca nlu/regex.yml nlu/lexicon_features.yml dialogues/rules dialogues/stories \
       --out /app/models --fixed-model-name barri
 USER 1001

@@ -6,7 +6,8 @@ user (``ps``, ``/proc/<pid>/cmdline``) and ``docker inspect`` could read it.
 ``/conversations/...``), and the REST channel (nlu/rest_channel.py) and the action server
 check the same secret. ``run`` loads the TensorFlow models without Rasa's training step
 (nlu/fast_load.py) and reads button payloads without the NLU pipeline (nlu/button_parse.py).
-Other commands (``train``, ``test``...) pass through unchanged.
+``train`` trains the same model faster (nlu/fast_train.py); other commands (``test``...) pass
+through unchanged.
 With ``BARRI_ENGINE_PROFILE=<file>`` the whole run is profiled (cProfile) into that file when
 the engine stops (bench/README.md: where the engine's time goes). Runs inside the engine
 (Python 3.10).
@@ -33,6 +34,10 @@ def main() -> None:
 
         fast_load.install()  # DIET and the ResponseSelector load without a training step
         button_parse.install()  # a button's payload is read without running the NLU pipeline
+    elif sys.argv[1:2] == ["train"]:
+        from nlu import fast_train
+
+        fast_train.install()  # batches built in one step; no hashing for a cache that is off
     from rasa.__main__ import main as rasa_main
 
     profile_to = os.environ.get("BARRI_ENGINE_PROFILE")

@@ -1,0 +1,67 @@
+"""nlu/fast_train.py gives Rasa's training the same batches, built faster, and skips the training
+cache's hashing only when the cache is off. Run inside the engine's Python (Rasa 3.6)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import pytest
+
+from common.settings import PROJECT_ROOT
+
+ENGINE_PYTHON = PROJECT_ROOT / ".venv-engine" / "bin" / "python"
+
+SAME_BATCHES = r"""
+import numpy as np, scipy.sparse as sparse
+from rasa.utils.tensorflow.data_generator import RasaDataGenerator
+from rasa.utils.tensorflow.model_data import FeatureArray
+from rasa.engine.training.hooks import TrainingHook
+from nlu import fast_train
+
+rasa_to_values, rasa_before_node = RasaDataGenerator._scipy_matrix_to_values, TrainingHook.on_before_node
+fast_train.install()  # with RASA_MAX_CACHE_SIZE=0
+assert RasaDataGenerator._scipy_matrix_to_values is not rasa_to_values
+assert TrainingHook.on_before_node is not rasa_before_node, "the cache is off: nothing to hash"
+import os
+for size, off in (("1000", False), ("", False), ("junk", False), ("0", True)):
+    os.environ["RASA_MAX_CACHE_SIZE"] = size
+    assert fast_train.cache_is_off() is off, size
+rng = np.random.default_rng(7)
+
+def feature_array(matrices):
+    holder = np.empty(len(matrices), dtype=object)
+    holder[:] = matrices
+    return FeatureArray(holder, number_of_dimensions=3)
+
+batches = []
+for _ in range(40):
+    batches.append([sparse.random(int(rng.integers(1, 25)), 5000, density=float(rng.choice([0, 0.002, 0.01])),
+                                  format="coo", random_state=int(rng.integers(1 << 30)))
+                    for _ in range(int(rng.integers(1, 200)))])
+batches.append([sparse.coo_matrix((3, 40))])  # a message without features
+batches.append([sparse.random(4, 40, density=0.3, format="csr", random_state=1)])  # not COO yet
+for matrices in batches:
+    expected = rasa_to_values(feature_array(matrices))
+    got = RasaDataGenerator._scipy_matrix_to_values(feature_array(matrices))
+    assert len(got) == len(expected) == 3
+    for mine, theirs in zip(got, expected):
+        assert mine.dtype == theirs.dtype and mine.shape == theirs.shape and np.array_equal(mine, theirs)
+print("same", len(batches))
+"""
+
+
+
+def engine_python(script: str, **env: str) -> str:
+    if not ENGINE_PYTHON.exists():
+        pytest.skip("no engine environment (.venv-engine)")
+    run = subprocess.run([str(ENGINE_PYTHON), "-c", script], cwd=PROJECT_ROOT, capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "TF_CPP_MIN_LOG_LEVEL": "3", **env},
+                         timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    return run.stdout.strip().splitlines()[-1]
+
+
+def test_batches_are_the_ones_rasa_builds_and_an_off_cache_is_not_hashed() -> None:
+    # one engine process: importing Rasa and TensorFlow is most of this test's time
+    assert engine_python(SAME_BATCHES, RASA_MAX_CACHE_SIZE="0") == "same 42"

@@ -7,6 +7,7 @@ sends through ``/nlg``). Here each endpoint keeps one session per event loop, bu
 own ``EndpointConfig.session`` (same headers, authentication and timeout), and its requests
 reuse the connections. The client drops an idle connection after 15 s (aiohttp's default),
 before the action server's 75 s, so a kept connection is never one the server has closed.
+The sessions are closed when the engine stops, after Rasa's own ``close_resources``.
 
 ``install()`` is called by ``python -m nlu.serve run`` (the engine). Runs inside the engine
 (Python 3.10).
@@ -35,6 +36,7 @@ class _Kept:
 
 
 def install() -> None:
+    import rasa.core.run
     from rasa.utils.endpoints import EndpointConfig
 
     if getattr(EndpointConfig.session, "_barri_kept", False):
@@ -55,5 +57,15 @@ def install() -> None:
             kept[id(self)] = entry
         return _Kept(entry[2])
 
+    rasa_close_resources = rasa.core.run.close_resources
+
+    async def close_resources(app: Any, loop: Any) -> None:
+        await rasa_close_resources(app, loop)
+        for key, (_endpoint, owner, kept_session) in list(kept.items()):
+            if owner is asyncio.get_running_loop():
+                await kept_session.close()
+                kept.pop(key, None)
+
     session._barri_kept = True  # type: ignore[attr-defined]
     EndpointConfig.session = session
+    rasa.core.run.close_resources = close_resources  # read by serve_application after this

@@ -7,9 +7,14 @@
 
 Prints, as a Markdown table row: training time (with --train), the model archive's size and
 its unpacked size, the engine's start to ready with the model present, its resident memory
-once loaded and its peak, the engine's CPU per turn (median of the turns of one citizen at a
-time filing the load benchmark's scripted reports through the REST channel) and the turns per
-second one engine answers with 50 citizens at once. The action server runs beside it, as in
+once loaded and its peak, the engine's CPU per turn and the turns per second one engine
+answers with 50 citizens at once.
+
+CPU per turn: one citizen at a time files the load benchmark's scripted reports (``--rounds``
+times each, a new conversation each time) through the REST channel; each turn's CPU is the
+engine's threads' run time from /proc's schedstat (nanoseconds, not 10 ms ticks) before and
+after it. Printed: the median turn, the mean turn, and the median over conversations of
+their CPU divided by their turns; then the costliest turns (``--heavy``). The action server runs beside it, as in
 `make run`; the bot service is not started (bench/load.py measures it).
 """
 
@@ -17,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import secrets
 import shutil
@@ -26,6 +32,7 @@ import sys
 import tarfile
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
@@ -76,23 +83,65 @@ def group_memory(pgid: int) -> tuple[int, int]:
     return rss, peak
 
 
-async def cpu_per_turn(engine_url: str) -> list[float]:
-    """Engine CPU milliseconds of each turn, one citizen at a time (nothing else in flight)."""
-    samples: list[float] = []
+def group_cpu_ns(pgid: int) -> int:
+    """CPU nanoseconds the live threads of a process group have run (Linux schedstat).
+
+    Finer than /proc/<pid>/stat's utime + stime, which count in 10 ms ticks: a turn of 40-60
+    ms moves by a whole tick either way. The engine's threads (Sanic's loop, TensorFlow's
+    pools) live as long as it does, so no time is lost with a finished thread."""
+    used = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[2]) != pgid:
+                continue
+            for task in (stat.parent / "task").iterdir():
+                used += int((task / "schedstat").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            continue
+    return used
+
+
+@dataclass
+class Turn:
+    conversation: int
+    number: int
+    what: str  # what the citizen sent
+    cpu_ms: float
+    replies: list[Frame]
+
+
+async def cpu_per_turn(engine_url: str, pgid: int, rounds: int) -> list[Turn]:
+    """Engine CPU of each turn, one citizen at a time (nothing else in flight), the load
+    benchmark's scripted reports ``rounds`` times each, a new conversation every time."""
+    turns: list[Turn] = []
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=300)) as http:
-        for script in SCRIPTS:
+        for conversation, script in enumerate(SCRIPTS * rounds):
             sender = f"web:{secrets.token_hex(16)}"
 
-            async def send(_turn: int, frame: Frame, sender: str = sender, locale: str = script.locale) -> list[Frame]:
-                before = load.cpu_seconds()["engine"]
+            async def send(number: int, frame: Frame, sender: str = sender, locale: str = script.locale,
+                           conversation: int = conversation) -> list[Frame]:
+                before = group_cpu_ns(pgid)
                 replies = await rest_say(http, engine_url, sender, locale, frame)
-                samples.append(1000 * (load.cpu_seconds()["engine"] - before))
+                used = group_cpu_ns(pgid) - before
+                what = str(frame.get("text") or frame.get("payload") or frame["type"])[:40]
+                turns.append(Turn(conversation, number, what, used / 1e6, replies))
                 return replies
 
             outcome = await file_report(script, send)
             if not outcome.ref:
                 raise SystemExit(f"the scripted report did not file: {outcome}")
-    return samples
+    return turns
+
+
+def cpu_summary(turns: list[Turn]) -> str:
+    """Median and mean per turn, and the median over conversations of their CPU / turns."""
+    per_turn = [t.cpu_ms for t in turns]
+    conversations: dict[int, list[float]] = {}
+    for turn in turns:
+        conversations.setdefault(turn.conversation, []).append(turn.cpu_ms)
+    per_conversation = [sum(c) / len(c) for c in conversations.values()]
+    return (f"{statistics.median(per_turn):.1f} / {statistics.fmean(per_turn):.1f} / "
+            f"{statistics.median(per_conversation):.1f} ms")
 
 
 def main() -> None:
@@ -101,6 +150,10 @@ def main() -> None:
     parser.add_argument("--train", type=Path, help="train from scratch with this pipeline config first")
     parser.add_argument("--keep", type=Path, help="with --train: copy the trained model here")
     parser.add_argument("--citizens", type=int, default=50)
+    parser.add_argument("--rounds", type=int, default=3, help="times each scripted report is filed for CPU per turn")
+    parser.add_argument("--transcripts", type=Path,
+                        help="write what each turn sent and got (JSON lines): diff two engines' decisions")
+    parser.add_argument("--heavy", type=int, default=8, help="print this many of the costliest turns")
     args = parser.parse_args()
     from tests.conftest import free_port
 
@@ -132,6 +185,7 @@ def main() -> None:
                 processes.append(subprocess.Popen(
                     [sys.executable, "-m", "dialogues.actions", "--log-level", "WARNING"], env=env,
                     cwd=PROJECT_ROOT, stdout=actions_log, stderr=subprocess.STDOUT, start_new_session=True))
+                load.GROUPS["actions"] = processes[-1].pid
                 if not wait_for(f"{settings.action_server_url}/health", 120, processes):
                     raise SystemExit("the action server did not start")
                 started = time.monotonic()
@@ -143,7 +197,7 @@ def main() -> None:
                     raise SystemExit((tmp / "engine.log").read_text()[-3000:])
                 ready = time.monotonic() - started
                 loaded_rss, _ = group_memory(processes[-1].pid)
-                turns = asyncio.run(cpu_per_turn(settings.engine_url))
+                turns = asyncio.run(cpu_per_turn(settings.engine_url, processes[-1].pid, args.rounds))
                 crowd = asyncio.run(load.one_run("REST", args.citizens, "", settings.engine_url))
                 _, peak = group_memory(processes[-1].pid)
             finally:
@@ -151,11 +205,19 @@ def main() -> None:
     if crowd.failures:
         raise SystemExit("\n".join(crowd.failures[:5]))
     print("| training | model | unpacked | start to ready | memory loaded | peak | "  # noqa: T201
-          f"CPU per turn (median) | turns/s with {args.citizens} |")
+          f"CPU per turn (median / mean / conversations' median) | turns/s with {args.citizens} |")
     print("|---|---|---|---|---|---|---|---|")  # noqa: T201
     print(f"| {trained or '–'} | {model.stat().st_size / MB:.1f} MB | {unpacked_bytes(model) / MB:.0f} MB | "  # noqa: T201
           f"{ready:.1f} s | {loaded_rss / MB:.0f} MB | {peak / MB:.0f} MB | "
-          f"{statistics.median(turns):.0f} ms ({len(turns)} turns) | {crowd.rate:.1f} |")
+          f"{cpu_summary(turns)} ({len(turns)} turns) | {crowd.rate:.1f} |")
+    if args.transcripts:
+        with args.transcripts.open("w", encoding="utf-8") as out:
+            for turn in turns:
+                out.write(json.dumps({"conversation": turn.conversation, "turn": turn.number, "sent": turn.what,
+                                      "replies": turn.replies}, ensure_ascii=False) + "\n")
+    print(f"# with {args.citizens} citizens, CPU ms per turn: {crowd.cpu_per_turn()}")  # noqa: T201
+    for turn in sorted(turns, key=lambda t: -t.cpu_ms)[: args.heavy]:
+        print(f"# heavy: {turn.cpu_ms:.1f} ms, conversation {turn.conversation} turn {turn.number}: {turn.what!r}")  # noqa: T201
     print(f"# load average {os.getloadavg()[0]:.1f} at end", flush=True)  # noqa: T201
 
 

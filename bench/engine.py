@@ -169,6 +169,8 @@ def main() -> None:
                 shutil.copyfile(model, args.keep)
         else:
             model = Path(args.model) if args.model else newest_model()
+        # measured now: a model trained here goes with the temporary folder
+        model_bytes, model_unpacked = model.stat().st_size, unpacked_bytes(model)
         settings = Settings(secret_key=secrets.token_urlsafe(32), rasa_token=secrets.token_urlsafe(32),
                             database_url=f"sqlite:///{tmp / 'barri.db'}",
                             tracker_store_url=f"sqlite:///{tmp / 'tracker.db'}",
@@ -207,7 +209,7 @@ def main() -> None:
     print("| training | model | unpacked | start to ready | memory loaded | peak | "  # noqa: T201
           f"CPU per turn (median / mean / conversations' median) | turns/s with {args.citizens} |")
     print("|---|---|---|---|---|---|---|---|")  # noqa: T201
-    print(f"| {trained or '–'} | {model.stat().st_size / MB:.1f} MB | {unpacked_bytes(model) / MB:.0f} MB | "  # noqa: T201
+    print(f"| {trained or '–'} | {model_bytes / MB:.1f} MB | {model_unpacked / MB:.0f} MB | "  # noqa: T201
           f"{ready:.1f} s | {loaded_rss / MB:.0f} MB | {peak / MB:.0f} MB | "
           f"{cpu_summary(turns)} ({len(turns)} turns) | {crowd.rate:.1f} |")
     if args.transcripts:

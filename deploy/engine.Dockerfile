@@ -9,7 +9,7 @@ COPY dialogues/rules dialogues/rules
 COPY dialogues/stories dialogues/stories
 COPY dialogues/credentials.yml dialogues/credentials.yml
 ENV PYTHONPATH=/app TF_INTRA_OP_PARALLELISM_THREADS=2 TF_INTER_OP_PARALLELISM_THREADS=2
-# nlu.serve train: the same model as `rasa train`, faster (nlu/fast_train.py); no cache to keep
+# trained as `make model` trains (nlu.serve train: nlu/fast_train.py), with no cache to keep
 RUN RASA_MAX_CACHE_SIZE=0 python -m nlu.serve train --config nlu/config.yml --domain dialogues/domain \
       --data nlu/en nlu/es nlu/ca nlu/regex.yml nlu/lexicon_features.yml dialogues/rules dialogues/stories \
       --out /app/models --fixed-model-name barri

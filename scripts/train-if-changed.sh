@@ -11,7 +11,7 @@ if [[ -f $model ]]; then
 fi
 echo "training $model (data changed since the last training)"
 mkdir -p models
-# Through nlu.serve: the same model in less time (nlu/fast_train.py). Rasa's training cache is off
+# Through nlu.serve: trained in less time (nlu/fast_train.py). Rasa's training cache is off
 # unless RASA_MAX_CACHE_SIZE is set (in MB): keeping it costs every training about half a minute
 # of hashing and only pays when the next training changes the dialogues alone. The data is
 # checked by `make validate` (part of `make test`), not again here.

@@ -363,14 +363,12 @@ class Gazetteer:
                 if key:
                     self._keys.setdefault(key, []).append(street)
         self._key_list = sorted(self._keys)
-        self.landmarks = list(landmarks)
         self._house_numbers: dict[str, list[tuple[int, Point]]] = {}  # street name -> known numbers
+        self.landmarks: list[Landmark] = []
         # (is a station, name) -> landmark: "Liceu" is both the theatre and the station
         self._landmark_names: dict[tuple[bool, str], Landmark] = {}
-        for landmark in self.landmarks:
-            for name in landmark.names:
-                self._landmark_names[landmark.station, _strip_links(_canon(name))] = landmark
-        self._landmark_list = sorted(self._landmark_names, key=lambda key: len(key[1]), reverse=True)
+        self._landmark_list: list[tuple[bool, str]] = []
+        self._add_landmarks(landmarks)
 
     # -- loading ------------------------------------------------------------------------
     @classmethod
@@ -426,6 +424,7 @@ class Gazetteer:
         return gazetteer
 
     def _add_landmarks(self, landmarks: Iterable[Landmark]) -> None:
+        """Index landmarks by name, longest names first (the longest name in a text wins)."""
         for landmark in landmarks:
             self.landmarks.append(landmark)
             for name in landmark.names:

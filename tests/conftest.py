@@ -36,6 +36,21 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+ENGINE_PYTHON = PROJECT_ROOT / ".venv-engine" / "bin" / "python"
+
+
+def engine_python(script: str, **env: str) -> str:
+    """The last line a Python script prints when run in the engine's environment (Rasa 3.6,
+    Python 3.10), from the project folder; skipped where that environment is missing."""
+    if not ENGINE_PYTHON.exists():
+        pytest.skip("no engine environment (.venv-engine)")
+    run = subprocess.run([str(ENGINE_PYTHON), "-c", script], cwd=PROJECT_ROOT, capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "TF_CPP_MIN_LOG_LEVEL": "3", **env},
+                         timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    return run.stdout.strip().splitlines()[-1]
+
+
 def make_settings(tmp: Path, **overrides: object) -> Settings:
     values: dict[str, object] = {
         "secret_key": TEST_SECRET,

@@ -4,14 +4,7 @@ Run inside the engine's Python (Rasa 3.6)."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-
-import pytest
-
-from common.settings import PROJECT_ROOT
-
-ENGINE_PYTHON = PROJECT_ROOT / ".venv-engine" / "bin" / "python"
+from tests.conftest import engine_python
 
 SAME_BATCHES = r"""
 import numpy as np, scipy.sparse as sparse
@@ -62,16 +55,6 @@ assert padded(order) < 0.6 * padded(np.arange(1003)), (padded(order), padded(np.
 print("same", len(batches))
 """
 
-
-
-def engine_python(script: str, **env: str) -> str:
-    if not ENGINE_PYTHON.exists():
-        pytest.skip("no engine environment (.venv-engine)")
-    run = subprocess.run([str(ENGINE_PYTHON), "-c", script], cwd=PROJECT_ROOT, capture_output=True, text=True,
-                         env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "TF_CPP_MIN_LOG_LEVEL": "3", **env},
-                         timeout=300)
-    assert run.returncode == 0, run.stderr[-2000:]
-    return run.stdout.strip().splitlines()[-1]
 
 
 def test_batches_are_the_ones_rasa_builds_by_length_and_an_off_cache_is_not_hashed() -> None:

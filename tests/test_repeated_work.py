@@ -4,7 +4,7 @@ type name resolves to the class Rasa finds. Run inside the engine's Python (Rasa
 
 from __future__ import annotations
 
-from tests.test_fast_train import engine_python
+from tests.conftest import engine_python
 
 SAME_ANSWERS = r"""
 import jsonschema

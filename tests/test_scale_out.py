@@ -31,7 +31,7 @@ from bench.citizen import SCRIPTS, Frame, Outcome, file_report, hello, say
 from bot.devserver import engine_command, engine_env, lock_store_config, newest_model, stop, write_engine_endpoints
 from common.settings import PROJECT_ROOT, Settings
 from storage.migrate import upgrade_database
-from tests.conftest import TEST_RASA_TOKEN, TEST_SECRET, free_port, make_settings, wait_until_up
+from tests.conftest import ENGINE_PYTHON, TEST_RASA_TOKEN, TEST_SECRET, free_port, make_settings, wait_until_up
 
 POSTGRES = os.environ.get("BARRI_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("BARRI_TEST_REDIS_URL", "redis://127.0.0.1:6379/1")
@@ -97,7 +97,7 @@ def test_the_engines_lock_store_lets_one_process_at_a_time_into_a_conversation()
     no ticket lost (Rasa's stock RedisLockStore hangs all three within seconds here)."""
     import time
 
-    python = PROJECT_ROOT / ".venv-engine" / "bin" / "python"
+    python = ENGINE_PYTHON
     if not python.exists():
         pytest.skip("no engine environment (.venv-engine)")
     if not _redis_answers():

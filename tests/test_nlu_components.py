@@ -1,6 +1,7 @@
 """Barri's trained NLU components in the real engine (the model of BARRI_TEST_MODEL), read through
-its HTTP API: the incident type classifier types reports only (never an emergency, never a
-message that shows danger now), and the FAQ selector answers FAQ questions and buttons where
+its HTTP API: the sentence reader types reports only (never an emergency, never a message that
+shows danger now), settles types words disagree on, and turns a report that reads like an
+emergency into the safety net's question; the FAQ selector answers FAQ questions and buttons where
 the dialogue reads the answer (``response_selector.faq``); a button payload that names a domain
 intent parses as before, now without the pipeline (nlu/button_parse.py)."""
 
@@ -56,6 +57,41 @@ async def test_a_described_report_still_gets_its_type(stack: Stack) -> None:
     assert parsed["intent"]["name"] == "report_incident", parsed["intent"]
     types = {e["value"] for e in parsed["entities"] if e["entity"] == "incident_type"}
     assert types == {"theft"}, parsed["entities"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # no sign of nlu/lexicon/danger/signs.yml, and DIET reads a report: the whole sentence
+        # reads like an emergency (a confused elder lost now), so Barri asks first
+        "una señora mayor en camisón va por el medio de la calle y no sabe decir dónde vive",
+        "una senyora gran en camisa de dormir camina pel mig del carrer i no sap dir on viu",
+    ],
+)
+async def test_a_report_that_reads_like_an_emergency_gets_the_question(stack: Stack, text: str) -> None:
+    parsed = await parse(stack, text)
+    assert parsed["intent"]["name"] == "danger_check", parsed["intent"]
+    doubts = [e for e in parsed["entities"] if e["entity"] == "danger_sign"]
+    assert [(e["value"], e["extractor"]) for e in doubts] == [("read_as_emergency", TYPE_CLASSIFIER)]
+    assert doubts[0]["confidence_entity"] >= 0.5
+    assert guessed_types(parsed) == [], parsed["entities"]
+
+
+@pytest.mark.parametrize(
+    ("text", "extractor"),
+    [
+        # two held-out sentences of nlu/dev (never trained on). DIET tags "le pegaron" as
+        # assault and "le quitaron la cartera" as theft: the sentence picks the one it reads
+        ("le pegaron a un abuelo en la parada y le quitaron la cartera", "DIETClassifier"),
+        # DIET tags only "li van prendre la cartera", theft: the sentence, all but certain, overrules
+        ("van pegar a un avi a la parada i li van prendre la cartera", TYPE_CLASSIFIER),
+    ],
+)
+async def test_the_sentence_settles_the_type_words_disagree_on(stack: Stack, text: str, extractor: str) -> None:
+    parsed = await parse(stack, text)
+    assert parsed["intent"]["name"] == "report_incident", parsed["intent"]
+    types = [(e["value"], e["extractor"]) for e in parsed["entities"] if e["entity"] == "incident_type"]
+    assert types == [("assault", extractor)], parsed["entities"]
 
 
 @pytest.mark.parametrize("text", ["la bici estaba aquí", "this is the car", "aquesta és la moto"])

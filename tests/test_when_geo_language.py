@@ -63,6 +63,23 @@ def test_future_times_are_given_for_the_form_to_refuse(text: str) -> None:
     assert parsed is not None and parsed.moment > NOW
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("this morning at 8", "2026-12-06T08:00"),
+        ("hoy a las 22:00", "2026-12-06T22:00"),
+        ("aquest matí a les 9", "2026-12-06T09:00"),
+        ("esta mañana", "2026-12-06T09:00"),
+        ("a las 11 de la noche", "2026-12-06T23:00"),
+    ],
+)
+def test_after_midnight_today_is_the_day_that_just_ended(text: str, expected: str) -> None:
+    # a citizen awake at 00:40 still calls Sunday "today"; the form must not refuse it as a future
+    parsed = parse_when(text, now=datetime(2026, 12, 7, 0, 40, tzinfo=MADRID), zone=MADRID, locale="en")
+    assert parsed is not None
+    assert parsed.moment.strftime("%Y-%m-%dT%H:%M") == expected
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.text(max_size=80))
 def test_any_text_gives_a_past_time_or_none(text: str) -> None:

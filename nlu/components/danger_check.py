@@ -1,7 +1,8 @@
 """The emergency safety net as a Rasa component (the rules live in nlu/components/danger.py).
 
 Runs last in the pipeline, after the FallbackClassifier: a message whose words show danger now
-(gas, smoke, someone unconscious, a weapon, a crime in progress...) but which DIET read as a
+(gas, smoke, someone unconscious, a weapon, a crime in progress...), or a report whose whole
+sentence reads like an emergency (nlu/components/type_classifier.py), but which DIET read as a
 report, an answer, small talk or nothing at all gets the intent ``danger_check`` and a
 ``danger_sign`` entity per kind, so the dialogue asks whether anyone is in danger before
 anything else. Runs inside the Rasa engine (Python 3.10): standard library and Rasa only.
@@ -35,7 +36,10 @@ class DangerCheck(MessageRule):
 
     def process_message(self, message: Message) -> None:
         text = message.get(TEXT) or ""
-        kinds = self.signs.found(text)
+        entities = list(message.get(ENTITIES, []))
+        # a doubt an earlier component already raised (the sentence reader's read_as_emergency)
+        raised = frozenset(e.get("value") for e in entities if e.get("entity") == ENTITY)
+        kinds = self.signs.found(text) | raised
         if not kinds:
             return
         intent = dict(message.get(INTENT) or {})
@@ -44,7 +48,6 @@ class DangerCheck(MessageRule):
         checked = checked_intent(name, kinds, answer.get("intent_response_key"))
         if checked != name:
             message.set(INTENT, {**intent, INTENT_NAME_KEY: checked}, add_to_output=True)
-        entities = list(message.get(ENTITIES, []))
         entities += [{"entity": ENTITY, "value": kind, "start": 0, "end": len(text),
-                      "extractor": self.__class__.__name__} for kind in sorted(kinds)]
+                      "extractor": self.__class__.__name__} for kind in sorted(kinds - raised)]
         message.set(ENTITIES, entities, add_to_output=True)

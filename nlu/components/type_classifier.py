@@ -14,8 +14,8 @@ and two logistic regressions trained on every report and emergency of the traini
   the wrong queue, a missing one costs a tap.
 - **danger doubt**: a report whose sentence reads like an emergency (``danger_doubt``) gets a
   ``danger_sign`` entity; DangerCheck then asks "is anyone in danger right now?" before the
-  report, as it does for the listed signs ("a boy took pills and we can't wake him up" names
-  none of them). Such a message, and one with danger signs, is given no guessed type: the
+  report, as it does for the listed signs ("an old lady in her nightdress walks down the
+  middle of the road and can't say where she lives" names none of them). Such a message, and one with danger signs, is given no guessed type: the
   report that may follow an emergency recalls the message's entities, and the form asks.
 
 Emergencies themselves are never typed here. Runs inside the Rasa engine (Python 3.10) with

@@ -91,7 +91,7 @@ setup:
 	@$(MAKE) --no-print-directory engine-env
 	@echo "[3/6] message catalogs (locales/)"
 	@$(MAKE) --no-print-directory locales
-	@echo "[4/6] language model: about 4 minutes on 2 cores when nlu/ or dialogues/ changed"
+	@echo "[4/6] language model: about 5-7 minutes on 2 cores when nlu/ or dialogues/ changed"
 	@$(MAKE) --no-print-directory model
 	@echo "[5/6] secret key and database (var/)"
 	@$(MAKE) --no-print-directory secret db

@@ -28,7 +28,7 @@ from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 from sklearn.linear_model import LogisticRegression
 
-from nlu.components.type_classifier import featurize
+from nlu.components.type_classifier import featurize, probabilities
 
 SELECTOR = "response_selector"  # the message property the ResponseSelector fills
 
@@ -105,11 +105,9 @@ class FaqSelector(GraphComponent, IntentClassifier):
         if button in self.keys:
             return [{"intent_response_key": key, "confidence": float(key == button)} for key in
                     sorted(self.keys, key=lambda key: key != button)]
-        scores = np.asarray(featurize([text]) @ self.coef.T + self.intercept).ravel()
-        probabilities = np.exp(scores - scores.max())
-        probabilities /= probabilities.sum()
-        return [{"intent_response_key": self.keys[i], "confidence": float(probabilities[i])}
-                for i in np.argsort(-probabilities)]
+        chances = probabilities(featurize([text]), self.coef, self.intercept)
+        return [{"intent_response_key": self.keys[i], "confidence": float(chances[i])}
+                for i in np.argsort(-chances)]
 
     def process(self, messages: List[Message]) -> List[Message]:
         if self.coef is None:

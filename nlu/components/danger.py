@@ -23,10 +23,11 @@ ENTITY = "danger_sign"
 # dialogue asks "is anyone in danger right now?" before anything else.
 DANGER_CHECK = "danger_check"
 # Intents whose meaning a danger sign does not change: an emergency is already handled, and
-# a request about the citizen's data or language is answered as such.
+# a request about the citizen's data or language is answered as such. Not "are you a bot?":
+# "my neighbour is not answering the door for three days" once read so got "I am a bot".
 KEEP_INTENTS = frozenset({
     "emergency", "forget_me", "change_language", "check_status",
-    "subscribe_alerts", "unsubscribe_alerts", "cancel", "bot_challenge",
+    "subscribe_alerts", "unsubscribe_alerts", "cancel",
 })
 # The one FAQ answer that already says what to do in danger (call 112). Any other answer to a
 # message showing danger now ("a man has followed me for ten minutes, what do I do?" read as

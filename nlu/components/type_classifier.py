@@ -197,12 +197,13 @@ class IncidentTypeClassifier(GraphComponent, EntityExtractorMixin):
             return None, 0.0, 0.0
         ngrams = featurize([text])
         if len(named) == 1 and "ngram_type_coef" in self.arrays:
-            kind, p, danger = self.reading(ngrams, "ngram_")
+            kind, p, danger = self.read_features(ngrams, "ngram_")
             if {kind} == named and p >= self.config["sure"] and danger <= self.config["calm"]:
                 return None
-        return self.reading(sentence_features([text], ngrams), "")
+        return self.read_features(sentence_features([text], ngrams), "")
 
-    def reading(self, features: Any, prefix: Text) -> Tuple[Text, float, float]:
+    def read_features(self, features: Any, prefix: Text) -> Tuple[Text, float, float]:
+        """The type and danger regressions stored under ``prefix`` ("ngram_": n-grams alone)."""
         arrays = self.arrays
         kinds = probabilities(features, arrays[f"{prefix}type_coef"], arrays[f"{prefix}type_intercept"])
         danger = probabilities(features, arrays[f"{prefix}danger_coef"], arrays[f"{prefix}danger_intercept"])
